@@ -1,0 +1,151 @@
+"""PredRNN baseline: Wang et al., "PredRNN: Recurrent Neural Networks for Predictive Learning using
+Spatiotemporal LSTMs", NeurIPS 2017.
+
+Spatiotemporal LSTM cell (Sec. 3.2, Eq. 4) of layer l at time t, ``*`` a convolution::
+
+    g_t  = tanh (W_xg * X_t + W_hg * H^l_{t-1} + b_g)
+    i_t  = sigma(W_xi * X_t + W_hi * H^l_{t-1} + b_i)
+    f_t  = sigma(W_xf * X_t + W_hf * H^l_{t-1} + b_f)
+    C^l_t = f_t o C^l_{t-1} + i_t o g_t                         (temporal memory, per layer)
+    g'_t = tanh (W'_xg * X_t + W_mg * M^{l-1}_t + b'_g)
+    i'_t = sigma(W'_xi * X_t + W_mi * M^{l-1}_t + b'_i)
+    f'_t = sigma(W'_xf * X_t + W_mf * M^{l-1}_t + b'_f)
+    M^l_t = f'_t o M^{l-1}_t + i'_t o g'_t                       (spatiotemporal memory)
+    o_t  = sigma(W_xo * X_t + W_ho * H^l_{t-1} + W_co * C^l_t + W_mo * M^l_t + b_o)
+    H^l_t = o_t o tanh(W_1x1 * [C^l_t, M^l_t])
+
+X_t is the (patchified) frame for l = 1 and H^{l-1}_t above. The spatiotemporal memory flows
+zig-zag (Sec. 3.2, Fig. 2): upwards through the layers within a time step, and from the top layer
+at t - 1 into the bottom layer at t (M^0_t = M^L_{t-1}; zeros at t = 0).
+
+Choices:
+
+* Network: 4 ST-LSTM layers x 128 hidden channels, 5x5 filters, 4x4 patches (64x64x1 ->
+  16x16x16, Sec. 4.1), a bias-free 1x1 readout of the next patch frame from the top H at every step.
+  ``W_co * C + W_mo * M`` is one 5x5 convolution of the concatenation [C, M] (the same weights).
+* This is PredRNN (2017), not PredRNN-V2 (Wang et al., TPAMI 2022): no memory-decoupling loss and
+  no reverse scheduled sampling.
+* Layer norm: off by default (``layer_norm=False``). The 2017 paper does not mention normalisation;
+  the released Moving MNIST configurations (PredRNN's PyTorch scripts, OpenSTL's
+  ``configs/mmnist/PredRNN.py``) set ``layer_norm = 0``, and the published 23.8M parameters exclude
+  norm weights. The ``ln`` variant normalises every convolution's output over (C, H, W) with a
+  per-channel affine (the tensor layer norm of PredRNN's first TensorFlow code).
+* Biases: learnable ``b`` terms, both forget-gate biases initialised to 1 (the reference code adds a
+  constant forget bias of 1.0); convolutions are bias-free.
+* Training: the reference protocol of :mod:`bench.baselines.recurrent` (19 one-step predictions
+  over the 20-frame sequence, scheduled sampling with eta -> 0 at ``ss_stop`` = 0.625 of training,
+  50k of 80k iterations in the reference scripts); Adam, lr 1e-3 (PredRNN's TensorFlow code; its
+  later PyTorch script uses 3e-4), batch 16 (the TAU protocol; the reference code uses 8),
+  constant learning rate (``:schedule=onecycle`` gives OpenSTL's). The reference scripts'
+  ``reverse_input`` (also training on time-reversed sequences) is a data augmentation of the later
+  PyTorch code and is not used.
+
+At the Moving MNIST configuration this model has 23,842,304 parameters (23,838,720 convolution
+weights + 3,584 gate biases; published 23.8M) and fvcore counts 115.95G FLOPs over 19 steps
+(published 115.94G in TAU Table 6, 116.0G in the OpenSTL zoo).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bench.baselines.recurrent import (
+    DEFAULT_SS_STOP,
+    RecurrentPredictor,
+    conv,
+    gate_bias,
+    make_norm,
+    recurrent_flops_inputs,
+    recurrent_predict,
+    recurrent_train_step,
+    validate_common,
+)
+from bench.registry import DatasetSpec, register_method
+
+
+class STLSTMCell(nn.Module):
+    """Spatiotemporal LSTM (Wang et al. 2017, Eq. 4).
+
+    ``forward(x, h, c, m) -> (h, c, m)``: ``m`` is M^{l-1}_t in and M^l_t out.
+    Gate order: conv_x (i, f, g, i', f', g', o); conv_h (i, f, g, o); conv_m (i', f', g').
+    """
+
+    def __init__(self, in_channels: int, hidden: int, filter_size: int, layer_norm: bool = False):
+        super().__init__()
+        self.hidden = hidden
+        self.conv_x = conv(in_channels, 7 * hidden, filter_size)
+        self.conv_h = conv(hidden, 4 * hidden, filter_size)
+        self.conv_m = conv(hidden, 3 * hidden, filter_size)
+        self.conv_o = conv(2 * hidden, hidden, filter_size)  # W_co * C + W_mo * M
+        self.conv_fuse = nn.Conv2d(2 * hidden, hidden, kernel_size=1, bias=False)  # W_1x1 * [C, M]
+        self.norm_x = make_norm(7 * hidden, layer_norm)
+        self.norm_h = make_norm(4 * hidden, layer_norm)
+        self.norm_m = make_norm(3 * hidden, layer_norm)
+        self.norm_o = make_norm(hidden, layer_norm)
+        self.bias = gate_bias(7, hidden, forget_gates=(1, 4))
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, m: torch.Tensor):
+        ix, fx, gx, ipx, fpx, gpx, ox = torch.split(self.norm_x(self.conv_x(x)) + self.bias, self.hidden, dim=1)
+        ih, fh, gh, oh = torch.split(self.norm_h(self.conv_h(h)), self.hidden, dim=1)
+        ipm, fpm, gpm = torch.split(self.norm_m(self.conv_m(m)), self.hidden, dim=1)
+
+        c_new = torch.sigmoid(fx + fh) * c + torch.sigmoid(ix + ih) * torch.tanh(gx + gh)
+        m_new = torch.sigmoid(fpx + fpm) * m + torch.sigmoid(ipx + ipm) * torch.tanh(gpx + gpm)
+        mem = torch.cat([c_new, m_new], dim=1)
+        o = torch.sigmoid(ox + oh + self.norm_o(self.conv_o(mem)))
+        h_new = o * torch.tanh(self.conv_fuse(mem))
+        return h_new, c_new, m_new
+
+
+class PredRNN(RecurrentPredictor):
+    """Stack of ST-LSTM layers with the zig-zag spatiotemporal memory (see the module docstring)."""
+
+    def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int,
+                 patch_size: int, layer_norm: bool = False):
+        super().__init__(data, patch_size, num_hidden)
+        self.num_layers = int(num_layers)
+        self.num_hidden = int(num_hidden)
+        self.cells = nn.ModuleList(
+            STLSTMCell(self.patch_channels if k == 0 else self.num_hidden, self.num_hidden, int(filter_size),
+                       bool(layer_norm))
+            for k in range(self.num_layers)
+        )
+
+    def init_state(self, batch: int, like: torch.Tensor):
+        zeros = like.new_zeros(batch, self.num_hidden, *self.grid)
+        return [zeros] * self.num_layers, [zeros] * self.num_layers, zeros
+
+    def step(self, frame: torch.Tensor, state):
+        hs, cs, m = state  # m: M^L_{t-1}, the top layer's memory of the previous step
+        new_h, new_c = [], []
+        inp = frame
+        for cell, h, c in zip(self.cells, hs, cs):
+            h, c, m = cell(inp, h, c, m)  # M climbs the stack within the step
+            new_h.append(h)
+            new_c.append(c)
+            inp = h
+        return inp, (new_h, new_c, m)  # the top M goes to the bottom layer at the next step
+
+
+@register_method(
+    "predrnn",
+    citation="Wang et al., PredRNN: Recurrent Neural Networks for Predictive Learning using Spatiotemporal "
+             "LSTMs, NeurIPS 2017",
+    description="PredRNN: 4x128 ST-LSTM stack with zig-zag spatiotemporal memory, 5x5 filters, 4x4 patches; "
+                "next-frame rollout with scheduled sampling",
+    hparams={"*": {"num_layers": 4, "num_hidden": 128, "filter_size": 5, "patch_size": 4,
+                   "layer_norm": False, "ss_stop": DEFAULT_SS_STOP,
+                   "optimizer": "adam", "lr": 1e-3, "batch_size": 16, "schedule": "none"}},
+    variants={"ln": {"layer_norm": True}, "no-ss": {"ss_stop": 0.0}},
+    tiny={"num_layers": 2, "num_hidden": 8, "filter_size": 3},
+    train_step=recurrent_train_step,
+    predict=recurrent_predict,
+    flops_inputs=recurrent_flops_inputs,
+    recurrent=True,
+)
+def build_predrnn(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
+                  patch_size: int = 4, layer_norm: bool = False, ss_stop: float = DEFAULT_SS_STOP) -> PredRNN:
+    """Build PredRNN for ``data`` (``ss_stop`` is read by the train step; it is validated here)."""
+    validate_common(num_layers, num_hidden, filter_size, ss_stop)
+    return PredRNN(data, num_layers, num_hidden, filter_size, patch_size, layer_norm)

@@ -1,0 +1,263 @@
+"""Shared machinery of the recurrent baselines (ConvLSTM, PredRNN): patches, scheduled sampling, rollout.
+
+This module registers nothing; :mod:`bench.baselines.convlstm` and :mod:`bench.baselines.predrnn`
+build on it.
+
+Patches
+-------
+Both baselines run their recurrent cells on *patchified* frames: a (C, H, W) frame is cut into
+non-overlapping p x p patches and every patch becomes a channel vector, giving a (C*p*p, H/p, W/p)
+tensor (Shi et al. 2015, Sec. 4.1 splits 64x64 Moving MNIST frames into 16x16 grids of 4x4 patches;
+PredRNN, Wang et al. 2017, Sec. 4.1, does the same). Channel order is (c, row-in-patch,
+column-in-patch). The map is a pure permutation, so :func:`unpatchify` inverts it exactly. Frames
+whose height or width is not divisible by the patch size raise a :class:`BenchError` at build time.
+
+Training protocol (the "reference protocol" of PredRNN's released code, also used by OpenSTL)
+-------------------------------------------------------------------------------------------------
+The model sees the whole sequence ``s = cat(x, y)`` of ``T = T_in + T_out`` frames (20 on Moving
+MNIST) and predicts every next frame ``s[1..T-1]`` (19 one-step predictions); the loss is the MSE
+over all of them. At step ``t`` (predicting ``s[t+1]``) the cell input is
+
+* ``s[t]`` for the ``T_in`` context steps ``t < T_in``;
+* for ``t >= T_in`` (scheduled sampling, Bengio et al. 2015): ``s[t]`` with probability ``eta`` and
+  the model's own previous prediction otherwise. The coin is drawn per (sequence, step) with
+  ``torch.rand`` on the input's device, so the global torch seed fixes it; the coin is always drawn
+  (also when ``eta`` is 0 or 1) so that the random stream does not depend on ``progress``.
+  The fed-back prediction is not detached (as in the reference code), so gradients flow through
+  the autoregressive path.
+
+``eta`` decays linearly from 1 to 0. The reference code decrements it by 2e-5 per iteration, which
+reaches 0 at iteration 50,000 of 80,000 (PredRNN's Moving MNIST scripts). The harness trains for a
+number of epochs, not iterations, so ``eta`` is a function of ``progress`` (fraction of training
+done): ``eta = max(0, 1 - progress / ss_stop)``. We choose ``ss_stop = 0.625`` = 50,000 / 80,000, the
+reference ratio. ``ss_stop = 0`` feeds the model's own predictions from the start (the reference
+code's ``scheduled_sampling = 0``), the ``no-ss`` variant.
+
+Test-time protocol
+------------------
+:meth:`RecurrentPredictor.forward` on the ``T_in`` context frames runs ``T_in - 1`` teacher-forced
+steps and then ``pred_len`` autoregressive steps, feeding back its own (unclipped) predictions, and
+returns the ``pred_len`` future frames clipped to [0, 1] (the harness contract; clipping can only
+lower the error against targets in [0, 1]). On Moving MNIST that is 9 + 10 = 19 cell steps, the
+same 19 steps the reference code runs over its 20-frame input, so fvcore's count of ``forward`` on a
+(1, 10, 1, 64, 64) input equals the published FLOPs (see :func:`recurrent_flops_inputs`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from bench.errors import BenchError
+from bench.registry import DatasetSpec
+
+#: Fraction of training after which scheduled sampling feeds only the model's own predictions.
+DEFAULT_SS_STOP = 0.625
+
+
+# --------------------------------------------------------------------------------------------
+# Patches
+# --------------------------------------------------------------------------------------------
+
+
+def patchify(frames: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, T, C, H, W) -> (B, T, C*p*p, H/p, W/p): each p x p patch becomes a channel vector."""
+    b, t, c, h, w = frames.shape
+    if h % patch or w % patch:
+        raise BenchError(f"frames of {h}x{w} cannot be cut into {patch}x{patch} patches; "
+                         f"set patch_size to a divisor of both")
+    x = frames.reshape(b, t, c, h // patch, patch, w // patch, patch)
+    x = x.permute(0, 1, 2, 4, 6, 3, 5)  # b, t, c, pi, pj, gh, gw
+    return x.reshape(b, t, c * patch * patch, h // patch, w // patch)
+
+
+def unpatchify(patches: torch.Tensor, patch: int) -> torch.Tensor:
+    """Inverse of :func:`patchify`: (B, T, C*p*p, h, w) -> (B, T, C, h*p, w*p)."""
+    b, t, cp, gh, gw = patches.shape
+    c = cp // (patch * patch)
+    x = patches.reshape(b, t, c, patch, patch, gh, gw)
+    x = x.permute(0, 1, 2, 5, 3, 6, 4)  # b, t, c, gh, pi, gw, pj
+    return x.reshape(b, t, c, gh * patch, gw * patch)
+
+
+def check_geometry(data: DatasetSpec, patch_size: int) -> None:
+    """Raise a :class:`BenchError` unless ``data``'s frames split into ``patch_size`` patches."""
+    if int(patch_size) < 1:
+        raise BenchError(f"patch_size must be a positive integer, got {patch_size!r}")
+    if data.height % patch_size or data.width % patch_size:
+        raise BenchError(
+            f"dataset {data.name!r} has {data.height}x{data.width} frames, which {patch_size}x{patch_size} "
+            f"patches do not tile; set patch_size to a common divisor of {data.height} and {data.width} "
+            f"(e.g. `:patch_size=1`)"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Scheduled sampling
+# --------------------------------------------------------------------------------------------
+
+
+def ss_eta(progress: float, ss_stop: float = DEFAULT_SS_STOP) -> float:
+    """Probability of feeding the true frame at a future step: 1 at ``progress`` 0, linearly to 0 at ``ss_stop``."""
+    if ss_stop <= 0:
+        return 0.0
+    return float(min(1.0, max(0.0, 1.0 - float(progress) / float(ss_stop))))
+
+
+def sample_true_mask(batch: int, steps: int, eta: float, device: torch.device | str) -> torch.Tensor:
+    """(batch, steps) float mask: 1 where the true frame is fed, drawn with probability ``eta``."""
+    coins = torch.rand(batch, steps, device=device)  # always drawn: the RNG stream ignores eta
+    return (coins < eta).to(torch.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# The recurrent predictor
+# --------------------------------------------------------------------------------------------
+
+
+class RecurrentPredictor(nn.Module):
+    """A stack of recurrent cells on patchified frames with a 1x1 readout to the next patch frame.
+
+    Subclasses define ``init_state(batch, like)`` and ``step(frame, state) -> (top_hidden, state)``;
+    this class runs the sequence (:meth:`forward`) and owns the readout ``self.readout``.
+
+    ``forward(x)`` (x: (B, T_in, C, H, W)) is the test-time rollout to ``out_frames`` (or
+    ``pred_len``) future frames, clipped to [0, 1]. ``forward(seq, true_mask=mask)`` is the training
+    pass over a whole sequence: it returns the raw one-step predictions of ``seq[:, 1:]``, where the
+    last ``mask.shape[1]`` input steps mix true frames and own predictions by ``mask``.
+    """
+
+    def __init__(self, data: DatasetSpec, patch_size: int, top_hidden: int):
+        super().__init__()
+        check_geometry(data, patch_size)
+        self.patch_size = int(patch_size)
+        self.in_frames = data.in_frames
+        self.out_frames = data.out_frames
+        self.frame_channels = data.channels
+        self.patch_channels = data.channels * self.patch_size ** 2
+        self.grid = (data.height // self.patch_size, data.width // self.patch_size)
+        # 1x1 conv from the top layer's hidden state to the patch channels (no bias: PredRNN's code).
+        self.readout = nn.Conv2d(top_hidden, self.patch_channels, kernel_size=1, bias=False)
+
+    # -- to be provided by the cell stacks -------------------------------------------------
+    def init_state(self, batch: int, like: torch.Tensor) -> Any:
+        raise NotImplementedError
+
+    def step(self, frame: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+    # -- the sequence loop ------------------------------------------------------------------
+    def rollout(self, patches: torch.Tensor, n_steps: int, context: int,
+                true_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Run ``n_steps`` cell steps; returns the (B, n_steps, C*p*p, h, w) one-step predictions.
+
+        Step ``t`` reads ``patches[:, t]`` while ``t < context``; afterwards it reads the previous
+        prediction, or, with ``true_mask`` (B, n_steps - context), the mix
+        ``m * patches[:, t] + (1 - m) * prediction``.
+        """
+        batch = patches.shape[0]
+        state = self.init_state(batch, patches)
+        preds: list[torch.Tensor] = []
+        pred: torch.Tensor | None = None
+        for t in range(n_steps):
+            if t < context:
+                frame = patches[:, t]
+            elif true_mask is None:
+                frame = pred
+            else:
+                m = true_mask[:, t - context].to(patches.dtype).view(batch, 1, 1, 1)
+                frame = m * patches[:, t] + (1 - m) * pred
+            top, state = self.step(frame, state)
+            pred = self.readout(top)
+            preds.append(pred)
+        return torch.stack(preds, dim=1)
+
+    def forward(self, x: torch.Tensor, pred_len: int | None = None,
+                true_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 5 or tuple(x.shape[2:]) != (self.frame_channels, self.grid[0] * self.patch_size,
+                                                   self.grid[1] * self.patch_size):
+            raise BenchError(f"expected frames of shape (B, T, {self.frame_channels}, "
+                             f"{self.grid[0] * self.patch_size}, {self.grid[1] * self.patch_size}), "
+                             f"got {tuple(x.shape)}")
+        patches = patchify(x, self.patch_size)
+        steps_in = x.shape[1]
+        if true_mask is not None:  # training: one-step predictions of x[:, 1:]
+            n_steps = steps_in - 1
+            context = n_steps - true_mask.shape[1]
+            if context < 1:
+                raise BenchError(f"true_mask covers {true_mask.shape[1]} steps of a {steps_in}-frame sequence")
+            return unpatchify(self.rollout(patches, n_steps, context, true_mask), self.patch_size)
+        n_out = self.out_frames if pred_len is None else int(pred_len)
+        if n_out < 1:
+            raise BenchError(f"pred_len must be at least 1, got {pred_len!r}")
+        preds = self.rollout(patches, steps_in - 1 + n_out, steps_in)
+        return unpatchify(preds[:, steps_in - 1:], self.patch_size).clamp(0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# MethodSpec hooks
+# --------------------------------------------------------------------------------------------
+
+
+def recurrent_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, hp: Mapping[str, Any],
+                         progress: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference protocol: one-step predictions of frames 2..T of ``cat(x, y)`` with scheduled sampling.
+
+    Returns ``(pred, target)``, both (B, T_in + T_out - 1, C, H, W).
+    """
+    seq = torch.cat([x, y], dim=1)
+    eta = ss_eta(progress, float(hp.get("ss_stop", DEFAULT_SS_STOP)))
+    mask = sample_true_mask(seq.shape[0], y.shape[1] - 1, eta, seq.device)
+    pred = model(seq, true_mask=mask)  # through __call__, so DDP wrappers see the forward
+    return pred, seq[:, 1:]
+
+
+def recurrent_predict(model: nn.Module, x: torch.Tensor, hp: Mapping[str, Any]) -> torch.Tensor:
+    """Autoregressive rollout from the context ``x`` to ``hp["pred_len"]`` (default: the dataset's) frames."""
+    return model(x, pred_len=hp.get("pred_len"))
+
+
+def recurrent_flops_inputs(data: DatasetSpec) -> tuple[torch.Tensor, ...]:
+    """A (1, T_in, C, H, W) context: ``forward`` then runs T_in - 1 + T_out cell steps.
+
+    On Moving MNIST that is 19 steps, exactly the ``total_length - 1`` steps the published figures
+    (OpenSTL model zoo; TAU, Table 6) count over a 20-frame input: the FLOPs per step do not depend
+    on whether a step reads a true frame or a prediction.
+    """
+    return (torch.zeros(1, data.in_frames, *data.frame_shape),)
+
+
+def validate_common(num_layers: int, num_hidden: int, filter_size: int, ss_stop: float) -> None:
+    """Shared checks of the recurrent baselines' hyperparameters (BenchError with the fix)."""
+    if int(num_layers) < 1:
+        raise BenchError(f"num_layers must be at least 1, got {num_layers!r}")
+    if int(num_hidden) < 1:
+        raise BenchError(f"num_hidden must be at least 1, got {num_hidden!r}")
+    if int(filter_size) < 1 or int(filter_size) % 2 == 0:
+        raise BenchError(f"filter_size must be a positive odd integer (same padding), got {filter_size!r}")
+    if float(ss_stop) < 0:
+        raise BenchError(f"ss_stop must be >= 0 (fraction of training at which eta reaches 0), got {ss_stop!r}")
+
+
+def gate_bias(num_gates: int, num_hidden: int, forget_gates: tuple[int, ...]) -> nn.Parameter:
+    """Learnable gate biases (the b terms of the LSTM equations), forget gates initialised to 1.
+
+    PredRNN's code adds a constant forget bias of 1.0 to bias-free convolutions; a learnable bias
+    initialised the same way equals it at initialisation and keeps the papers' b terms.
+    """
+    bias = torch.zeros(num_gates, num_hidden)
+    for g in forget_gates:
+        bias[g] = 1.0
+    return nn.Parameter(bias.reshape(num_gates * num_hidden, 1, 1))
+
+
+def make_norm(channels: int, enabled: bool) -> nn.Module:
+    """Layer norm over (C, H, W) of one sample with per-channel affine (PredRNN's tensor layer norm), or identity."""
+    return nn.GroupNorm(1, channels) if enabled else nn.Identity()
+
+
+def conv(cin: int, cout: int, k: int) -> nn.Conv2d:
+    """Bias-free 'same' convolution (biases live in :func:`gate_bias`)."""
+    return nn.Conv2d(cin, cout, kernel_size=k, padding=k // 2, bias=False)

@@ -1,0 +1,328 @@
+"""The ``bench`` command line (typer + rich).
+
+Every user error ends in ONE line on stderr naming the problem and the fix, and a non-zero exit;
+everything is validated before any training starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.errors import BenchError
+
+app = typer.Typer(
+    name="bench",
+    help="Benchmark harness for spatiotemporal predictive learning (video prediction).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 2) -> "typer.Exit":
+    err_console.print(f"error: {message}", markup=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def split_list(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in split_list(text)]
+    except ValueError:
+        raise BenchError(f"--seeds {text!r} is not a comma-separated list of integers; write e.g. --seeds 0,1,2") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise BenchError(f"--seeds {text!r} must list non-negative integers; write e.g. --seeds 0,1")
+    return seeds
+
+
+def parse_sizes(text: str | None) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for part in split_list(text):
+        name, _, value = part.partition("=")
+        if name not in ("train", "val", "test") or not value.isdigit() or int(value) < 1:
+            raise BenchError(f"--sizes {text!r}: write split=count with splits train, val, test and positive counts, "
+                             f"e.g. --sizes train=256,val=64,test=64")
+        sizes[name] = int(value)
+    return sizes
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    from bench.registry import parse_assignment
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        for part in split_list(item):
+            key, value = parse_assignment(part)
+            out[key] = value
+    return out
+
+
+def check_results_dir(path: Path) -> None:
+    """The results directory must be a writable directory (created if missing)."""
+    if path.exists() and not path.is_dir():
+        raise BenchError(f"results path {path} is a file, not a directory; pass --results DIR with a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot create results directory {path}: {exc.strerror}; pass --results with a writable directory") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise BenchError(f"results directory {path} is not writable; fix its permissions or pass --results DIR")
+
+
+def resolve_targets(methods: str, datasets: str, sets: dict[str, Any]):
+    from bench.registry import get_dataset, parse_method_key
+
+    keys = [parse_method_key(m) for m in split_list(methods)]
+    if not keys:
+        raise BenchError("no method given; pass --methods, e.g. --methods simvp (see `bench list`)")
+    specs = [get_dataset(d) for d in split_list(datasets)]
+    if not specs:
+        raise BenchError("no dataset given; pass --datasets, e.g. --datasets mmnist (see `bench list`)")
+    for key in keys:  # validate --set keys against every method/dataset before training anything
+        for data in specs:
+            key.resolve(data.name, sets)
+    return keys, specs
+
+
+@app.command()
+def run(
+    methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated method keys: name[:variant][:key=value], e.g. tau,tau:no-ddr"),
+    datasets: str = typer.Option("mmnist", "--datasets", "-d", help="Comma-separated dataset names"),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs (default: the paper's; 2 with --quick)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size (default: the paper's)"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    quick: bool = typer.Option(False, "--quick", help="Minutes-long CPU demo: tiny data sizes, at most 2 epochs (real model)"),
+    tiny: bool = typer.Option(False, "--tiny", help="Smoke-test model sizes (results flagged, never ranked with real ones)"),
+    sizes: Optional[str] = typer.Option(None, "--sizes", help="Sequences per split, e.g. train=256,val=64,test=64"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override hyperparameters for every method: key=value (repeatable)"),
+    pred_len: Optional[int] = typer.Option(None, "--pred-len", help="Frames to predict at evaluation (recursive rollout beyond the native length)"),
+    results: Path = typer.Option(Path("results"), "--results", "-r", help="Results directory"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data directory (default: $BENCH_DATA)"),
+    data_seed: int = typer.Option(0, "--data-seed", help="Seed of the fixed validation/test sets"),
+    force: bool = typer.Option(False, "--force", help="Re-run and replace existing results"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines"),
+) -> None:
+    """Train and evaluate methods on datasets; one result directory per run.
+
+    Examples:
+
+      bench run --methods simvp --datasets mmnist --quick
+
+      bench run --methods tau,tau:no-ddr,simvp --datasets mmnist --epochs 200 --seeds 0,1,2
+
+      bench run --methods plasm:r0=0.9 --set lr=0.005 --device cuda
+
+    An existing complete result is kept (skipped) unless --force; an interrupted run resumes from
+    its last epoch checkpoint.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from bench.runner import RunOptions, resolve_device
+    from bench.sweep import run_sweep
+
+    try:
+        sets = parse_sets(set_)
+        seed_list = parse_seeds(seeds)
+        size_map = parse_sizes(sizes)
+        if epochs is not None and epochs < 1:
+            raise BenchError(f"--epochs must be at least 1 (got {epochs})")
+        if batch_size is not None and batch_size < 1:
+            raise BenchError(f"--batch-size must be at least 1 (got {batch_size})")
+        if pred_len is not None and pred_len < 1:
+            raise BenchError(f"--pred-len must be at least 1 (got {pred_len})")
+        keys, specs = resolve_targets(methods, datasets, sets)
+        dev = resolve_device(device)
+        check_results_dir(results)
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+
+    progress = None if quiet else Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=console, transient=True)
+    log = (lambda s: None) if quiet else (lambda s: (progress.console if progress else console).print(s, markup=False))
+    opts = RunOptions(results=results, epochs=epochs, batch_size=batch_size, device=str(dev), quick=quick,
+                      tiny=tiny, sizes=size_map, data_dir=data_dir, data_seed=data_seed, sets=sets,
+                      pred_len=pred_len, force=force, log=log, progress=progress)
+    try:
+        if progress is not None:
+            with progress:
+                outcomes = run_sweep(keys, specs, seed_list, opts)
+        else:
+            outcomes = run_sweep(keys, specs, seed_list, opts)
+    except KeyboardInterrupt:
+        raise fail("interrupted: finished results are intact and no file is half-written; "
+                   "run the same command again to resume from the last completed epoch", 130)
+
+    table = Table(title=f"bench run: {len(outcomes)} run(s) -> {results}")
+    for col in ("dataset", "method", "seed", "status", "detail"):
+        table.add_column(col)
+    for o in outcomes:
+        style = {"failed": "red", "skipped": "yellow"}.get(o.status, "green")
+        table.add_row(o.dataset, o.label, str(o.seed), f"[{style}]{o.status}[/{style}]", o.detail)
+    console.print(table)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        raise fail(f"{len(failed)} of {len(outcomes)} run(s) failed (see the table above and their result.json)", 1)
+
+
+@app.command("list")
+def list_(
+    pattern: str = typer.Argument("*", help="Wildcard over method names, e.g. 'tau*'"),
+    hparams: Optional[str] = typer.Option(None, "--hparams", help="Show the resolved hyperparameters of a method key"),
+    dataset: str = typer.Option("mmnist", "--dataset", help="Dataset for --hparams"),
+) -> None:
+    """List registered methods (with variants) and datasets."""
+    from bench.registry import get_dataset, get_method, list_datasets, list_methods, parse_method_key, plugin_errors
+
+    try:
+        if hparams:
+            key = parse_method_key(hparams)
+            get_dataset(dataset)
+            hp = key.resolve(dataset)
+            table = Table(title=f"{key.label} on {dataset}")
+            table.add_column("hyperparameter")
+            table.add_column("value")
+            for k in sorted(hp):
+                table.add_row(k, repr(hp[k]))
+            console.print(table)
+            return
+        table = Table(title="methods")
+        for col in ("method", "variants", "citation"):
+            table.add_column(col, overflow="fold")
+        for name in list_methods(pattern):
+            spec = get_method(name)
+            table.add_row(name, ", ".join(sorted(spec.variants)) or "-", spec.citation)
+        console.print(table)
+        dtable = Table(title="datasets")
+        for col in ("dataset", "frames", "shape (C,H,W)", "description"):
+            dtable.add_column(col, overflow="fold")
+        for name in list_datasets():
+            d = get_dataset(name)
+            dtable.add_row(name, f"{d.in_frames} -> {d.out_frames}", str(d.frame_shape), d.description)
+        console.print(dtable)
+        for line in plugin_errors():
+            err_console.print(f"warning: {line}", markup=False)
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+
+
+@app.command()
+def audit(
+    methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated method keys"),
+    datasets: str = typer.Option("mmnist", "--datasets", "-d", help="Comma-separated dataset names"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    fps_batch: int = typer.Option(16, "--fps-batch", help="Fixed batch for the fps measurement"),
+    tiny: bool = typer.Option(False, "--tiny", help="Audit the smoke-test model sizes"),
+    results: Path = typer.Option(Path("results"), "--results", "-r", help="Where to store the audit records"),
+) -> None:
+    """Params, fvcore FLOPs (and skipped operators) and test fps, without training; stored for the report.
+
+    Example: bench audit --methods simvp,tau,convlstm,predrnn,plasm --datasets mmnist
+    """
+    from bench import results as store
+    from bench.audit import audit_one
+    from bench.runner import resolve_device
+
+    try:
+        if fps_batch < 1:
+            raise BenchError(f"--fps-batch must be at least 1 (got {fps_batch})")
+        keys, specs = resolve_targets(methods, datasets, {})
+        dev = resolve_device(device)
+        check_results_dir(results)
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+    table = Table(title=f"efficiency audit on {dev} (FLOPs: fvcore, one sample; fps: batch {fps_batch})")
+    for col in ("dataset", "method", "params (M)", "FLOPs (G)", "ref params / FLOPs", "diff", "fps", "skipped ops"):
+        table.add_column(col, overflow="fold")
+    for data in specs:
+        for key in keys:
+            try:
+                rec = audit_one(key, data, str(dev), tiny=tiny, fps_batch=fps_batch)
+            except BenchError as exc:
+                raise fail(str(exc), exc.exit_code)
+            store.atomic_write_json(store.audit_path(results, data.name, key.label + (":tiny" if tiny else "")), rec)
+            ref = rec.get("reference")
+            table.add_row(
+                data.name, key.label, f"{rec['params'] / 1e6:.2f}", f"{rec['flops'] / 1e9:.2f}",
+                f"{ref['params'] / 1e6:.1f}M / {ref['flops'] / 1e9:.1f}G" if ref else "-",
+                f"{ref['params_diff']:+.1%} / {ref['flops_diff']:+.1%}" if ref else "-",
+                f"{rec['fps']:.1f}", ", ".join(f"{k} x{v}" for k, v in rec["flops_skipped"].items()) or "none")
+    console.print(table)
+
+
+@app.command()
+def report(
+    results: Path = typer.Option(Path("results"), "--results", "-r", help="Results directory to read"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: RESULTS/report)"),
+    format_: str = typer.Option("md", "--format", help="Comma-separated formats: md, csv, tex"),
+    mse_line: Optional[float] = typer.Option(None, "--mse-line", help="Reference line on the learning curves, e.g. 35"),
+) -> None:
+    """Render comparison, ablation and efficiency tables and figures from stored runs (nothing is re-run)."""
+    from bench.report import write_report
+
+    formats = split_list(format_)
+    bad = [f for f in formats if f not in ("md", "csv", "tex")]
+    if bad or not formats:
+        raise fail(f"--format {format_!r}: choose from md, csv, tex (comma-separated)")
+    try:
+        written = write_report(results, out or results / "report", formats, mse_line)
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+    for path in written:
+        console.print(str(path), markup=False)
+
+
+@app.command()
+def perf(
+    methods: str = typer.Option("simvp,tau,convlstm,predrnn,plasm", "--methods", "-m", help="Comma-separated method keys"),
+    datasets: str = typer.Option("mmnist", "--datasets", "-d", help="Comma-separated dataset names"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Batch of the timed train steps"),
+    iters: int = typer.Option(3, "--iters", help="Timed train steps (after one warm-up step)"),
+    metric_frames: int = typer.Option(1000, "--metric-frames", help="Frames for the SSIM throughput comparison"),
+    tiny: bool = typer.Option(False, "--tiny", help="Smoke-test model sizes"),
+    skip_metrics: bool = typer.Option(False, "--skip-metrics", help="Skip the SSIM throughput comparison"),
+    results: Path = typer.Option(Path("results"), "--results", "-r", help="Where to store the figures"),
+) -> None:
+    """Benchmark (not a test): train samples/s and eval sequences/s per method at its real configuration,
+    peak memory, and SSIM throughput (ours vs scikit-image on the same frames)."""
+    from bench.perf import perf_report
+
+    try:
+        if batch_size < 1 or iters < 1 or metric_frames < 1:
+            raise BenchError("--batch-size, --iters and --metric-frames must be at least 1")
+        keys, specs = resolve_targets(methods, datasets, {})
+        from bench.runner import resolve_device
+
+        dev = resolve_device(device)
+        check_results_dir(results)
+        perf_report(keys, specs, dev, batch_size, iters, None if skip_metrics else metric_frames, tiny, results, console)
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except BenchError as exc:  # anything not caught in a command
+        err_console.print(f"error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Parameters, FLOPs (fvcore) and inference throughput of a model.
+
+Conventions (as in the TAU / PLA-SM papers and the OpenSTL model zoo):
+- FLOPs are fvcore's count for ONE sample (batch 1) of the method's ``flops_inputs`` (for
+  feed-forward methods a (1, T, C, H, W) input). fvcore counts one fused multiply-add as one
+  FLOP, so "FLOPs" here are MACs, which is what those tables report.
+- Throughput (fps) is test sequences per second at a fixed batch, after warm-up, with the device
+  synchronised around the timed region.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections import Counter
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all of them unless ``trainable_only``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_flops(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[int, dict[str, int]]:
+    """fvcore FLOP count of ``model(*inputs)`` and the operators it skipped (name -> occurrences).
+
+    The model is traced in eval mode on the device of its parameters.
+    """
+    from fvcore.nn import FlopCountAnalysis
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
+    inputs = tuple(t.to(device) for t in inputs)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            analysis = FlopCountAnalysis(model, inputs)
+            analysis.unsupported_ops_warnings(False)
+            analysis.uncalled_modules_warnings(False)
+            total = int(analysis.total())
+            skipped = dict(Counter(analysis.unsupported_ops()))
+    finally:
+        model.train(was_training)
+    return total, {str(k): int(v) for k, v in sorted(skipped.items())}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_fps(forward: Callable[[torch.Tensor], Any], example: torch.Tensor, warmup: int = 2,
+                iters: int = 5, min_seconds: float = 0.0) -> float:
+    """Sequences per second of ``forward`` on a fixed batch ``example`` (B sequences).
+
+    Runs ``warmup`` untimed calls, then at least ``iters`` timed calls (and at least
+    ``min_seconds``), synchronising the device before and after the timed region.
+    """
+    device = example.device
+    with torch.no_grad():
+        for _ in range(warmup):
+            forward(example)
+        synchronize(device)
+        start = time.perf_counter()
+        n = 0
+        while n < iters or time.perf_counter() - start < min_seconds:
+            forward(example)
+            n += 1
+        synchronize(device)
+        elapsed = time.perf_counter() - start
+    return n * example.shape[0] / elapsed

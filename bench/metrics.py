@@ -1,0 +1,473 @@
+"""Frame-quality metrics for video prediction: MSE, MAE, PSNR, SSIM (and the legacy SSIM).
+
+All functions take ``pred`` and ``true`` of shape (B, T, C, H, W) with values in [0, 1], on any
+device, and return one value per frame, shape (B, T), as float64 on the inputs' device. They score
+exactly what they are given: they do NOT clamp. The runner clamps predictions to [0, 1] before
+calling them (the protocol of the TAU / PLA-SM papers, which score clipped predictions).
+
+Conventions (the papers are silent on most of these; TAU Sec. 4 "Measurement" and PLA-SM Sec. IV-A
+"Evaluation Metrics" only name the metrics and cite [29, 103] / [14, 8, 10], whose released code,
+like the OpenSTL library that produced the published tables, uses the choices below):
+
+- MSE / MAE: squared / absolute error SUMMED over the C*H*W values of a frame, then averaged over
+  frames and sequences. This is the convention behind the published Moving MNIST numbers (MSE
+  ~20-30 for 64x64 frames). The per-pixel means are reported too, as ``mse_pixel``/``mae_pixel``.
+- PSNR: per frame, 10*log10(data_range^2 / per-pixel MSE of the frame), then averaged over frames
+  (not the PSNR of the average MSE). Our choice where a frame's MSE is 0 (PSNR = +inf): PSNR is
+  capped at :data:`PSNR_MAX_DB` = 100 dB, i.e. the per-pixel MSE is floored at
+  1e-10 * data_range^2. Any frame that differs by one 8-bit grey level (1/255) in a single pixel of
+  a 64x64 frame scores about 84 dB, so the cap only ever touches (numerically) perfect frames; a
+  capped frame keeps the mean finite.
+- SSIM: scikit-image's ``structural_similarity(true, pred, data_range=1.0)`` with its defaults
+  (Wang et al. 2004 SSIM with a 7x7 uniform window, sample covariances (normalised by N-1,
+  N = 49), K1 = 0.01, K2 = 0.03, and the mean of the SSIM map over the interior that remains after
+  cropping (7 - 1) // 2 = 3 pixels on each side). For C > 1 it is the mean over channels of the
+  per-channel SSIM (scikit-image's ``channel_axis``). Computed here with separable valid-mode
+  average pooling - exact for the cropped interior, because no window there touches the border -
+  in float64 (float32 pooling is 1.5-2x faster on CPU but differs from scikit-image by up to ~3e-5
+  per frame on near-constant frames; float64 agrees to ~1e-13). Per frame, then averaged.
+- SSIM (legacy), ``ssim_legacy``: the same with data_range = 2. scikit-image <= 0.19 inferred the
+  data range of float images from the dtype range (-1, 1), i.e. 2, when none was given; the
+  published tables (computed with ``compare_ssim``/``structural_similarity`` on float frames in
+  [0, 1] without ``data_range``) used that value, so ``ssim_legacy`` is the number to compare with
+  them. It is higher than ``ssim`` because C1 and C2 are 4x larger.
+
+:class:`MetricState` accumulates float64 sums and a frame count on the device (no host sync per
+update), can be merged and all-reduced across processes exactly (sums, not averages of averages),
+and turns into a ``{key: float}`` dict with :meth:`MetricState.compute`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from bench.errors import BenchError
+
+#: Keys returned by :meth:`MetricState.compute`, in report order.
+METRIC_KEYS: tuple[str, ...] = ("mse", "mae", "mse_pixel", "mae_pixel", "psnr", "ssim", "ssim_legacy")
+
+#: Whether a larger value is better, per metric key.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "mse": False,
+    "mae": False,
+    "mse_pixel": False,
+    "mae_pixel": False,
+    "psnr": True,
+    "ssim": True,
+    "ssim_legacy": True,
+}
+
+#: Upper bound on the per-frame PSNR (reached when a frame's MSE is 0).
+PSNR_MAX_DB: float = 100.0
+
+SSIM_WIN: int = 7
+SSIM_K1: float = 0.01
+SSIM_K2: float = 0.03
+#: data_range that scikit-image <= 0.19 used implicitly for float images (dtype range -1..1).
+LEGACY_SSIM_DATA_RANGE: float = 2.0
+
+#: The exact conventions, as printed by the README and every report.
+METRIC_CONVENTION: str = f"""\
+Metric conventions (pred and true are frames with values in [0, 1]; predictions are clamped to
+[0, 1] before scoring; every metric is computed per frame and then averaged over all predicted
+frames of all test sequences):
+  mse          squared error SUMMED over the C*H*W values of a frame (the papers' convention;
+               Moving MNIST 64x64x1 frames give values around 20-30).
+  mae          absolute error SUMMED over the C*H*W values of a frame.
+  mse_pixel    squared error averaged over the C*H*W values of a frame (= mse / (C*H*W)).
+  mae_pixel    absolute error averaged over the C*H*W values of a frame (= mae / (C*H*W)).
+  psnr         10*log10(1 / mse_pixel) in dB per frame (data range 1), then averaged; a frame
+               with zero error is capped at {PSNR_MAX_DB:g} dB.
+  ssim         scikit-image's structural_similarity(true, pred, data_range=1) with its defaults:
+               7x7 uniform window, sample covariance (N-1, N=49), K1=0.01, K2=0.03, mean of the
+               SSIM map over the interior after cropping 3 pixels per side; for C>1 the mean over
+               channels (channel_axis). This is the reference SSIM.
+  ssim_legacy  the same with data_range=2: what scikit-image <= 0.19 silently used for float
+               images (dtype range -1..1) and what the published tables report. Compare
+               published SSIM numbers with ssim_legacy, not with ssim.
+Higher is better for psnr, ssim, ssim_legacy; lower is better for mse, mae, mse_pixel, mae_pixel."""
+
+
+# --------------------------------------------------------------------------------------------
+# Per-frame functions
+# --------------------------------------------------------------------------------------------
+
+
+def _check_pair(pred: torch.Tensor, true: torch.Tensor) -> None:
+    if not isinstance(pred, torch.Tensor) or not isinstance(true, torch.Tensor):
+        raise BenchError("metrics need torch tensors for pred and true; convert with torch.as_tensor(...) first")
+    if pred.shape != true.shape:
+        raise BenchError(
+            f"prediction shape {tuple(pred.shape)} differs from target shape {tuple(true.shape)}; "
+            "the model must output (B, T', C, H, W) matching the dataset's target frames"
+        )
+    if pred.dim() != 5:
+        raise BenchError(
+            f"metrics expect (B, T, C, H, W) tensors, got {pred.dim()} dimensions {tuple(pred.shape)}; "
+            "add the missing batch/time/channel axes (e.g. x[None] or x.unsqueeze(2))"
+        )
+    if not (pred.is_floating_point() and true.is_floating_point()):
+        raise BenchError(
+            f"metrics expect floating-point frames in [0, 1], got {pred.dtype} and {true.dtype}; "
+            "convert with x.float() / 255 first"
+        )
+    if pred.device != true.device:
+        raise BenchError(f"pred is on {pred.device} but true is on {true.device}; move both to one device")
+
+
+def _diff64(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    _check_pair(pred, true)
+    return pred.to(torch.float64) - true.to(torch.float64)
+
+
+def mse_per_frame(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """(B, T) squared error summed over the C*H*W values of each frame (float64)."""
+    return _diff64(pred, true).square().sum(dim=(2, 3, 4))
+
+
+def mae_per_frame(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """(B, T) absolute error summed over the C*H*W values of each frame (float64)."""
+    return _diff64(pred, true).abs().sum(dim=(2, 3, 4))
+
+
+def _psnr_from_pixel_mse(mse_pixel: torch.Tensor, data_range: float) -> torch.Tensor:
+    dr2 = float(data_range) ** 2
+    floor = dr2 * 10.0 ** (-PSNR_MAX_DB / 10.0)
+    return 10.0 * torch.log10(dr2 / mse_pixel.clamp_min(floor))
+
+
+def psnr_per_frame(pred: torch.Tensor, true: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """(B, T) PSNR in dB: 10*log10(data_range^2 / per-pixel MSE of the frame), float64.
+
+    A frame whose MSE is 0 (or below 1e-10 * data_range^2) scores :data:`PSNR_MAX_DB` (100 dB)
+    instead of +inf. NaN inputs give NaN.
+    """
+    per_pixel = _diff64(pred, true).square().mean(dim=(2, 3, 4))
+    return _psnr_from_pixel_mse(per_pixel, data_range)
+
+
+def _box_mean(x: torch.Tensor, win: int) -> torch.Tensor:
+    """Valid-mode mean over win x win windows of (N, C, H, W), as two separable 1-D poolings."""
+    x = F.avg_pool2d(x, kernel_size=(1, win), stride=1)
+    return F.avg_pool2d(x, kernel_size=(win, 1), stride=1)
+
+
+def _ssim_moments(pred: torch.Tensor, true: torch.Tensor, dtype: torch.dtype, win: int) -> tuple[torch.Tensor, ...]:
+    """Local means, (sample) variances and covariance over the interior windows.
+
+    Returns (mu_true, mu_pred, var_true, var_pred, cov) each (B*T, C, H-win+1, W-win+1).
+    """
+    _check_pair(pred, true)
+    b, t, c, h, w = true.shape
+    if h < win or w < win:
+        raise BenchError(
+            f"SSIM needs frames of at least {win}x{win} pixels, got {h}x{w}; "
+            "score larger frames or leave SSIM out"
+        )
+    x = true.reshape(b * t, c, h, w).to(dtype)
+    y = pred.reshape(b * t, c, h, w).to(dtype)
+    # Variances are E[x^2] - E[x]^2, exact for any shift of x; subtracting each frame's mean
+    # first shrinks the cancellation error (it matters in float32 only, and is harmless in float64).
+    mx = x.mean(dim=(2, 3), keepdim=True)
+    my = y.mean(dim=(2, 3), keepdim=True)
+    x = x - mx
+    y = y - my
+    pooled = _box_mean(torch.cat([x, y, x * x, y * y, x * y], dim=1), win)
+    ux, uy, uxx, uyy, uxy = pooled.split(c, dim=1)
+    n = win * win
+    cov_norm = n / (n - 1.0)  # sample covariance, scikit-image's use_sample_covariance=True
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    return ux + mx, uy + my, vx, vy, vxy
+
+
+def _ssim_from_moments(moments: tuple[torch.Tensor, ...], shape: tuple[int, int], data_range: float) -> torch.Tensor:
+    ux, uy, vx, vy, vxy = moments
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
+    num = (2.0 * ux * uy + c1) * (2.0 * vxy + c2)
+    den = (ux * ux + uy * uy + c1) * (vx + vy + c2)
+    smap = num / den
+    # mean over the cropped interior (float64), then over channels
+    per_channel = smap.to(torch.float64).mean(dim=(2, 3))
+    return per_channel.mean(dim=1).reshape(shape)
+
+
+def ssim_per_frame(pred: torch.Tensor, true: torch.Tensor, data_range: float = 1.0,
+                   dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(B, T) SSIM of each frame, float64; equals scikit-image's
+
+    ``structural_similarity(true[b, t, 0], pred[b, t, 0], data_range=data_range)`` for C == 1 and
+    ``structural_similarity(true[b, t], pred[b, t], data_range=data_range, channel_axis=0)`` for
+    C > 1 (7x7 uniform window, sample covariance, K1=0.01, K2=0.03, interior mean, channel mean).
+
+    ``dtype`` is the precision of the pooling and the SSIM map. float64 (default) agrees with
+    scikit-image to ~1e-13; float32 is faster on CPU and agrees to ~3e-5 per frame in the worst
+    cases we measured (near-constant frames close to 1).
+    """
+    moments = _ssim_moments(pred, true, dtype, SSIM_WIN)
+    return _ssim_from_moments(moments, tuple(true.shape[:2]), float(data_range))
+
+
+def ssim_legacy_per_frame(pred: torch.Tensor, true: torch.Tensor,
+                          dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """LEGACY SSIM: :func:`ssim_per_frame` with data_range = 2.
+
+    scikit-image <= 0.19 used the dtype range of float images, (-1, 1), i.e. data_range 2, when no
+    data_range was passed; the published TAU / PLA-SM / OpenSTL tables were computed that way.
+    Use it only to compare with those tables; the reference SSIM is :func:`ssim_per_frame`.
+    """
+    return ssim_per_frame(pred, true, data_range=LEGACY_SSIM_DATA_RANGE, dtype=dtype)
+
+
+def per_frame_metrics(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All :data:`METRIC_KEYS` per frame: ``{key: (B, T) float64 tensor}`` on the inputs' device.
+
+    Shares the error tensor and the SSIM moments between metrics, so it is cheaper than calling
+    the individual functions.
+    """
+    d = _diff64(pred, true)
+    pixels = d.shape[2] * d.shape[3] * d.shape[4]
+    sq = d.square().sum(dim=(2, 3, 4))
+    ab = d.abs().sum(dim=(2, 3, 4))
+    moments = _ssim_moments(pred, true, torch.float64, SSIM_WIN)
+    shape = tuple(true.shape[:2])
+    return {
+        "mse": sq,
+        "mae": ab,
+        "mse_pixel": sq / pixels,
+        "mae_pixel": ab / pixels,
+        "psnr": _psnr_from_pixel_mse(sq / pixels, 1.0),
+        "ssim": _ssim_from_moments(moments, shape, 1.0),
+        "ssim_legacy": _ssim_from_moments(moments, shape, LEGACY_SSIM_DATA_RANGE),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Accumulating state
+# --------------------------------------------------------------------------------------------
+
+
+class MetricState:
+    """Running sums of the per-frame metrics and a frame count (torchmetrics style).
+
+    The state is ONE float64 tensor ``[sum_mse, sum_mae, ..., sum_ssim_legacy, n_frames]`` that
+    lives on the device of the first update (or ``device``), so :meth:`update` never syncs with the
+    host and :meth:`all_reduce` is a single collective. :meth:`compute` divides sums by the count:
+    every metric is a mean over frames (all frames of all sequences weigh the same).
+
+    Call :meth:`all_reduce` once, after the last update and before :meth:`compute`; calling it
+    twice would count the other processes' frames twice.
+    """
+
+    keys: tuple[str, ...] = METRIC_KEYS
+
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        self._state: torch.Tensor | None = None
+        if device is not None:
+            self._state = torch.zeros(len(METRIC_KEYS) + 1, dtype=torch.float64, device=device)
+
+    # -- accumulation ----------------------------------------------------------------------
+
+    def _ensure(self, device: torch.device) -> torch.Tensor:
+        if self._state is None:
+            self._state = torch.zeros(len(METRIC_KEYS) + 1, dtype=torch.float64, device=device)
+        return self._state
+
+    @torch.no_grad()
+    def update(self, pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Add a batch of frames; returns the per-frame metrics ``{key: (B, T)}`` (on the device)."""
+        per_frame = per_frame_metrics(pred.detach(), true.detach())
+        state = self._ensure(pred.device)
+        sums = torch.stack([per_frame[k].sum() for k in METRIC_KEYS])
+        n = pred.shape[0] * pred.shape[1]
+        increment = torch.cat([sums, sums.new_full((1,), float(n))]).to(state.device)
+        state.add_(increment)
+        return per_frame
+
+    def merge(self, other: "MetricState") -> "MetricState":
+        """Add ``other``'s sums and count into this state (exact); returns self."""
+        if other._state is None:
+            return self
+        if self._state is None:
+            self._state = other._state.detach().clone()
+        else:
+            self._state.add_(other._state.to(self._state.device))
+        return self
+
+    def reset(self) -> None:
+        if self._state is not None:
+            self._state.zero_()
+
+    def all_reduce(self, group: Any = None) -> "MetricState":
+        """Sum the state over all torch.distributed processes (a no-op when not initialised).
+
+        Sums and counts are reduced, so the result equals one state that saw every process's
+        frames. A process that scored nothing takes part with zeros. Returns self.
+        """
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return self
+        backend = dist.get_backend(group)
+        if backend == "nccl":
+            comm_device = torch.device("cuda", torch.cuda.current_device())
+        else:
+            comm_device = self._state.device if self._state is not None else torch.device("cpu")
+        state = self._ensure(comm_device)
+        buf = state if state.device == comm_device else state.to(comm_device)
+        dist.all_reduce(buf, op=dist.ReduceOp.SUM, group=group)
+        if buf is not state:
+            state.copy_(buf)
+        return self
+
+    # -- results ----------------------------------------------------------------------------
+
+    @property
+    def n_frames(self) -> int:
+        """Frames accumulated so far (syncs with the device)."""
+        return 0 if self._state is None else int(self._state[-1].item())
+
+    def compute(self) -> dict[str, float]:
+        """``{key: mean over frames}`` for every key of :data:`METRIC_KEYS` (one host sync)."""
+        if self._state is None or float(self._state[-1].item()) == 0.0:
+            raise BenchError("no frames were scored, so there are no metrics; score at least one batch (is the test split empty?)")
+        values = self._state.detach().cpu().tolist()
+        count = values[-1]
+        return {k: values[i] / count for i, k in enumerate(METRIC_KEYS)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Portable copy: ``{"keys": [...], "sums": (K,) float64 CPU tensor, "count": float}``."""
+        if self._state is None:
+            sums, count = torch.zeros(len(METRIC_KEYS), dtype=torch.float64), 0.0
+        else:
+            cpu = self._state.detach().cpu()
+            sums, count = cpu[:-1].clone(), float(cpu[-1])
+        return {"keys": list(METRIC_KEYS), "sums": sums, "count": count}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        keys = list(state_dict.get("keys", []))
+        if keys != list(METRIC_KEYS):
+            raise BenchError(
+                f"metric state has keys {keys}, this version expects {list(METRIC_KEYS)}; "
+                "re-score the run instead of resuming its metric state"
+            )
+        sums = torch.as_tensor(state_dict["sums"], dtype=torch.float64).reshape(-1)
+        device = self._state.device if self._state is not None else sums.device
+        count = torch.tensor([float(state_dict["count"])], dtype=torch.float64)
+        self._state = torch.cat([sums.cpu(), count]).to(device)
+
+    def __repr__(self) -> str:
+        where = "empty" if self._state is None else f"device={self._state.device}"
+        return f"MetricState({where})"
+
+
+# --------------------------------------------------------------------------------------------
+# SSIM speed / agreement benchmark
+# --------------------------------------------------------------------------------------------
+
+
+def structured_frames(n_frames: int, size: int = 64, seed: int = 0,
+                      device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic (pred, true) float32 pairs of shape (1, n_frames, 1, size, size) in [0, 1].
+
+    ``true`` alternates smooth random fields (bicubic upsampled 8x8 noise plus fine noise) and
+    Gaussian blobs on a black background (Moving-MNIST-like sparsity); ``pred`` is a 3x3-blurred,
+    noisy, clamped copy, so SSIM spans a realistic range.
+    """
+    g = torch.Generator().manual_seed(seed)
+    n = n_frames
+    low = torch.rand(n, 1, 8, 8, generator=g)
+    smooth = F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+    smooth = (smooth + 0.1 * torch.rand(n, 1, size, size, generator=g)).clamp(0.0, 1.0)
+    coords = torch.arange(size, dtype=torch.float32)
+    yy, xx = coords.view(1, 1, size, 1), coords.view(1, 1, 1, size)
+    cy = torch.rand(n, 1, 1, 1, generator=g) * size
+    cx = torch.rand(n, 1, 1, 1, generator=g) * size
+    width = 4.0 + 12.0 * torch.rand(n, 1, 1, 1, generator=g)
+    blobs = torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * width))
+    odd = (torch.arange(n) % 2 == 1).view(n, 1, 1, 1)
+    true = torch.where(odd, blobs, smooth)
+    noise = 0.05 * torch.randn(n, 1, size, size, generator=g)
+    pred = (F.avg_pool2d(true, 3, stride=1, padding=1, count_include_pad=False) + noise).clamp(0.0, 1.0)
+    return pred.unsqueeze(0).to(device), true.unsqueeze(0).to(device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def ssim_speed(n_frames: int = 1000, size: int = 64, seed: int = 0, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """SSIM throughput and agreement: our batched torch SSIM vs scikit-image, on the same frames.
+
+    Scores ``n_frames`` structured ``size`` x ``size`` single-channel frames (see
+    :func:`structured_frames`) once with :func:`ssim_per_frame` (all frames in one batch, float64
+    and float32 pooling, after one warm-up call) and once with scikit-image, one frame at a time as a
+    user would (float64 NumPy copies of the same float32 frames, ``data_range=1``). Returns frames/s
+    for each, and the max abs difference per frame and of the mean SSIM vs scikit-image.
+    """
+    import numpy as np
+    from skimage.metrics import structural_similarity
+
+    dev = torch.device(device)
+    pred, true = structured_frames(n_frames, size, seed, dev)
+
+    def timed(dtype: torch.dtype) -> tuple[torch.Tensor, float]:
+        ssim_per_frame(pred[:, : min(8, n_frames)], true[:, : min(8, n_frames)], dtype=dtype)  # warm-up
+        _sync(dev)
+        t0 = time.perf_counter()
+        out = ssim_per_frame(pred, true, dtype=dtype)
+        _sync(dev)
+        return out, time.perf_counter() - t0
+
+    ours64, t64 = timed(torch.float64)
+    ours32, t32 = timed(torch.float32)
+
+    p_np = pred[0, :, 0].detach().cpu().numpy().astype(np.float64)
+    t_np = true[0, :, 0].detach().cpu().numpy().astype(np.float64)
+    t0 = time.perf_counter()
+    ref = np.array([structural_similarity(t_np[i], p_np[i], data_range=1.0) for i in range(n_frames)])
+    t_sk = time.perf_counter() - t0
+
+    o64 = ours64[0].cpu().numpy()
+    o32 = ours32[0].cpu().numpy()
+    return {
+        "n_frames": n_frames,
+        "size": size,
+        "device": str(dev),
+        "torch_fps": n_frames / t64,
+        "torch_float32_fps": n_frames / t32,
+        "skimage_fps": n_frames / t_sk,
+        "speedup": t_sk / t64,
+        "max_abs_diff": float(np.abs(o64 - ref).max()),
+        "mean_abs_diff": float(abs(o64.mean() - ref.mean())),
+        "max_abs_diff_float32": float(np.abs(o32 - ref).max()),
+        "mean_abs_diff_float32": float(abs(o32.mean() - ref.mean())),
+        "mean_ssim": float(ref.mean()),
+        "threads": torch.get_num_threads(),
+    }
+
+
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "LEGACY_SSIM_DATA_RANGE",
+    "METRIC_CONVENTION",
+    "METRIC_KEYS",
+    "MetricState",
+    "PSNR_MAX_DB",
+    "mae_per_frame",
+    "mse_per_frame",
+    "per_frame_metrics",
+    "psnr_per_frame",
+    "ssim_legacy_per_frame",
+    "ssim_per_frame",
+    "ssim_speed",
+    "structured_frames",
+]
+

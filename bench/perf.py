@@ -1,0 +1,88 @@
+"""``bench perf``: throughput figures of each method at its real configuration (a benchmark, not a test).
+
+Train samples/s is one full optimiser step (the method's own train_step and loss, forward,
+backward, optimiser step) on a fixed random batch, timed over ``iters`` steps after one warm-up
+step with the device synchronised. Eval sequences/s is the test-time forward (rollout to T') on the
+same batch. Peak memory is the CUDA allocator's peak on GPU, and the process's peak RSS on CPU.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from bench import results as store
+from bench.efficiency import measure_fps, synchronize
+from bench.registry import DatasetSpec, MethodKey
+from bench.runner import make_optimizer, rollout, seed_everything
+
+
+def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, batch_size: int, iters: int,
+                     tiny: bool = False) -> dict[str, Any]:
+    seed_everything(0, device)
+    hp = key.resolve(data.name, tiny=tiny)
+    model = key.spec.create_model(data, hp).to(device)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch_size, data.in_frames, *data.frame_shape, generator=g).to(device)
+    y = torch.rand(batch_size, data.out_frames, *data.frame_shape, generator=g).to(device)
+    opt = make_optimizer([p for p in model.parameters() if p.requires_grad], hp)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def step() -> None:
+        pred, target = key.spec.train_step(model, x, y, hp, 0.5)
+        loss = key.spec.loss(pred, target, hp)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    step()
+    synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    synchronize(device)
+    train_sps = iters * batch_size / (time.perf_counter() - t0)
+    model.eval()
+    eval_sps = measure_fps(lambda inp: rollout(key.spec, model, inp, hp, data.out_frames), x, warmup=1, iters=iters)
+    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"dataset": data.name, "label": key.label, "batch_size": batch_size, "iters": iters,
+            "train_samples_per_s": train_sps, "eval_sequences_per_s": eval_sps,
+            "peak_memory_bytes": int(peak), "peak_memory_kind": "cuda allocator" if device.type == "cuda" else "process RSS"}
+
+
+def perf_report(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], device: torch.device, batch_size: int,
+                iters: int, metric_frames: int | None, tiny: bool, results: Path, console: Console) -> dict[str, Any]:
+    rows = []
+    table = Table(title=f"bench perf on {store.describe_device(device)} (batch {batch_size}, {iters} timed steps)")
+    for col in ("dataset", "method", "train samples/s", "eval seq/s", "peak memory (MiB)"):
+        table.add_column(col)
+    for data in datasets:
+        for key in keys:
+            row = train_throughput(key, data, device, batch_size, iters, tiny)
+            rows.append(row)
+            table.add_row(data.name, key.label, f"{row['train_samples_per_s']:.3f}", f"{row['eval_sequences_per_s']:.2f}",
+                          f"{row['peak_memory_bytes'] / 2**20:.0f} ({row['peak_memory_kind']})")
+    console.print(table)
+    record: dict[str, Any] = {"device": str(device), "device_name": store.describe_device(device), "tiny": tiny,
+                              "environment": store.environment(device), "methods": rows,
+                              "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if metric_frames:
+        from bench.metrics import ssim_speed
+
+        speed = ssim_speed(n_frames=metric_frames, device=str(device))
+        record["ssim_speed"] = speed
+        console.print(f"SSIM throughput on {metric_frames} 64x64 frames: " + ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in speed.items()), markup=False)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    store.atomic_write_json(Path(results) / "perf" / f"perf-{device.type}-{stamp}.json", record)
+    return record

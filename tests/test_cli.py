@@ -1,0 +1,157 @@
+"""End-to-end CLI behaviour with tiny models and tiny data: results, protocol, errors, interruption."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.registry import get_method
+
+runner = CliRunner()
+TINY = ["--datasets", "mmnist", "--tiny", "--quick", "--quiet", "--sizes", "train=8,val=4,test=4"]
+
+
+def bench(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def read_result(root, label="simvp", seed=0):
+    return json.loads((root / "mmnist" / label.replace(":", "+") / f"seed{seed}" / "result.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def simvp_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("res")
+    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 2, "--results", root)
+    assert res.exit_code == 0, res.output + str(res.exception)
+    return root
+
+
+def test_result_records_everything(simvp_run):
+    r = read_result(simvp_run)
+    assert r["status"] == "complete" and r["key"]["seed"] == 0
+    assert r["config"]["hparams"]["hid_S"] > 0 and r["config"]["epochs"] == 2
+    assert r["config"]["sizes"] == {"train": 8, "val": 4, "test": 4}
+    assert r["dataset"]["info"]["digit_source"] == "sklearn-digits"
+    env = r["environment"]
+    assert env["torch"] and env["python"] and "git" in env and env["device"] == "cpu"
+    assert [h["epoch"] for h in r["history"]] == [1, 2]
+    for h in r["history"]:
+        assert h["seconds"] > 0 and math.isfinite(h["train_loss"])
+        assert {"val_mse", "val_mae", "val_ssim", "val_psnr"} <= set(h)
+    assert r["best_epoch"] == min(r["history"], key=lambda h: h["val_mse"])["epoch"]
+    assert {"mse", "mae", "ssim", "ssim_legacy", "psnr", "mse_pixel", "mae_pixel"} <= set(r["test"])
+    eff = r["efficiency"]
+    assert eff["params"] > 0 and eff["flops"] > 0 and eff["fps"] > 0 and eff["train_seconds_per_epoch"] > 0
+    assert "summed over C*H*W" in r["metric_convention"] or "C*H*W" in r["metric_convention"]
+    hist = pd.read_csv(simvp_run / "mmnist" / "simvp" / "seed0" / "history.csv")
+    assert list(hist["epoch"]) == [1, 2]
+    assert hist["val_mse"].tolist() == pytest.approx([h["val_mse"] for h in r["history"]], rel=1e-5)
+    import numpy as np
+
+    preds = np.load(simvp_run / "mmnist" / "simvp" / "seed0" / "predictions.npz")
+    assert preds["pred"].shape == preds["truth"].shape == (4, 10, 1, 64, 64)
+    assert not list(simvp_run.rglob("*.tmp")) and not list(simvp_run.rglob("last.pt"))
+
+
+def test_rerun_skips_unless_forced(simvp_run):
+    before = read_result(simvp_run)
+    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 2, "--results", simvp_run)
+    assert res.exit_code == 0 and "skipped" in res.output
+    assert read_result(simvp_run) == before
+    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 2, "--results", simvp_run, "--force")
+    assert res.exit_code == 0
+    again = read_result(simvp_run)
+    assert again["timing"] != before["timing"] or again["history"][0]["seconds"] != before["history"][0]["seconds"]
+    # determinism on CPU: the same seed repeats exactly
+    assert [h["train_loss"] for h in again["history"]] == [h["train_loss"] for h in before["history"]]
+    assert again["test"] == before["test"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "nope"], "unknown method 'nope'"),
+    (["--methods", "simpv"], "did you mean 'simvp'"),
+    (["--methods", "simvp", "--datasets", "nope"], "unknown dataset 'nope'"),
+    (["--methods", "tau:nope"], "has no variant 'nope'"),
+    (["--methods", "simvp", "--set", "nokey=1"], "has no hyperparameter 'nokey'"),
+    (["--methods", "simvp", "--epochs", "-1"], "--epochs must be at least 1"),
+    (["--methods", "simvp", "--seeds", "a,b"], "--seeds"),
+    (["--methods", "simvp", "--sizes", "train=0"], "--sizes"),
+    (["--methods", "simvp", "--device", "cuda:7"], "cuda"),
+    (["--methods", "simvp", "--device", "tpu"], "device"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
+    res = bench("run", *args, "--results", tmp_path / "r")
+    assert res.exit_code != 0
+    err = res.stderr.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "r" / "mmnist").exists()  # nothing trained, nothing written
+
+
+def test_results_path_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    res = bench("run", "--methods", "simvp", "--results", tmp_path / "f")
+    assert res.exit_code != 0 and "is a file" in res.stderr
+
+
+def test_interrupt_leaves_no_half_file_and_resumes_exactly(tmp_path, monkeypatch):
+    spec = get_method("simvp")
+    original = spec.loss
+    calls = {"n": 0}
+
+    def interrupting_loss(pred, target, hp):
+        calls["n"] += 1
+        if calls["n"] == 3:  # epoch 2 (2 steps per epoch with batch 4 of 8 sequences)
+            raise KeyboardInterrupt
+        return original(pred, target, hp)
+
+    args = ["run", "--methods", "simvp", *TINY, "--epochs", 3, "--batch-size", 4]
+    object.__setattr__(spec, "loss", interrupting_loss)
+    try:
+        res = bench(*args, "--results", tmp_path / "a")
+    finally:
+        object.__setattr__(spec, "loss", original)
+    assert res.exit_code == 130 and "interrupted" in res.stderr
+    run_dir = tmp_path / "a" / "mmnist" / "simvp" / "seed0"
+    assert not (run_dir / "result.json").exists() and (run_dir / "last.pt").exists()
+    assert not list((tmp_path / "a").rglob("*.tmp"))
+    assert bench(*args, "--results", tmp_path / "a").exit_code == 0
+    assert bench(*args, "--results", tmp_path / "b").exit_code == 0
+    resumed, straight = read_result(tmp_path / "a"), read_result(tmp_path / "b")
+    strip = lambda r: [{k: v for k, v in h.items() if "seconds" not in k} for h in r["history"]]
+    assert strip(resumed) == strip(straight)
+    assert resumed["test"] == straight["test"]
+
+
+def test_nan_loss_fails_that_run_only(tmp_path):
+    spec = get_method("simvp")
+    original = spec.loss
+
+    def nan_at_step_2(pred, target, hp, calls={"n": 0}):
+        calls["n"] += 1
+        loss = original(pred, target, hp)
+        return loss * float("nan") if calls["n"] == 2 else loss
+
+    object.__setattr__(spec, "loss", nan_at_step_2)
+    try:
+        res = bench("run", "--methods", "simvp,tau", *TINY, "--epochs", 1, "--batch-size", 4, "--results", tmp_path)
+    finally:
+        object.__setattr__(spec, "loss", original)
+    assert res.exit_code == 1 and "1 of 2 run(s) failed" in res.stderr
+    failed = read_result(tmp_path, "simvp")
+    assert failed["status"] == "failed" and "step 2" in failed["error"] and failed["last_good_epoch"] == 0
+    assert read_result(tmp_path, "tau")["status"] == "complete"
+
+
+def test_list_and_help():
+    res = bench("list")
+    assert res.exit_code == 0 and "simvp" in res.output and "mmnist" in res.output and "no-ddr" in res.output
+    res = bench("list", "--hparams", "tau:no-ddr")
+    assert res.exit_code == 0 and "ddr" in res.output
+    res = bench("run", "--help")
+    assert res.exit_code == 0 and "--quick" in res.output and "Examples" in res.output
