@@ -1,0 +1,470 @@
+"""bench.metrics: agreement with scikit-image, hand-computed MSE/MAE, PSNR, MetricState algebra."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+import bench.metrics as M
+from bench.errors import BenchError
+from bench.metrics import (
+    HIGHER_IS_BETTER,
+    METRIC_CONVENTION,
+    METRIC_KEYS,
+    PSNR_MAX_DB,
+    MetricState,
+    mae_per_frame,
+    mse_per_frame,
+    per_frame_metrics,
+    psnr_per_frame,
+    ssim_legacy_per_frame,
+    ssim_per_frame,
+)
+
+# Tolerances the metric must meet with float32 inputs (the task's contract) ...
+TOL_FRAME, TOL_MEAN = 1e-4, 1e-5
+# ... and what the default float64 computation actually achieves.
+TOL_EXACT = 1e-9
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def sk_ssim(pred: torch.Tensor, true: torch.Tensor, data_range: float = 1.0, np_dtype=np.float64) -> np.ndarray:
+    """scikit-image reference, one frame at a time: (B, T)."""
+    b, t, c = true.shape[:3]
+    p = pred.detach().cpu().numpy().astype(np_dtype)
+    g = true.detach().cpu().numpy().astype(np_dtype)
+    out = np.empty((b, t))
+    for i in range(b):
+        for j in range(t):
+            if c == 1:
+                out[i, j] = structural_similarity(g[i, j, 0], p[i, j, 0], data_range=data_range)
+            else:
+                out[i, j] = structural_similarity(g[i, j], p[i, j], data_range=data_range, channel_axis=0)
+    return out
+
+
+def assert_ssim_agrees(pred, true, data_range=1.0, tol_frame=TOL_FRAME, tol_mean=TOL_MEAN, **kw):
+    ours = ssim_per_frame(pred, true, data_range=data_range, **kw).numpy()
+    ref = sk_ssim(pred, true, data_range)
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() <= tol_frame, np.abs(ours - ref).max()
+    assert abs(ours.mean() - ref.mean()) <= tol_mean
+    return ours, ref
+
+
+# --------------------------------------------------------------------------------------------
+# Structured test frames, (B, T, C, H, W) float32 in [0, 1]
+# --------------------------------------------------------------------------------------------
+
+
+def random_pair(c: int, seed: int, b=2, t=3, h=16, w=20):
+    g = _gen(seed)
+    true = torch.rand(b, t, c, h, w, generator=g)
+    pred = (true + 0.3 * torch.randn(b, t, c, h, w, generator=g)).clamp(0, 1)
+    return pred, true
+
+
+def gradient_pair(c: int, h=16, w=20):
+    yy = torch.linspace(0, 1, h).view(h, 1)
+    xx = torch.linspace(0, 1, w).view(1, w)
+    ramps = [xx.expand(h, w), yy.expand(h, w), (xx + yy) / 2]
+    true = torch.stack([torch.stack([ramps[(k + ch) % 3] for ch in range(c)]) for k in range(3)])[None]
+    pred = torch.stack([torch.stack([ramps[(k + ch + 1) % 3] ** 1.5 for ch in range(c)]) for k in range(3)])[None]
+    return pred.float().contiguous(), true.float().contiguous()
+
+
+def blob_pair(c: int, shift: int = 2, h=24, w=24):
+    """Gaussian blobs on black (Moving-MNIST-like) and the same blobs shifted by ``shift`` px."""
+    ys = torch.arange(h, dtype=torch.float32).view(h, 1)
+    xs = torch.arange(w, dtype=torch.float32).view(1, w)
+    frames_t, frames_p = [], []
+    for k, (cy, cx) in enumerate([(8.0, 9.0), (12.0, 12.0), (15.0, 7.0)]):
+        chans_t, chans_p = [], []
+        for ch in range(c):
+            s2 = 6.0 + 3 * ch + k
+            chans_t.append(torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / s2))
+            chans_p.append(torch.exp(-((ys - cy - shift) ** 2 + (xs - cx + shift) ** 2) / s2))
+        frames_t.append(torch.stack(chans_t))
+        frames_p.append(torch.stack(chans_p))
+    return torch.stack(frames_p)[None], torch.stack(frames_t)[None]
+
+
+def blurred_noisy_pair(c: int, seed: int = 3, h=20, w=16):
+    g = _gen(seed)
+    low = torch.rand(2 * 2 * c, 1, 4, 4, generator=g)
+    true = F.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    pred = F.avg_pool2d(true, 3, stride=1, padding=1, count_include_pad=False)
+    pred = (pred + 0.05 * torch.randn(pred.shape, generator=g)).clamp(0, 1)
+    return pred.reshape(2, 2, c, h, w), true.reshape(2, 2, c, h, w)
+
+
+def near_constant_pair(c: int, seed: int = 4, h=16, w=16):
+    """Worst case for float32 cancellation: near-constant frames close to 1 and half-bright frames."""
+    g = _gen(seed)
+    true = 0.999 + 1e-3 * torch.rand(1, 2, c, h, w, generator=g)
+    pred = 0.999 + 1e-3 * torch.rand(1, 2, c, h, w, generator=g)
+    half = torch.zeros(1, 2, c, h, w)
+    half[..., : w // 2] = 1.0
+    true2 = (half + torch.where(half > 0, -1.0, 1.0) * 1e-3 * torch.rand(half.shape, generator=g))
+    pred2 = (true2 * 0.999 + 0.0005).float()
+    return torch.cat([pred, pred2], 1), torch.cat([true, true2], 1)
+
+
+STRUCTURED = {
+    "gradient": gradient_pair,
+    "blobs": blob_pair,
+    "blurred-noisy": blurred_noisy_pair,
+    "near-constant": near_constant_pair,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# SSIM vs scikit-image
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("c", [1, 2, 3])
+def test_ssim_matches_skimage_random(c):
+    pred, true = random_pair(c, seed=c)
+    ours, ref = assert_ssim_agrees(pred, true)
+    assert np.abs(ours - ref).max() <= TOL_EXACT
+    assert ours.std() > 0.01  # frames differ, so the comparison is not vacuous
+
+
+@pytest.mark.parametrize("c", [1, 2, 3])
+@pytest.mark.parametrize("kind", sorted(STRUCTURED))
+def test_ssim_matches_skimage_structured(kind, c):
+    pred, true = STRUCTURED[kind](c)
+    ours, ref = assert_ssim_agrees(pred, true)
+    assert np.abs(ours - ref).max() <= TOL_EXACT
+    # float32 computation still meets the contract on the hard cases
+    assert_ssim_agrees(pred, true, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("c", [1, 3])
+def test_legacy_ssim_is_skimage_with_data_range_2(c):
+    pred, true = blurred_noisy_pair(c)
+    legacy = ssim_legacy_per_frame(pred, true).numpy()
+    ref2 = sk_ssim(pred, true, data_range=2.0)
+    assert np.abs(legacy - ref2).max() <= TOL_EXACT
+    # and it really differs from the reference SSIM (larger constants -> higher score)
+    assert (legacy > ssim_per_frame(pred, true).numpy() + 1e-4).all()
+
+
+def test_ssim_matches_skimage_fed_float32_like_a_user():
+    pred, true = blob_pair(1, shift=1)
+    ours = ssim_per_frame(pred, true).numpy()
+    ref32 = sk_ssim(pred, true, np_dtype=np.float32)
+    assert np.abs(ours - ref32).max() <= TOL_FRAME
+    assert abs(ours.mean() - ref32.mean()) <= TOL_MEAN
+
+
+def test_ssim_identical_frames_is_one_and_symmetric_inputs():
+    pred, true = random_pair(2, seed=7)
+    same = ssim_per_frame(true, true.clone())
+    assert torch.allclose(same, torch.ones_like(same), atol=1e-12, rtol=0)
+    const = torch.full((1, 1, 1, 9, 9), 0.3)
+    assert ssim_per_frame(const, const.clone()).item() == pytest.approx(1.0, abs=1e-12)
+    # different constants: luminance term only, as in scikit-image
+    other = torch.full((1, 1, 1, 9, 9), 0.7)
+    assert ssim_per_frame(other, const).item() == pytest.approx(sk_ssim(other, const).item(), abs=1e-12)
+    assert ssim_per_frame(other, const).item() < 0.9
+
+
+def test_ssim_minimum_size_and_chunking(monkeypatch):
+    pred, true = random_pair(1, seed=9, b=3, t=5, h=7, w=7)  # 7x7: a single window per frame
+    ref = sk_ssim(pred, true)
+    full = ssim_per_frame(pred, true)
+    assert np.abs(full.numpy() - ref).max() <= TOL_EXACT
+    monkeypatch.setitem(M._CHUNK_VALUES, "cpu", 2 * 49)  # 2 frames per chunk -> 8 chunks
+    chunked = ssim_per_frame(pred, true)
+    assert torch.allclose(full, chunked, atol=1e-14, rtol=0)
+
+
+def test_box_mean_equals_avg_pool():
+    x = torch.rand(2, 3, 11, 13, dtype=torch.float64, generator=_gen(11))
+    assert torch.allclose(M._box_mean(x, 7), F.avg_pool2d(x, 7, stride=1), atol=1e-14, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------
+# MSE / MAE / PSNR
+# --------------------------------------------------------------------------------------------
+
+
+def test_mse_mae_hand_computed_single_channel():
+    true = torch.zeros(1, 2, 1, 2, 2)
+    pred = torch.zeros(1, 2, 1, 2, 2)
+    pred[0, 0, 0] = torch.tensor([[0.5, 0.0], [0.0, 0.25]])
+    pred[0, 1] = 0.1
+    mse = mse_per_frame(pred, true)
+    mae = mae_per_frame(pred, true)
+    assert mse.shape == (1, 2) and mse.dtype == torch.float64
+    assert mse[0, 0].item() == pytest.approx(0.25 + 0.0625, abs=1e-12)
+    assert mae[0, 0].item() == pytest.approx(0.75, abs=1e-12)
+    assert mse[0, 1].item() == pytest.approx(4 * 0.1 ** 2, abs=1e-8)
+    assert mae[0, 1].item() == pytest.approx(4 * 0.1, abs=1e-7)
+
+
+def test_mse_mae_sum_over_channels_too():
+    true = torch.full((2, 1, 3, 2, 2), 0.5)
+    pred = true.clone()
+    pred[0, 0, 0, 0, 0] = 1.0  # +0.5 in channel 0
+    pred[0, 0, 2, 1, 1] = 0.25  # -0.25 in channel 2
+    mse = mse_per_frame(pred, true)
+    mae = mae_per_frame(pred, true)
+    assert mse[0, 0].item() == pytest.approx(0.25 + 0.0625, abs=1e-12)
+    assert mae[0, 0].item() == pytest.approx(0.75, abs=1e-12)
+    assert mse[1, 0].item() == 0.0 and mae[1, 0].item() == 0.0
+
+
+@pytest.mark.parametrize("c", [1, 3])
+def test_psnr_matches_skimage(c):
+    pred, true = random_pair(c, seed=20 + c)
+    ours = psnr_per_frame(pred, true).numpy()
+    p, t = pred.double().numpy(), true.double().numpy()
+    ref = np.array([[peak_signal_noise_ratio(t[i, j], p[i, j], data_range=1.0) for j in range(p.shape[1])]
+                    for i in range(p.shape[0])])
+    assert np.abs(ours - ref).max() <= 1e-9
+    ref2 = peak_signal_noise_ratio(t[0, 0], p[0, 0], data_range=2.0)
+    assert psnr_per_frame(pred, true, data_range=2.0)[0, 0].item() == pytest.approx(ref2, abs=1e-9)
+
+
+def test_psnr_of_perfect_frame_is_capped():
+    true = torch.rand(1, 2, 1, 8, 8, generator=_gen(5))
+    pred = true.clone()
+    pred[0, 1, 0, 0, 0] += 1.0 / 255
+    psnr = psnr_per_frame(pred, true)
+    assert psnr[0, 0].item() == pytest.approx(PSNR_MAX_DB)
+    expected = 10 * math.log10(64 / (1.0 / 255) ** 2)
+    assert psnr[0, 1].item() == pytest.approx(expected, abs=1e-3)
+    assert psnr[0, 1].item() < PSNR_MAX_DB
+
+
+def test_metrics_score_what_they_are_given_no_clamping():
+    true = torch.zeros(1, 1, 1, 8, 8)
+    pred = torch.full((1, 1, 1, 8, 8), 1.5)  # out of range on purpose
+    assert mse_per_frame(pred, true).item() == pytest.approx(64 * 2.25)
+    assert mae_per_frame(pred, true).item() == pytest.approx(64 * 1.5)
+
+
+def test_input_errors_are_bench_errors():
+    a = torch.rand(1, 2, 1, 8, 8)
+    with pytest.raises(BenchError, match="differs"):
+        mse_per_frame(a, a[:, :1])
+    with pytest.raises(BenchError, match="B, T, C, H, W"):
+        ssim_per_frame(a[0], a[0])
+    with pytest.raises(BenchError, match="at least 7x7"):
+        ssim_per_frame(a[..., :6], a[..., :6])
+    with pytest.raises(BenchError, match="floating"):
+        psnr_per_frame((a * 255).to(torch.uint8), (a * 255).to(torch.uint8))
+
+
+# --------------------------------------------------------------------------------------------
+# MetricState
+# --------------------------------------------------------------------------------------------
+
+
+def _batch(seed: int, b: int = 4, t: int = 3, c: int = 1, h: int = 12, w: int = 12):
+    g = _gen(seed)
+    true = torch.rand(b, t, c, h, w, generator=g)
+    pred = (0.7 * true + 0.3 * torch.rand(b, t, c, h, w, generator=g)).clamp(0, 1)
+    return pred, true
+
+
+def _assert_same(d1: dict, d2: dict, tol: float = 1e-12):
+    assert list(d1) == list(d2) == list(METRIC_KEYS)
+    for k in d1:
+        assert d1[k] == pytest.approx(d2[k], rel=tol, abs=tol), k
+
+
+def test_state_compute_is_mean_of_per_frame_values():
+    pred, true = _batch(0, c=2)
+    st = MetricState()
+    st.update(pred, true)
+    res = st.compute()
+    assert st.n_frames == 12
+    assert res["mse"] == pytest.approx(mse_per_frame(pred, true).mean().item(), rel=1e-12)
+    assert res["mae"] == pytest.approx(mae_per_frame(pred, true).mean().item(), rel=1e-12)
+    assert res["mse_pixel"] == pytest.approx(res["mse"] / (2 * 12 * 12), rel=1e-12)
+    assert res["mae_pixel"] == pytest.approx(res["mae"] / (2 * 12 * 12), rel=1e-12)
+    assert res["psnr"] == pytest.approx(psnr_per_frame(pred, true).mean().item(), rel=1e-12)
+    assert res["ssim"] == pytest.approx(sk_ssim(pred, true).mean(), abs=TOL_EXACT)
+    assert res["ssim_legacy"] == pytest.approx(sk_ssim(pred, true, 2.0).mean(), abs=TOL_EXACT)
+    assert all(isinstance(v, float) for v in res.values())
+
+
+def test_state_two_batches_equal_one_batch_and_merge():
+    p1, t1 = _batch(1, b=2)
+    p2, t2 = _batch(2, b=5)
+    whole = MetricState()
+    whole.update(torch.cat([p1, p2]), torch.cat([t1, t2]))
+    split = MetricState()
+    split.update(p1, t1)
+    split.update(p2, t2)
+    _assert_same(whole.compute(), split.compute())
+    a, b = MetricState(), MetricState()
+    a.update(p1, t1)
+    b.update(p2, t2)
+    merged = a.merge(b)
+    assert merged is a
+    _assert_same(whole.compute(), merged.compute())
+    b_only = MetricState()
+    b_only.update(p2, t2)
+    empty = MetricState()
+    assert empty.merge(b).compute() == b.compute()
+    assert b.merge(MetricState()).compute() == b_only.compute()
+
+
+def test_state_is_frame_weighted_not_batch_weighted():
+    p1, t1 = _batch(3, b=1)
+    p2, t2 = _batch(4, b=3)
+    st = MetricState()
+    st.update(p1, t1)
+    st.update(p2, t2)
+    m1 = mse_per_frame(p1, t1).mean().item()
+    m2 = mse_per_frame(p2, t2).mean().item()
+    assert st.compute()["mse"] == pytest.approx((m1 * 3 + m2 * 9) / 12, rel=1e-12)
+    assert st.compute()["mse"] != pytest.approx((m1 + m2) / 2, rel=1e-6)
+
+
+def test_state_dict_roundtrip_reset_and_empty():
+    pred, true = _batch(5)
+    st = MetricState()
+    with pytest.raises(BenchError, match="no frames"):
+        st.compute()
+    st.update(pred, true)
+    sd = st.state_dict()
+    assert sd["keys"] == list(METRIC_KEYS) and sd["count"] == 12.0
+    other = MetricState()
+    other.load_state_dict(json.loads(json.dumps({**sd, "sums": sd["sums"].tolist()})))
+    _assert_same(st.compute(), other.compute())
+    with pytest.raises(BenchError, match="keys"):
+        other.load_state_dict({**sd, "keys": ["mse"]})
+    st.reset()
+    with pytest.raises(BenchError):
+        st.compute()
+
+
+def test_update_returns_per_frame_and_matches_functions():
+    pred, true = _batch(6, c=3)
+    per = MetricState().update(pred, true)
+    ref = per_frame_metrics(pred, true)
+    for k in METRIC_KEYS:
+        assert per[k].shape == (4, 3)
+        assert torch.equal(per[k], ref[k])
+    assert torch.allclose(per["ssim"], ssim_per_frame(pred, true), atol=1e-14, rtol=0)
+    assert torch.allclose(per["ssim_legacy"], ssim_legacy_per_frame(pred, true), atol=1e-14, rtol=0)
+
+
+def test_all_reduce_without_distributed_is_noop():
+    pred, true = _batch(7)
+    st = MetricState()
+    st.update(pred, true)
+    before = st.compute()
+    assert st.all_reduce() is st
+    assert st.compute() == before
+
+
+@pytest.fixture
+def gloo_group(tmp_path):
+    """A real single-process gloo group (the collective path without spawning processes)."""
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        yield dist
+    finally:
+        dist.destroy_process_group()
+
+
+def test_all_reduce_sums_states_of_all_processes(gloo_group, monkeypatch):
+    """Two ranks with uneven shares (1 and 2 sequences) end with the state of all 3 sequences.
+
+    The group is real (world size 1); the second rank is simulated by wrapping the collective so
+    that it also adds the peer's state tensor, exactly what a SUM all-reduce over 2 ranks does.
+    """
+    pred, true = _batch(8, b=3)
+    whole = MetricState()
+    whole.update(pred, true)
+    rank0, rank1 = MetricState(), MetricState()
+    rank0.update(pred[:1], true[:1])
+    rank1.update(pred[1:], true[1:])
+    peer = rank1.state_dict()
+    peer_tensor = torch.cat([peer["sums"], torch.tensor([peer["count"]], dtype=torch.float64)])
+
+    real_all_reduce = gloo_group.all_reduce
+    calls = []
+
+    def two_rank_all_reduce(tensor, op=gloo_group.ReduceOp.SUM, group=None, async_op=False):
+        calls.append((tensor.dtype, tuple(tensor.shape), op))
+        real_all_reduce(tensor, op=op, group=group)  # the real collective (world size 1)
+        tensor.add_(peer_tensor.to(tensor.device))
+
+    monkeypatch.setattr(gloo_group, "all_reduce", two_rank_all_reduce)
+    assert rank0.all_reduce() is rank0
+    assert calls == [(torch.float64, (len(METRIC_KEYS) + 1,), gloo_group.ReduceOp.SUM)]  # one collective
+    assert rank0.n_frames == 9
+    _assert_same(rank0.compute(), whole.compute())
+    # a rank that scored nothing still takes part (with zeros) and ends with the peer's state
+    idle = MetricState()
+    idle.all_reduce()
+    _assert_same(idle.compute(), rank1.compute())
+
+
+def test_all_reduce_real_group_world_size_one(gloo_group):
+    pred, true = _batch(10)
+    st = MetricState()
+    st.update(pred, true)
+    before = st.compute()
+    st.all_reduce()
+    assert st.compute() == before
+
+
+# --------------------------------------------------------------------------------------------
+# Conventions text, speed helper, accelerator
+# --------------------------------------------------------------------------------------------
+
+
+def test_convention_text_and_direction_table():
+    assert set(HIGHER_IS_BETTER) == set(METRIC_KEYS)
+    assert [k for k in METRIC_KEYS if HIGHER_IS_BETTER[k]] == ["psnr", "ssim", "ssim_legacy"]
+    assert "\n" in METRIC_CONVENTION
+    for k in METRIC_KEYS:
+        assert f"  {k} " in METRIC_CONVENTION
+    for phrase in ("scikit-image", "data_range=2", "data_range=1", "SUMMED", "7x7", "K1=0.01", "K2=0.03"):
+        assert phrase in METRIC_CONVENTION
+
+
+def test_ssim_speed_small():
+    res = M.ssim_speed(n_frames=16, size=24, seed=1)
+    assert res["n_frames"] == 16 and res["device"] == "cpu"
+    assert res["torch_fps"] > 0 and res["skimage_fps"] > 0 and res["torch_float32_fps"] > 0
+    assert res["max_abs_diff"] <= TOL_EXACT and res["mean_abs_diff"] <= TOL_EXACT
+    assert res["max_abs_diff_float32"] <= TOL_FRAME and res["mean_abs_diff_float32"] <= TOL_MEAN
+    assert 0.0 < res["mean_ssim"] < 1.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    pred, true = _batch(9, c=3, h=32, w=32)
+    cpu = per_frame_metrics(pred, true)
+    gpu = per_frame_metrics(pred.cuda(), true.cuda())
+    for k in METRIC_KEYS:
+        assert gpu[k].device.type == "cuda"
+        assert torch.allclose(gpu[k].cpu(), cpu[k], atol=1e-9, rtol=1e-9), k
+    st = MetricState()
+    st.update(pred.cuda(), true.cuda())
+    ref = MetricState()
+    ref.update(pred, true)
+    _assert_same(st.compute(), ref.compute(), tol=1e-9)
