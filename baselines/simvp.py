@@ -22,13 +22,13 @@ Architecture (B, T, C, H, W) -> (B, T', C, H, W)
 * Spatial decoder (:class:`SpatialDecoder`): N_S blocks mirroring the encoder (strides 2, 1, 2, 1);
   stride-2 blocks are 3x3 ConvTranspose2d (output_padding 1, exactly doubling the size), stride-1
   blocks plain 3x3 convolutions, each + GroupNorm(2) + LeakyReLU(0.2). The last block receives the
-  skip feature of the first encoder block; SimVP *concatenates* it (last block: 2*hid_S -> hid_S
-  channels), TAU *adds* it (``skip="add"``; TAU paper Sec. 3.2 "residual connection"). A 1x1
+  skip feature of the first encoder block, *concatenated* (last block: 2*hid_S -> hid_S channels;
+  ``skip="add"`` gives an additive variant, an option TAU exposes). A 1x1
   convolution reads out C channels. There is no output non-linearity (as in the paper: plain MSE
   regression); predictions are not clamped to [0, 1].
 
-Output horizon T' != T (choice, the paper only treats T' = T for its UNet translator)
--------------------------------------------------------------------------------------
+Output horizon T' != T (choice; the paper's translator maps T frames to T frames)
+---------------------------------------------------------------------------------
 The translator's last module emits T'*hid_S channels instead of T*hid_S (its input side is
 unchanged), so the latent holds T' frames; the decoder then runs on B*T' frames. The decoder skip
 is the first-encoder-layer feature of the *aligned* input frame when T' == T (the original model),

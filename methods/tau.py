@@ -239,6 +239,8 @@ class TemporalModule(nn.Module):
             raise BenchError(f"TAU needs N_T >= 1 (got {n_layers})")
         if translator not in TRANSLATORS:
             raise BenchError(f"TAU translator must be one of {', '.join(TRANSLATORS)} (got {translator!r})")
+        if attention not in ATTENTIONS:
+            raise BenchError(f"TAU attention must be one of {', '.join(ATTENTIONS)} (got {attention!r})")
         rates = torch.linspace(0, drop_path, n_layers).tolist() if n_layers > 1 else [drop_path]
         layers: list[nn.Module] = []
         width = c_in
