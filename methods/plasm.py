@@ -113,7 +113,7 @@ from bench.methods.plasm_modules import Decoder, Encoder, SpatialMasking, Transl
 from bench.registry import DatasetSpec, register_method
 
 CITATION = ("P. Li, C. Zhang, Z. Yang, X. Xu, M. Song, \"Pair-wise Layer Attention with Spatial Masking "
-            "for Video Prediction\", arXiv:2311.11289, 2023")
+            "for Video Prediction\"")
 
 #: Bump when a change to the code changes what pretraining produces (invalidates cached encoders).
 PRETRAIN_VERSION = 1
@@ -273,8 +273,10 @@ def pretrain_plasm(model: PLASM, ctx: Any) -> dict:
     model.encoder.load_state_dict(state["encoder"])
     model.decoder.load_state_dict(state["decoder"])
     model.encoder.requires_grad_(False)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(ctx.seed) + 1)
+    device = next(model.translator.parameters()).device
+    gpus = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
+        torch.manual_seed(int(ctx.seed) + 1)  # seeds (and fork_rng restores) the CPU and that GPU's RNG
         kaiming_init(model.translator, hp["slope"])
     return {
         "pretrained": True,

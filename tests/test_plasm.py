@@ -43,7 +43,7 @@ def make_ctx(hp: dict, cache_dir=None, seed: int = 0, steps: list | None = None,
     record = steps if steps is not None else []
     return PretrainContext(data=DATA, splits=make_splits(), hp=hp, device=torch.device("cpu"), seed=seed,
                            cache_dir=cache_dir, log=lambda text: None,
-                           check_finite=lambda loss, step: record.append((float(loss), step)), extra=dict(extra))
+                           check_finite=lambda loss, step: record.append((float(loss.detach()), step)), extra=dict(extra))
 
 
 def state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
