@@ -29,6 +29,15 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
+def _mount_subapps() -> None:
+    from bench.data_cli import data_app
+
+    app.add_typer(data_app, name="data", help="List, check and download datasets.")
+
+
+_mount_subapps()
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
     err_console.print(f"error: {message}", markup=False, soft_wrap=True)
     return typer.Exit(code)
@@ -114,6 +123,9 @@ def run(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data directory (default: $BENCH_DATA)"),
     data_seed: int = typer.Option(0, "--data-seed", help="Seed of the fixed validation/test sets"),
     force: bool = typer.Option(False, "--force", help="Re-run and replace existing results"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (autocast; gradient scaling for fp16)"),
+    channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format (GPU convolutions)"),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the training step"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines"),
 ) -> None:
     """Train and evaluate methods on datasets; one result directory per run.
@@ -125,6 +137,8 @@ def run(
       bench run --methods tau,tau:no-ddr,simvp --datasets mmnist --epochs 200 --seeds 0,1,2
 
       bench run --methods plasm:r0=0.9 --set lr=0.005 --device cuda
+
+      torchrun --nproc_per_node=4 -m bench run --methods tau --precision bf16
 
     An existing complete result is kept (skipped) unless --force; an interrupted run resumes from
     its last epoch checkpoint.
@@ -144,19 +158,23 @@ def run(
             raise BenchError(f"--batch-size must be at least 1 (got {batch_size})")
         if pred_len is not None and pred_len < 1:
             raise BenchError(f"--pred-len must be at least 1 (got {pred_len})")
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise BenchError(f"--precision {precision!r}: choose fp32, bf16 or fp16")
         keys, specs = resolve_targets(methods, datasets, sets)
         dev = resolve_device(device)
         check_results_dir(results)
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)
 
+    quiet = quiet or int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 talks
     progress = None if quiet else Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TimeRemainingColumn(), console=console, transient=True)
     log = (lambda s: None) if quiet else (lambda s: (progress.console if progress else console).print(s, markup=False))
     opts = RunOptions(results=results, epochs=epochs, batch_size=batch_size, device=str(dev), quick=quick,
                       tiny=tiny, sizes=size_map, data_dir=data_dir, data_seed=data_seed, sets=sets,
-                      pred_len=pred_len, force=force, log=log, progress=progress)
+                      pred_len=pred_len, force=force, log=log, progress=progress, precision=precision,
+                      channels_last=channels_last, compile=compile_)
     try:
         if progress is not None:
             with progress:
@@ -167,6 +185,8 @@ def run(
         raise fail("interrupted: finished results are intact and no file is half-written; "
                    "run the same command again to resume from the last completed epoch", 130)
 
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     table = Table(title=f"bench run: {len(outcomes)} run(s) -> {results}")
     for col in ("dataset", "method", "seed", "status", "detail"):
         table.add_column(col)

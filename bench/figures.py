@@ -10,8 +10,9 @@ without the "Software" metadata entry, then releases it.
 - :func:`mse_flops_scatter`: test MSE against fvcore FLOPs (log axis), ours filled, published
   hollow grey.
 - :func:`qualitative_grid`: rows input frames, ground truth, then for each method its prediction
-  and absolute error, as TAU Figure 5. At most ``max_cols`` frames per row (evenly spaced when the
-  sequence is longer, each column titled with its frame number). One channel is shown grey, three
+  and absolute error, as TAU Figure 5, drawn as one mosaic image. At most ``max_cols`` frames per
+  row (evenly spaced when the sequence is longer); input frame numbers (t) above the first row,
+  output frame numbers (t') under the last. One channel is shown grey, three
   as RGB, any other count as channel 0 with a colour map (TaxiBJ inflow). The error is the
   absolute difference averaged over channels, on one colour scale shared by all methods
   (0 to the largest error in the figure).
@@ -19,11 +20,13 @@ without the "Software" metadata entry, then releases it.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 REFERENCE_LINE_GID = "reference-line"
 DPI = 100
@@ -33,6 +36,10 @@ _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 def color(i: int) -> str:
     return _COLORS[i % len(_COLORS)]
+
+
+def wrap(title: str, width: int = 90) -> str:
+    return "\n".join(textwrap.wrap(title, width)) or title
 
 
 def save_png(fig: Figure, path: Path) -> Path:
@@ -69,8 +76,9 @@ def learning_curves(series: Mapping[str, Sequence[Sequence[tuple[int, float]]]],
         line = ax.axhline(reference, color="red", linestyle=":", linewidth=1.5, label=f"MSE {reference:g}")
         line.set_gid(REFERENCE_LINE_GID)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(wrap(title), fontsize=9)
     ax.grid(True, alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=8, loc="upper right")
@@ -104,7 +112,7 @@ def mse_flops_scatter(points: Sequence[tuple[str, float, float, bool]], title: s
         ax.set_xscale("log")
     ax.set_xlabel("FLOPs (G, fvcore, one sample)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(wrap(title), fontsize=9)
     ax.grid(True, alpha=0.3)
     if ours or paper:
         ax.legend(fontsize=7, loc="best")
@@ -118,56 +126,62 @@ def _frame_indices(length: int, max_cols: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, length - 1, max_cols)})
 
 
-def _show(ax, frame: np.ndarray) -> None:
-    """Draw one (C, H, W) uint8 frame."""
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    """One (C, H, W) uint8 frame as (H, W, 3) floats in [0, 1]."""
+    from matplotlib import colormaps
+
     c = frame.shape[0]
     if c == 3:
-        ax.imshow(np.transpose(frame, (1, 2, 0)), interpolation="nearest")
-    elif c == 1:
-        ax.imshow(frame[0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    else:
-        ax.imshow(frame[0], cmap="viridis", vmin=0, vmax=255, interpolation="nearest")
+        return np.transpose(frame, (1, 2, 0)).astype(np.float32) / 255.0
+    if c == 1:
+        return np.repeat(frame[0][..., None].astype(np.float32) / 255.0, 3, axis=2)
+    return colormaps["viridis"](frame[0].astype(np.float32) / 255.0)[..., :3].astype(np.float32)
 
 
 def qualitative_grid(inputs: np.ndarray, truth: np.ndarray, preds: Mapping[str, np.ndarray], title: str,
                      max_cols: int = 10) -> Figure:
-    """Rows: inputs, ground truth, then per method its prediction and |error| (arrays (T, C, H, W) uint8)."""
+    """Rows: inputs, ground truth, then per method its prediction and |error| (arrays (T, C, H, W) uint8).
+
+    The tiles are assembled into one mosaic image drawn with a single ``imshow`` (fast for many
+    frames and methods); small frames are enlarged by an integer factor, large ones drawn 1:1.
+    """
+    from matplotlib import colormaps
+
     names = sorted(preds)
     in_idx = _frame_indices(inputs.shape[0], max_cols)
     out_idx = _frame_indices(truth.shape[0], max_cols)
     ncols = max(len(in_idx), len(out_idx))
-    nrows = 2 + 2 * len(names)
     h, w = truth.shape[-2:]
-    cell = 1.0
-    fig = Figure(figsize=(1.6 + ncols * cell * max(w / h, 0.5), 0.6 + nrows * cell))
     errors = {n: np.abs(preds[n].astype(np.float32) - truth.astype(np.float32)).mean(axis=1) for n in names}
     vmax = max([1.0] + [float(e.max()) for e in errors.values()])
-    rows: list[tuple[str, list[int], object]] = [("input", in_idx, inputs), ("ground truth", out_idx, truth)]
+    magma = colormaps["magma"]
+    rows: list[tuple[str, list[np.ndarray]]] = [("input", [_rgb(inputs[t]) for t in in_idx]),
+                                                ("ground truth", [_rgb(truth[t]) for t in out_idx])]
     for n in names:
-        rows.append((n, out_idx, preds[n]))
-        rows.append((f"|error| {n}", out_idx, errors[n]))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for r, (label, idx, arr) in enumerate(rows):
-        for c in range(ncols):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if c >= len(idx):
-                ax.axis("off")
-                continue
-            t = idx[c]
-            if label.startswith("|error|"):
-                ax.imshow(arr[t], cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
-            else:
-                _show(ax, arr[t])
-            if r in (0, 1):
-                ax.set_title(f"t={t + 1}" if r == 0 else f"t'={t + 1}", fontsize=6, pad=2)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-    fig.suptitle(f"{title}\n|error| = |prediction - truth| averaged over channels, colour scale 0-{vmax:.0f} "
-                 f"(of 255)", fontsize=8)
-    fig.subplots_adjust(left=0.2, right=0.99, bottom=0.01, top=1 - 0.9 / (0.6 + nrows * cell), wspace=0.05,
-                        hspace=0.25)
+        rows.append((n, [_rgb(preds[n][t]) for t in out_idx]))
+        rows.append((f"|error| {n}", [magma(errors[n][t] / vmax)[..., :3] for t in out_idx]))
+    pad = 2
+    mosaic = np.ones((len(rows) * (h + pad) - pad, ncols * (w + pad) - pad, 3), dtype=np.float32)
+    for r, (_, tiles) in enumerate(rows):
+        for c, tile in enumerate(tiles):
+            mosaic[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = tile
+    zoom = max(1, min(64 // max(h, 1), 1600 // max(mosaic.shape[1], 1)))
+    label_in = 0.3 + 0.07 * max(len(n) for n, _ in rows)
+    top_in = 0.85
+    img_w, img_h = mosaic.shape[1] * zoom / DPI, mosaic.shape[0] * zoom / DPI
+    bottom_in = 0.25
+    fig_w, fig_h = max(label_in + img_w + 0.1, 6.0), top_in + img_h + bottom_in
+    fig = Figure(figsize=(fig_w, fig_h))
+    ax = fig.add_axes((label_in / fig_w, bottom_in / fig_h, img_w / fig_w, img_h / fig_h))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_axis_off()
+    for r, (label, _) in enumerate(rows):
+        ax.text(-pad * 2, r * (h + pad) + h / 2, label, ha="right", va="center", fontsize=7)
+    for c, t in enumerate(in_idx):
+        ax.text(c * (w + pad) + w / 2, -pad, f"t={t + 1}", ha="center", va="bottom", fontsize=6)
+    for c, t in enumerate(out_idx):  # output frame numbers under the last row
+        ax.text(c * (w + pad) + w / 2, mosaic.shape[0] + pad, f"t'={t + 1}", ha="center", va="top", fontsize=6)
+    note = f"|error| = |prediction - truth| averaged over channels, colour scale 0-{vmax:.0f} (of 255)"
+    fig.suptitle(wrap(title, int(fig_w * 13)) + "\n" + wrap(note, int(fig_w * 13)), fontsize=8, y=1 - 0.05 / fig_h,
+                 va="top")
     return fig

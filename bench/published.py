@@ -115,11 +115,12 @@ class Published:
 
     def display_scale(self, dataset: str) -> dict[str, float]:
         """Metric -> factor the papers display ``dataset`` with (TaxiBJ MSE x100, Human3.6M MSE /10, MAE /100)."""
-        return dict(self.display_scales.get(dataset, {}))
+        return dict(self.display_scales.get(PUBLISHED_ALIASES.get(dataset, dataset), {}))
 
     def find(self, dataset: str | None = None, pred_len: int | None = None, method: str | None = None,
              kind: str | tuple[str, ...] | None = None, paper: str | None = None) -> list[PublishedEntry]:
         kinds = (kind,) if isinstance(kind, str) else kind
+        dataset = PUBLISHED_ALIASES.get(dataset, dataset) if dataset is not None else None
         return [e for e in self.entries
                 if (dataset is None or e.dataset == dataset) and (pred_len is None or e.pred_len == pred_len)
                 and (method is None or e.method == method) and (kinds is None or e.kind in kinds)
@@ -165,6 +166,11 @@ def _entry(raw: Mapping[str, Any], index: int, path: Path) -> PublishedEntry:
         note=raw.get("note"), caption=raw.get("caption", ""), device=raw.get("device"),
         remarks=tuple(str(raw[k]) for k in ("horizon_note", "flops_note") if raw.get(k)),
     )
+
+
+#: our dataset name -> the dataset name its published numbers are stored under. ``mmnist_std`` (MNIST
+#: digits, the standard fixed test file) is the protocol the papers' Moving MNIST tables use.
+PUBLISHED_ALIASES: dict[str, str] = {"mmnist_std": "mmnist"}
 
 
 def load_published(path: Path | str | None = None) -> Published:

@@ -75,6 +75,7 @@ class DataConfig:
     sizes: Mapping[str, int] = field(default_factory=dict)
     rank: int = 0
     world_size: int = 1
+    pred_len: int | None = None  # evaluation horizon when it exceeds the dataset's out_frames (--pred-len)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ Rules (the choices made where the task leaves room):
   apart and suffixed with the differing keys. Cells are mean +- sample standard deviation (n - 1)
   over the seeds; ``n`` is the number of seeds; one seed shows the mean alone.
 - Ranking. Within one table and one column, **bold** is the best and underlined the second best
-  of *our* rows, comparing the values as displayed (ties share a rank); a column with fewer than
-  two values is not ranked. Published rows (italic, "paper") are never ranked: they sit under our
+  of *our* rows, comparing the values as displayed; ties share a rank (competition ranking: a tie
+  for the best leaves no second); a column with fewer than two values is not ranked. Published rows (italic, "paper") are never ranked: they sit under our
   rows for reference only. In efficiency tables, train time and fps are ranked only when every row
   was measured on the same device.
 - Display scale. Metrics are shown as the papers print them (``published.json``
@@ -133,13 +133,18 @@ def fmt_mean_std(mean: float | None, std: float | None, decimals: int) -> str:
 
 
 def rank_values(values: Sequence[float | None], higher: bool, decimals: int) -> list[int | None]:
-    """1 for the best, 2 for the second best (compared as displayed; ties share), else None."""
+    """Competition ranks (1 + number of strictly better values, compared as displayed) when they are
+    1 (best) or 2 (second best), else None. Ties share a rank, so a tie for the best leaves no
+    second; fewer than two values, or all equal, are not ranked."""
     shown = [None if v is None or not math.isfinite(v) else round(v, decimals) for v in values]
-    distinct = sorted({v for v in shown if v is not None}, reverse=higher)
-    if sum(v is not None for v in shown) < 2:
+    present = [v for v in shown if v is not None]
+    if len(present) < 2 or len(set(present)) == 1:  # nothing to tell apart
         return [None] * len(values)
-    order = {v: i + 1 for i, v in enumerate(distinct[:2])}
-    return [order.get(v) if v is not None else None for v in shown]
+    ranks: list[int | None] = []
+    for v in shown:
+        rank = None if v is None else 1 + sum((o > v) if higher else (o < v) for o in present)
+        ranks.append(rank if rank in (1, 2) else None)
+    return ranks
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,6 +181,7 @@ class Table:
     dataset: str = ""
     group: str = ""
     figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
+    details: list[tuple[str, str]] = field(default_factory=list)  # (summary, preformatted text), markdown only
 
 
 def rank_table(table: Table, columns: Iterable[int], only: Callable[[Row], bool] | None = None) -> None:
@@ -206,9 +212,15 @@ def _md_cell(cell: Cell) -> str:
     return text
 
 
+def numeric_columns(table: Table) -> list[bool]:
+    """Columns holding numbers (right-aligned): any cell with a metric, or the seed count."""
+    return [i > 0 and (table.columns[i] == "n" or any(len(r.cells) > i and r.cells[i].metric for r in table.rows))
+            for i in range(len(table.columns))]
+
+
 def render_md_table(table: Table) -> list[str]:
-    lines = ["| " + " | ".join(_md_escape(c) for c in table.columns) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(table.columns) - 1)) + "|"]
+    align = ["---:" if num else "---" for num in numeric_columns(table)]
+    lines = ["| " + " | ".join(_md_escape(c) for c in table.columns) + " |", "|" + "|".join(align) + "|"]
     for row in table.rows:
         cells = [_md_cell(c) for c in row.cells]
         if row.kind == "paper":
@@ -220,7 +232,8 @@ def render_md_table(table: Table) -> list[str]:
 _TEX_MAP = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
             "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "↓": r"$\downarrow$",
             "↑": r"$\uparrow$", "→": r"$\rightarrow$", "×": r"$\times$", "†": r"$^\dagger$", "–": "--", "—": "---",
-            "·": r"$\cdot$", "<": r"\textless{}", ">": r"\textgreater{}", "*": r"$^*$"}
+            "·": r"$\cdot$", "<": r"\textless{}", ">": r"\textgreater{}", "*": r"$^*$", "−": "$-$",
+            "≤": r"$\leq$", "…": r"\dots{}"}
 
 
 def _plain(note: str) -> str:
@@ -235,7 +248,7 @@ def tex_escape(text: str) -> str:
 def render_tex_table(table: Table) -> list[str]:
     lines = [r"\begin{table}[t]", r"\centering", r"\footnotesize",
              rf"\caption{{{tex_escape(table.title)}}}", rf"\label{{tab:{table.tid}}}",
-             r"\begin{tabular}{l" + "r" * (len(table.columns) - 1) + "}", r"\toprule",
+             r"\begin{tabular}{" + "".join("r" if n else "l" for n in numeric_columns(table)) + "}", r"\toprule",
              " & ".join(tex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
     previous = "ours"
     for row in table.rows:
@@ -282,7 +295,7 @@ def csv_records(table: Table) -> Iterable[dict[str, Any]]:
 
 
 def _g(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
+    return "" if value is None else f"{float(value):.12g}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,18 +328,33 @@ def pred_len(run: Mapping[str, Any]) -> int | None:
     return _get(run, "config", "pred_len", default=_get(run, "dataset", "out_frames"))
 
 
-def data_source(run: Mapping[str, Any]) -> str:
-    """The data-source items of ``dataset.info`` (path-like keys left out: they differ per machine)."""
+_PATHLIKE = ("path", "dir", "file", "files", "root")
+_DUPLICATED_INFO = ("sizes", "data_seed")  # also in the key as the run's own config
+
+
+def _info(run: Mapping[str, Any]) -> dict[str, Any]:
     info = _get(run, "dataset", "info", default={}) or {}
     if not isinstance(info, Mapping):
-        return str(info)
-    items = [(k, v) for k, v in sorted(info.items())
-             if not str(k).lower().endswith(("path", "dir", "file", "files", "root"))]
+        return {"info": str(info)}
+    return {str(k): v for k, v in info.items()
+            if not str(k).lower().endswith(_PATHLIKE) and str(k) not in _DUPLICATED_INFO}
+
+
+def data_source(run: Mapping[str, Any]) -> str:
+    """The data source shown in headings: ``digit_source`` (or any ``*source*`` keys) of ``dataset.info``."""
+    info = _info(run)
+    if "digit_source" in info:
+        return f"digits: {info['digit_source']}"
+    items = [(k, v) for k, v in sorted(info.items()) if "source" in k.lower()]
     if not items:
-        return "unrecorded"
-    if len(items) == 1 and items[0][0] == "digit_source":
-        return f"digits: {items[0][1]}"
-    return ", ".join(f"{k}={v if not isinstance(v, (dict, list)) else _canon(v)}" for k, v in items)
+        return "data source unrecorded"
+    return ", ".join(f"{k}: {v if not isinstance(v, (dict, list)) else _canon(v)}" for k, v in items)
+
+
+def data_info_id(run: Mapping[str, Any]) -> str:
+    """A short id of everything else in ``dataset.info`` (generator, pools...): shown when it differs."""
+    rest = {k: v for k, v in _info(run).items() if "source" not in k.lower()}
+    return "data info " + hashlib.sha1(_canon(rest).encode()).hexdigest()[:6]
 
 
 def device_of(run: Mapping[str, Any]) -> str:
@@ -337,10 +365,14 @@ def convention_of(run: Mapping[str, Any]) -> str:
     return str(run.get("metric_convention") or "")
 
 
+#: key fields shown in a heading only when they differ between groups of one dataset
+HIDDEN_FIELDS = ("data info", "metric convention")
+
+
 @dataclass
 class GroupKey:
     dataset: str
-    fields: dict[str, str]  # display name -> value, in heading order
+    fields: dict[str, str]  # name -> value, in heading order
     sort: tuple
 
     @property
@@ -365,12 +397,13 @@ def group_key(run: Mapping[str, Any]) -> GroupKey:
         "sizes": f"train/val/test {sizes_text}",
         "data": data_source(run),
         "data seed": f"data seed {cfg.get('data_seed', '?')}",
+        "data info": data_info_id(run),
         "metric convention": f"metric convention {hashlib.sha1(conv.encode()).hexdigest()[:6]}" if conv
         else "metric convention unrecorded",
     }
     sort = (ds, _num_key(plen), bool(cfg.get("tiny")), _num_key(epochs),
             tuple(_num_key(sizes.get(s)) for s in ("train", "val", "test")), fields["data"],
-            _num_key(cfg.get("data_seed")), conv)
+            _num_key(cfg.get("data_seed")), fields["data info"], conv)
     return GroupKey(ds, fields, sort)
 
 
@@ -420,6 +453,7 @@ class Group:
     runs: list[dict[str, Any]]
     tag: str = ""
     rows: list[RowRuns] = field(default_factory=list)
+    shown_hidden: tuple[str, ...] = ()  # hidden fields that differ from another group of the dataset
 
     @property
     def dataset(self) -> str:
@@ -434,7 +468,12 @@ class Group:
         return bool(_get(self.runs[0], "config", "tiny"))
 
     def title(self) -> str:
-        return f"{self.tag}: " + " · ".join(self.key.fields.values())
+        return f"{self.tag}: " + " · ".join(v for k, v in self.key.fields.items()
+                                              if k not in HIDDEN_FIELDS or k in self.shown_hidden)
+
+    def short_title(self) -> str:
+        f = self.key.fields
+        return f"{self.tag} · {f['frames']} · {f['budget']} · {f['model']} · {f['data']}"
 
     @property
     def metrics(self) -> list[str]:
@@ -472,6 +511,9 @@ def make_groups(runs: list[dict[str, Any]]) -> list[Group]:
         counters[g.dataset] = counters.get(g.dataset, 0) + 1
         g.tag = f"{g.dataset}[{counters[g.dataset]}]"
         g.rows = build_rows(g.runs)
+    for g in groups:
+        same = [o for o in groups if o.dataset == g.dataset]
+        g.shown_hidden = tuple(n for n in HIDDEN_FIELDS if n in differing_fields(same))
     return groups
 
 
@@ -536,16 +578,18 @@ def comparability_notes(group: Group, has_paper: bool) -> list[str]:
     return notes
 
 
-def convention_text(group: Group) -> str:
+def convention_text(group: Group) -> tuple[str, str]:
+    """(summary, text) of the metric convention the group's runs recorded."""
     texts = sorted({convention_of(r) for r in group.runs} - {""})
-    if not texts:
-        try:
-            from bench.metrics import METRIC_CONVENTION  # noqa: PLC0415
+    ident = group.key.fields["metric convention"].replace("metric convention ", "id ")
+    if texts:
+        return f"Metric convention ({ident}, as recorded in the runs)", "\n\n".join(texts)
+    try:
+        from bench.metrics import METRIC_CONVENTION  # noqa: PLC0415
 
-            return f"Metric convention (not recorded in these runs; the current one): {METRIC_CONVENTION}"
-        except Exception:
-            return "Metric convention: not recorded in these runs."
-    return "Metric convention: " + " / ".join(texts)
+        return "Metric convention (not recorded in these runs; today's bench.metrics)", str(METRIC_CONVENTION)
+    except Exception:
+        return "Metric convention", "not recorded in these runs"
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,8 +657,8 @@ def comparison_table(ctx: Context, group: Group, differing: Sequence[str]) -> Ta
     rank_table(table, range(2, 2 + len(metrics)))
     notes = ["n: seeds. Cells: mean ± sample standard deviation (n−1) over seeds; one seed shows its value alone.",
              "**Bold**: best, <u>underlined</u>: second best among our rows of this table only (values as "
-             "displayed; ties share a rank). Rows marked \"paper\" (italic) are transcribed from the "
-             "publications and are never ranked.",
+             "displayed; ties share a rank, a tie for the best leaves no second). Rows marked \"paper\" (italic) "
+             "are transcribed from the publications and are never ranked.",
              scale_note(ctx, group.dataset)]
     if any(r.kind == "paper" for r in rows):
         notes.append(ssim_note(ctx))
@@ -627,7 +671,10 @@ def comparison_table(ctx: Context, group: Group, differing: Sequence[str]) -> Ta
         notes.append(f"Other {group.dataset} tables differ from this one in: {', '.join(differing)}; runs of "
                      "different tables are never ranked against each other.")
     notes += comparability_notes(group, any(r.kind == "paper" for r in rows))
-    notes.append(convention_text(group))
+    summary, text = convention_text(group)
+    notes.append(f"{summary}: its full text is in report.md under this table. Arrows: "
+                 + ", ".join(header(m) for m in metrics) + ".")
+    table.details = [(summary, text)]
     table.notes = [n for n in notes if n]
     return table
 
@@ -696,7 +743,7 @@ def variant_table(ctx: Context, title: str, tid: str, row_ids: list[tuple[Any, s
             rows.append(Row(cells, "paper", text, src))
     table = Table(tid, title, columns, rows, dataset=",".join(sorted({g.dataset for g in groups})),
                   group=",".join(g.tag for g in groups))
-    rank_table(table, range(1, len(columns)))
+    rank_table(table, [i for i, c in enumerate(columns) if i > 0 and not c.endswith("FLOPs (G)")])  # costs unranked
     return table
 
 
@@ -902,9 +949,13 @@ def audit_table(ctx: Context) -> Table | None:
         skipped = a.get("flops_skipped") or {}
         rows.append(Row([
             Cell(ds), Cell(label), Cell("tiny" if tiny else "paper-size"),
-            Cell(fmt(None if params is None else params / 1e6, 3)), Cell(fmt(None if flops is None else flops / 1e9, 3)),
+            Cell(fmt(None if params is None else params / 1e6, 3), metric="params_m" if params is not None else None,
+                 mean=None if params is None else params / 1e6, scale=1e-6),
+            Cell(fmt(None if flops is None else flops / 1e9, 3), metric="flops_g" if flops is not None else None,
+                 mean=None if flops is None else flops / 1e9, scale=1e-9),
             Cell(", ".join(f"{k} ×{v}" for k, v in sorted(skipped.items())) or "none"),
-            Cell(fmt(a.get("fps"), 1)), Cell(str(a.get("fps_batch", NA))),
+            Cell(fmt(a.get("fps"), 1), metric="fps" if a.get("fps") is not None else None, mean=a.get("fps")),
+            Cell(str(a.get("fps_batch", NA))),
             Cell(str(a.get("device_name") or a.get("device") or "unrecorded")),
             Cell(f"{fmt(ref['params'] / 1e6, 1)} M / {fmt(ref['flops'] / 1e9, 1)} G ({ref.get('source', '')})"
                  if "params" in ref and "flops" in ref else NA),
@@ -976,7 +1027,7 @@ def curves_figure(ctx: Context, group: Group):
     if not series:
         return None
     ylabel = "validation MSE" + (f" (×{f:g})" if f > 1 else f" (/{1 / f:g})" if f < 1 else "")
-    return figures.learning_curves(series, f"Validation MSE per epoch — {group.title()}", ylabel, ctx.mse_line)
+    return figures.learning_curves(series, f"Validation MSE per epoch — {group.short_title()}", ylabel, ctx.mse_line)
 
 
 def _load_predictions(ctx: Context, run: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
@@ -1018,7 +1069,7 @@ def samples_figure(ctx: Context, group: Group):
     if base is None or not preds:
         return None
     return figures.qualitative_grid(base["inputs"][0], base["truth"][0], preds,
-                                    f"First test sequence — {group.title()}")
+                                    f"First test sequence — {group.short_title()}")
 
 
 def scatter_figure(ctx: Context, group: Group):
@@ -1033,14 +1084,17 @@ def scatter_figure(ctx: Context, group: Group):
             points.append((r.display, flops, mse * f, False))
     if not points:
         return None
-    if not group.tiny:
+    if not group.tiny:  # the published cost of the methods in this table, one point each (first source)
+        labels = {r.label for r in group.rows}
+        seen: set[str] = set()
         for e in ctx.published.find(group.dataset, group.pred_len):
-            if e.ours and "flops_g" in e.text:
+            if e.method in labels and e.method not in seen and "flops_g" in e.text:
                 v, _ = e.shown("mse", ctx.scale(group.dataset))
                 if v is not None:
+                    seen.add(e.method)
                     points.append((f"{e.method} ({e.source})", float(e.text["flops_g"]), v, True))
     ylabel = "test MSE" + (f" (×{f:g})" if f > 1 else f" (/{1 / f:g})" if f < 1 else "")
-    return figures.mse_flops_scatter(points, f"MSE vs FLOPs — {group.title()}", ylabel)
+    return figures.mse_flops_scatter(points, f"MSE vs FLOPs — {group.short_title()}", ylabel)
 
 
 def render_figures(ctx: Context, group: Group) -> list[tuple[str, str]]:
@@ -1109,11 +1163,12 @@ def build_context(results_dir: Path, out_dir: Path, mse_line: float | None = Non
 
 
 def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md",),
-                 mse_line: float | None = None) -> list[Path]:
+                 mse_line: float | None = None, figures: bool = True) -> list[Path]:
     """Render the report of ``results_dir`` into ``out_dir``; returns the files written.
 
     ``formats``: any of ``md`` (always written), ``csv``, ``tex``. ``mse_line`` draws a
-    horizontal reference line (display scale) on every learning-curve figure.
+    horizontal reference line (display scale) on every learning-curve figure. ``figures=False``
+    skips the PNGs (and their links): the tables alone, quickly.
     """
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     unknown = sorted(set(formats) - {"md", "csv", "tex"})
@@ -1133,7 +1188,7 @@ def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md
             others = [o for o in groups if o is not g]
             diff = [n for n in differing_fields(groups) if any(o.key.fields[n] != g.key.fields[n] for o in others)]
             t = comparison_table(ctx, g, diff)
-            t.figures = render_figures(ctx, g)
+            t.figures = render_figures(ctx, g) if figures else []
             comparison.append(t)
     ablations = ablation_tables(ctx)
     sweeps = sweep_tables(ctx)
@@ -1220,6 +1275,9 @@ def _md_table_block(table: Table, level: str) -> list[str]:
         lines.append(f"- {note}")
     if table.notes:
         lines.append("")
+    for summary, text in table.details:
+        lines += ["<details>", f"<summary>{_md_escape(summary)}</summary>", "", "```text", text.rstrip("\n"), "```",
+                  "", "</details>", ""]
     for caption, rel in table.figures:
         lines += [f"![{caption}]({rel})", ""]
     return lines

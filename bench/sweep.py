@@ -7,6 +7,7 @@ KeyboardInterrupt stops the sweep at once (completed results and epoch checkpoin
 
 from __future__ import annotations
 
+import os
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -67,6 +68,8 @@ def run_sweep(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], seeds:
                 except KeyboardInterrupt:
                     raise
                 except Exception as exc:  # isolation: record, report, go on
+                    if int(os.environ.get("RANK", "0")) != 0:
+                        raise  # under torchrun a failing rank ends the job; rank 0 records it
                     reason = record_failure(key, data, seed, opts, exc)
                     opts.log(f"FAILED {key.label} on {data.name} seed {seed}: {reason}")
                     outcomes.append(RunOutcome(data.name, key.label, seed, "failed", reason))

@@ -1,0 +1,140 @@
+"""``bench data``: what datasets are registered, which files are present, checks and downloads.
+
+    bench data list                    registered datasets, what is present under the data directory,
+                                       what is missing and how to get it
+    bench data check NAME              shapes, value ranges and sequence counts against the papers'
+                                       (a count that differs, e.g. on small fixture files, is a warning)
+    bench data download NAME           fetch what can be fetched (Moving MNIST); resumable, verified
+
+The data directory is ``--data-dir`` or ``$BENCH_DATA``. Mounted in :mod:`bench.cli` as
+``app.add_typer(data_app, name="data")``. File layouts: the module docstrings in ``datasets/``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.errors import BenchError
+
+data_app = typer.Typer(name="data", help="List, check and download datasets.", no_args_is_help=True,
+                       add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+DATA_DIR_HELP = "Data directory (default: $BENCH_DATA)"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"error: {message}", markup=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _sources():
+    from bench.datasets._files import SOURCES
+    from bench.registry import list_datasets
+
+    names = list_datasets()  # imports every dataset module, which registers its source
+    return names, SOURCES
+
+
+def _source(name: str):
+    from bench.registry import get_dataset
+
+    get_dataset(name)  # unknown names: one line with a suggestion
+    _, sources = _sources()
+    if name not in sources:
+        raise BenchError(f"dataset {name!r} does not describe its files (a plugin without a data source); "
+                         f"see its documentation for where its data goes")
+    return sources[name]
+
+
+@data_app.command("list")
+def list_(data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP)) -> None:
+    """Registered datasets: frames, shape, status under the data directory, and how to get what is missing."""
+    from bench.datasets._files import data_root
+    from bench.registry import get_dataset
+
+    try:
+        names, sources = _sources()
+        root = data_root(data_dir)
+    except BenchError as exc:
+        raise _fail(str(exc), exc.exit_code)
+    table = Table(title=f"datasets (data directory: {root if root else 'not set: pass --data-dir or set BENCH_DATA'})")
+    for col in ("dataset", "frames", "shape (C,H,W)", "status", "where / how to get it"):
+        table.add_column(col, overflow="fold")
+    style = {"present": "green", "generated": "green", "partial": "yellow", "missing": "red"}
+    for name in names:
+        spec = get_dataset(name)
+        src = sources.get(name)
+        if src is None:
+            status, where = "unknown", "(plugin: no data source described)"
+        else:
+            status, where = src.present(root)
+            if status in ("missing", "partial"):
+                where = f"{where}. To get it: {src.how_to_get}"
+        table.add_row(name, f"{spec.in_frames} -> {spec.out_frames}", str(spec.frame_shape),
+                      f"[{style.get(status, 'white')}]{status}[/]", where)
+    console.print(table)
+
+
+@data_app.command()
+def check(
+    name: str = typer.Argument(..., help="Dataset name, e.g. taxibj"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+) -> None:
+    """Check a dataset's files: shapes, value ranges and counts against the papers' full sizes.
+
+    Exit code 0 when the files load (count differences are warnings), 2 when something is wrong.
+    """
+    from bench.datasets._files import CheckReport, data_root, require_root
+
+    try:
+        src = _source(name)
+        root = data_root(data_dir)
+        if root is None and src.present(None)[0] == "generated":
+            pass  # a generated dataset needs no data directory
+        else:
+            root = require_root(data_dir, name, src.layout)
+    except BenchError as exc:
+        raise _fail(str(exc), exc.exit_code)
+    report = CheckReport()
+    src.check(root, report)
+    mark = {"ok": "[green]ok[/]     ", "warn": "[yellow]warning[/]", "error": "[red]error[/]  "}
+    for level, text in report.lines:
+        console.print(f"{mark[level]} ", end="")
+        console.print(text, markup=False, soft_wrap=True)
+    if report.failed:
+        raise _fail(f"{name}: {sum(1 for lv, _ in report.lines if lv == 'error')} problem(s) above; expected layout: "
+                    f"{src.layout}")
+    warns = sum(1 for lv, _ in report.lines if lv == "warn")
+    console.print(f"{name}: files load" + (f" ({warns} warning(s))" if warns else ""), markup=False)
+
+
+@data_app.command()
+def download(
+    name: str = typer.Argument(..., help="Dataset name, e.g. mmnist_std"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Mirror replacing each file's directory URL "
+                                                                      "(default: $BENCH_DOWNLOAD_BASE, else canonical)"),
+) -> None:
+    """Download a dataset's files where a stable public address exists; resumable (run again after an interruption)."""
+    from bench.datasets._files import data_root, download as fetch
+
+    try:
+        src = _source(name)
+        root = data_root(data_dir)
+        if root is None:
+            raise BenchError("no data directory: pass --data-dir DIR or set BENCH_DATA=DIR (files go under it)")
+        if not src.remote:
+            raise BenchError(f"{name} cannot be downloaded automatically: {src.how_to_get}; "
+                             f"then run `bench data check {name}`")
+        root.mkdir(parents=True, exist_ok=True)
+        for rf in src.remote:
+            fetch(rf, root, base_url=base_url, log=lambda s: console.print(s, markup=False))
+    except BenchError as exc:
+        raise _fail(str(exc), exc.exit_code)
+    console.print(f"{name}: all files present under {root}", markup=False)
