@@ -266,8 +266,10 @@ def audit(
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)
     table = Table(title=f"efficiency audit on {dev} (FLOPs: fvcore, one sample; fps: batch {fps_batch})")
+    width = max(len(k.label) for k in keys)
     for col in ("dataset", "method", "params (M)", "FLOPs (G)", "ref params / FLOPs", "diff", "fps", "skipped ops"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col in ("dataset", "method"),
+                         min_width=width if col == "method" else None)
     for data in specs:
         for key in keys:
             try:
@@ -316,6 +318,7 @@ def perf(
     metric_frames: int = typer.Option(1000, "--metric-frames", help="Frames for the SSIM throughput comparison"),
     tiny: bool = typer.Option(False, "--tiny", help="Smoke-test model sizes"),
     skip_metrics: bool = typer.Option(False, "--skip-metrics", help="Skip the SSIM throughput comparison"),
+    precisions: str = typer.Option("fp32", "--precisions", help="Comma-separated precisions to time, e.g. fp32,bf16"),
     results: Path = typer.Option(Path("results"), "--results", "-r", help="Where to store the figures"),
 ) -> None:
     """Benchmark (not a test): train samples/s and eval sequences/s per method at its real configuration,
@@ -330,7 +333,11 @@ def perf(
 
         dev = resolve_device(device)
         check_results_dir(results)
-        perf_report(keys, specs, dev, batch_size, iters, None if skip_metrics else metric_frames, tiny, results, console)
+        precision_list = split_list(precisions)
+        if not precision_list or any(p not in ("fp32", "bf16", "fp16") for p in precision_list):
+            raise BenchError(f"--precisions {precisions!r}: choose from fp32, bf16, fp16 (comma-separated)")
+        perf_report(keys, specs, dev, batch_size, iters, None if skip_metrics else metric_frames, tiny, results, console,
+                    precisions=precision_list)
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)
 

@@ -53,8 +53,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_fps(forward: Callable[[torch.Tensor], Any], example: torch.Tensor, warmup: int = 2,
-                iters: int = 5, min_seconds: float = 0.0) -> float:
+def measure_fps(forward: Callable[[torch.Tensor], Any], example: torch.Tensor, warmup: int = 1,
+                iters: int = 3, min_seconds: float = 0.0) -> float:
     """Sequences per second of ``forward`` on a fixed batch ``example`` (B sequences).
 
     Runs ``warmup`` untimed calls, then at least ``iters`` timed calls (and at least

@@ -21,11 +21,11 @@ from rich.table import Table
 from bench import results as store
 from bench.efficiency import measure_fps, synchronize
 from bench.registry import DatasetSpec, MethodKey
-from bench.runner import make_optimizer, rollout, seed_everything
+from bench.runner import autocast, make_optimizer, rollout, seed_everything
 
 
 def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, batch_size: int, iters: int,
-                     tiny: bool = False) -> dict[str, Any]:
+                     tiny: bool = False, precision: str = "fp32") -> dict[str, Any]:
     seed_everything(0, device)
     hp = key.resolve(data.name, tiny=tiny)
     model = key.spec.create_model(data, hp).to(device)
@@ -33,15 +33,22 @@ def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, ba
     x = torch.rand(batch_size, data.in_frames, *data.frame_shape, generator=g).to(device)
     y = torch.rand(batch_size, data.out_frames, *data.frame_shape, generator=g).to(device)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], hp)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     def step() -> None:
-        pred, target = key.spec.train_step(model, x, y, hp, 0.5)
-        loss = key.spec.loss(pred, target, hp)
+        with autocast(device, precision):
+            pred, target = key.spec.train_step(model, x, y, hp, 0.5)
+            loss = key.spec.loss(pred.float(), target.float(), hp)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    def infer(inp: torch.Tensor) -> torch.Tensor:
+        with autocast(device, precision):
+            return rollout(key.spec, model, inp, hp, data.out_frames)
 
     model.train()
     step()
@@ -52,26 +59,33 @@ def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, ba
     synchronize(device)
     train_sps = iters * batch_size / (time.perf_counter() - t0)
     model.eval()
-    eval_sps = measure_fps(lambda inp: rollout(key.spec, model, inp, hp, data.out_frames), x, warmup=1, iters=iters)
+    eval_sps = measure_fps(infer, x, warmup=1, iters=iters)
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"dataset": data.name, "label": key.label, "batch_size": batch_size, "iters": iters,
+    return {"dataset": data.name, "label": key.label, "precision": precision, "batch_size": batch_size, "iters": iters,
             "train_samples_per_s": train_sps, "eval_sequences_per_s": eval_sps,
             "peak_memory_bytes": int(peak), "peak_memory_kind": "cuda allocator" if device.type == "cuda" else "process RSS"}
 
 
 def perf_report(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], device: torch.device, batch_size: int,
-                iters: int, metric_frames: int | None, tiny: bool, results: Path, console: Console) -> dict[str, Any]:
+                iters: int, metric_frames: int | None, tiny: bool, results: Path, console: Console,
+                precisions: Sequence[str] = ("fp32",)) -> dict[str, Any]:
     rows = []
     table = Table(title=f"bench perf on {store.describe_device(device)} (batch {batch_size}, {iters} timed steps)")
-    for col in ("dataset", "method", "train samples/s", "eval seq/s", "peak memory (MiB)"):
+    for col in ("dataset", "method", "precision", "train samples/s", "vs fp32", "eval seq/s", "peak memory (MiB)"):
         table.add_column(col)
     for data in datasets:
         for key in keys:
-            row = train_throughput(key, data, device, batch_size, iters, tiny)
-            rows.append(row)
-            table.add_row(data.name, key.label, f"{row['train_samples_per_s']:.3f}", f"{row['eval_sequences_per_s']:.2f}",
-                          f"{row['peak_memory_bytes'] / 2**20:.0f} ({row['peak_memory_kind']})")
+            base = None
+            for precision in precisions:
+                row = train_throughput(key, data, device, batch_size, iters, tiny, precision)
+                rows.append(row)
+                if precision == "fp32":
+                    base = row["train_samples_per_s"]
+                ratio = f"{row['train_samples_per_s'] / base:.2f}x" if base and precision != "fp32" else "-"
+                table.add_row(data.name, key.label, precision, f"{row['train_samples_per_s']:.3f}", ratio,
+                              f"{row['eval_sequences_per_s']:.2f}",
+                              f"{row['peak_memory_bytes'] / 2**20:.0f} ({row['peak_memory_kind']})")
     console.print(table)
     record: dict[str, Any] = {"device": str(device), "device_name": store.describe_device(device), "tiny": tiny,
                               "environment": store.environment(device), "methods": rows,

@@ -126,6 +126,40 @@ def write_history_csv(path: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_text(path, pd.DataFrame(history).to_csv(index=False, float_format="%.6g"))
 
 
+class RunLock:
+    """An exclusive, non-blocking lock on one run directory (``.lock``, ``fcntl.flock``).
+
+    Two ``bench run`` processes sharing a results directory never train the same key at once: the
+    second sees the lock and skips that run (its other keys go on). The lock dies with its process,
+    so a killed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self._fh = None
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        if self._fh is not None:
+            import fcntl
+
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
 # ----------------------------------------------------------------------------------- reading
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import queue
 import random
 import threading
@@ -276,9 +277,23 @@ def run_one(key: MethodKey, data: DatasetSpec, seed: int, opts: RunOptions) -> d
     """Train, select, test and record one run; returns the stored result dict.
 
     An existing complete result is returned untouched (``status`` ``skipped`` in the return value)
-    unless ``opts.force``; an interrupted run resumes from its last epoch checkpoint. Under
-    ``torchrun`` the run is data-parallel (:mod:`bench.distributed`) and only rank 0 writes.
+    unless ``opts.force``; an interrupted run resumes from its last epoch checkpoint. A run that
+    another process is training right now (its run lock is held) is skipped. Under ``torchrun`` the
+    run is data-parallel (:mod:`bench.distributed`) and only rank 0 writes.
     """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # one torchrun job per key: its ranks share the run
+        return _run_one_unlocked(key, data, seed, opts)
+    lock = store.RunLock(store.run_dir(opts.results, data.name, key.label, seed))
+    if not lock.acquire():
+        opts.log(f"{key.label} on {data.name} seed {seed}: another process is running it, skipped")
+        return {"status": "skipped", "reason": "another process holds its run lock"}
+    try:
+        return _run_one_unlocked(key, data, seed, opts)
+    finally:
+        lock.release()
+
+
+def _run_one_unlocked(key: MethodKey, data: DatasetSpec, seed: int, opts: RunOptions) -> dict[str, Any]:
     info, device = init_from_env(resolve_device(opts.device))
     main = info.is_main
     log = opts.log if main else (lambda s: None)
@@ -288,6 +303,9 @@ def run_one(key: MethodKey, data: DatasetSpec, seed: int, opts: RunOptions) -> d
         hp["epochs"] = opts.epochs
     elif opts.quick:
         hp["epochs"] = min(int(hp["epochs"]), QUICK_EPOCHS)
+    if opts.quick:  # stage budgets too (e.g. PLA-SM's 50 pretraining epochs)
+        for name in [k for k in hp if k.endswith("_epochs") and isinstance(hp[k], int)]:
+            hp[name] = min(hp[name], QUICK_EPOCHS)
     if opts.batch_size is not None:
         hp["batch_size"] = opts.batch_size
     if int(hp["epochs"]) < 1 or int(hp["batch_size"]) < 1:
@@ -308,7 +326,9 @@ def run_one(key: MethodKey, data: DatasetSpec, seed: int, opts: RunOptions) -> d
         existing = store.read_json(result_path)
         if existing.get("status") == "complete":
             log(f"{key.label} on {data.name} seed {seed}: result exists at {out_dir}, skipped (use --force to re-run)")
-            return {**existing, "status": "skipped"}
+            if main:
+                last_path.unlink(missing_ok=True)  # left by a kill between the result and its clean-up
+            return {**existing, "status": "skipped", "reason": "existing result kept (use --force to re-run)"}
     if opts.force and main:
         for stale in (last_path, result_path, best_path):
             stale.unlink(missing_ok=True)

@@ -75,7 +75,7 @@ def run_sweep(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], seeds:
                     outcomes.append(RunOutcome(data.name, key.label, seed, "failed", reason))
                     continue
                 status = result["status"]
-                detail = "existing result kept" if status == "skipped" else (
+                detail = result.get("reason", "") if status == "skipped" else (
                     f"test MSE {result['test']['mse']:.3f}, best epoch {result['best_epoch']}")
                 outcomes.append(RunOutcome(data.name, key.label, seed, status, detail, result))
     return outcomes

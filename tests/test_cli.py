@@ -155,3 +155,27 @@ def test_list_and_help():
     assert res.exit_code == 0 and "ddr" in res.output
     res = bench("run", "--help")
     assert res.exit_code == 0 and "--quick" in res.output and "Examples" in res.output
+
+
+def test_audit_prints_and_stores_figures(tmp_path):
+    res = bench("audit", "--methods", "simvp,tau:no-sa", "--tiny", "--fps-batch", "2", "--results", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "simvp" in res.output and "tau:no-sa" in res.output
+    rec = json.loads((tmp_path / "audit" / "mmnist" / "simvp+tiny.json").read_text())
+    assert rec["params"] > 0 and rec["flops"] > 0 and rec["fps"] > 0 and rec["tiny"] is True
+    from bench.efficiency import count_params
+    from bench.registry import create_model
+
+    assert rec["params"] == count_params(create_model("simvp", "mmnist", tiny=True))
+
+
+def test_perf_prints_throughput_and_precision_ratio(tmp_path):
+    res = bench("perf", "--methods", "simvp", "--tiny", "--iters", "1", "--batch-size", "2",
+                "--metric-frames", "16", "--precisions", "fp32,bf16", "--results", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "bf16" in res.output and "SSIM throughput" in res.output
+    (record_path,) = (tmp_path / "perf").glob("perf-cpu-*.json")
+    rec = json.loads(record_path.read_text())
+    assert [m["precision"] for m in rec["methods"]] == ["fp32", "bf16"]
+    assert all(m["train_samples_per_s"] > 0 for m in rec["methods"])
+    assert rec["ssim_speed"]
