@@ -244,16 +244,14 @@ class InceptionUNet(nn.Module):
         return z
 
 
-class SimVP(nn.Module):
-    """Spatial encoder -> Inception-UNet translator on stacked frames -> spatial decoder."""
+class EncodeTranslateDecode(nn.Module):
+    """The SimVP frame shared by SimVP and TAU: ``enc`` per frame, ``hid`` on the frames stacked
+    along channels (B, T*C', H', W') -> (B, T'*C', H', W'), ``dec`` per output frame with the skip."""
 
-    def __init__(self, in_frames: int, out_frames: int, channels: int, hid_S: int = 64, hid_T: int = 512,
-                 N_S: int = 4, N_T: int = 8, incep_ker: Sequence[int] = (3, 5, 7, 11), groups: int = 8):
-        super().__init__()
-        self.in_frames, self.out_frames, self.channels = in_frames, out_frames, channels
-        self.enc = SpatialEncoder(channels, hid_S, N_S)
-        self.hid = InceptionUNet(in_frames * hid_S, hid_T, out_frames * hid_S, N_T, tuple(incep_ker), groups)
-        self.dec = SpatialDecoder(hid_S, channels, N_S, skip="concat")
+    enc: nn.Module
+    hid: nn.Module
+    dec: nn.Module
+    out_frames: int
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = x.shape
@@ -263,6 +261,18 @@ class SimVP(nn.Module):
         z = z.reshape(b * self.out_frames, c2, h2, w2)
         y = self.dec(z, select_skip(skip, b, t, self.out_frames))
         return y.reshape(b, self.out_frames, c, h, w)
+
+
+class SimVP(EncodeTranslateDecode):
+    """Spatial encoder -> Inception-UNet translator on stacked frames -> spatial decoder."""
+
+    def __init__(self, in_frames: int, out_frames: int, channels: int, hid_S: int = 64, hid_T: int = 512,
+                 N_S: int = 4, N_T: int = 8, incep_ker: Sequence[int] = (3, 5, 7, 11), groups: int = 8):
+        super().__init__()
+        self.in_frames, self.out_frames, self.channels = in_frames, out_frames, channels
+        self.enc = SpatialEncoder(channels, hid_S, N_S)
+        self.hid = InceptionUNet(in_frames * hid_S, hid_T, out_frames * hid_S, N_T, tuple(incep_ker), groups)
+        self.dec = SpatialDecoder(hid_S, channels, N_S, skip="concat")
 
 
 @register_method(

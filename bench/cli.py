@@ -87,8 +87,13 @@ def check_results_dir(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BenchError(f"cannot create results directory {path}: {exc.strerror}; pass --results with a writable directory") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise BenchError(f"results directory {path} is not writable; fix its permissions or pass --results DIR")
+    try:  # a real probe: permission bits do not tell for root or read-only mounts
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".bench-probe-"):
+            pass
+    except OSError:
+        raise BenchError(f"results directory {path} is not writable; fix its permissions or pass --results DIR") from None
 
 
 def resolve_targets(methods: str, datasets: str, sets: dict[str, Any]):
@@ -254,7 +259,7 @@ def audit(
     Example: bench audit --methods simvp,tau,convlstm,predrnn,plasm --datasets mmnist
     """
     from bench import results as store
-    from bench.audit import audit_one
+    from bench.audit import REFERENCE_COST, audit_one
     from bench.runner import resolve_device
 
     try:
@@ -267,9 +272,10 @@ def audit(
         raise fail(str(exc), exc.exit_code)
     table = Table(title=f"efficiency audit on {dev} (FLOPs: fvcore, one sample; fps: batch {fps_batch})")
     width = max(len(k.label) for k in keys)
-    for col in ("dataset", "method", "params (M)", "FLOPs (G)", "ref params / FLOPs", "diff", "fps", "skipped ops"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("dataset", "method"),
-                         min_width=width if col == "method" else None)
+    for col in ("dataset", "method", "params (M)", "ref (M)", "diff", "FLOPs (G)", "ref (G)", "diff", "fps"):
+        table.add_column(col, no_wrap=True, min_width=width if col == "method" else None,
+                         justify="left" if col in ("dataset", "method") else "right")
+    skipped_lines = []
     for data in specs:
         for key in keys:
             try:
@@ -277,13 +283,20 @@ def audit(
             except BenchError as exc:
                 raise fail(str(exc), exc.exit_code)
             store.atomic_write_json(store.audit_path(results, data.name, key.label + (":tiny" if tiny else "")), rec)
-            ref = rec.get("reference")
+            ref = rec.get("reference") or {}
+            pct = lambda v: f"{v:+.1%}" if v is not None else "-"
             table.add_row(
-                data.name, key.label, f"{rec['params'] / 1e6:.2f}", f"{rec['flops'] / 1e9:.2f}",
-                f"{ref['params'] / 1e6:.1f}M / {ref['flops'] / 1e9:.1f}G" if ref else "-",
-                f"{ref['params_diff']:+.1%} / {ref['flops_diff']:+.1%}" if ref else "-",
-                f"{rec['fps']:.1f}", ", ".join(f"{k} x{v}" for k, v in rec["flops_skipped"].items()) or "none")
+                data.name, key.label, f"{rec['params'] / 1e6:.2f}",
+                f"{ref['params'] / 1e6:.1f}" if ref.get("params") else "-", pct(ref.get("params_diff")),
+                f"{rec['flops'] / 1e9:.2f}", f"{ref['flops'] / 1e9:.2f}" if ref else "-", pct(ref.get("flops_diff")),
+                f"{rec['fps']:.1f}")
+            skipped_lines.append(f"{data.name} {key.label}: " + (", ".join(rec["flops_skipped"]) or "none"))
     console.print(table)
+    console.print("operators fvcore skipped (not counted in FLOPs):", markup=False)
+    for line in skipped_lines:
+        console.print(f"  {line}", markup=False)
+    console.print("references: " + "; ".join(sorted({f"{m}: {src}" for (m, _), (_, _, src) in REFERENCE_COST.items()})),
+                  markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -3,7 +3,8 @@
 Train samples/s is one full optimiser step (the method's own train_step and loss, forward,
 backward, optimiser step) on a fixed random batch, timed over ``iters`` steps after one warm-up
 step with the device synchronised. Eval sequences/s is the test-time forward (rollout to T') on the
-same batch. Peak memory is the CUDA allocator's peak on GPU, and the process's peak RSS on CPU.
+same batch. Peak memory is the CUDA allocator's peak on GPU (reset per method), and on CPU the process's peak RSS
+so far (cumulative over the methods measured before, so only its growth is informative).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, ba
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"dataset": data.name, "label": key.label, "precision": precision, "batch_size": batch_size, "iters": iters,
             "train_samples_per_s": train_sps, "eval_sequences_per_s": eval_sps,
-            "peak_memory_bytes": int(peak), "peak_memory_kind": "cuda allocator" if device.type == "cuda" else "process RSS"}
+            "peak_memory_bytes": int(peak), "peak_memory_kind": "cuda allocator" if device.type == "cuda" else "process peak RSS so far"}
 
 
 def perf_report(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], device: torch.device, batch_size: int,
@@ -83,9 +84,11 @@ def perf_report(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], devi
                 if precision == "fp32":
                     base = row["train_samples_per_s"]
                 ratio = f"{row['train_samples_per_s'] / base:.2f}x" if base and precision != "fp32" else "-"
-                table.add_row(data.name, key.label, precision, f"{row['train_samples_per_s']:.3f}", ratio,
-                              f"{row['eval_sequences_per_s']:.2f}",
-                              f"{row['peak_memory_bytes'] / 2**20:.0f} ({row['peak_memory_kind']})")
+                cells = (data.name, key.label, precision, f"{row['train_samples_per_s']:.3f}", ratio,
+                         f"{row['eval_sequences_per_s']:.2f}",
+                         f"{row['peak_memory_bytes'] / 2**20:.0f} ({row['peak_memory_kind']})")
+                table.add_row(*cells)
+                console.print("measured: " + " | ".join(cells), markup=False)  # progress: long runs on CPU
     console.print(table)
     record: dict[str, Any] = {"device": str(device), "device_name": store.describe_device(device), "tiny": tiny,
                               "environment": store.environment(device), "methods": rows,

@@ -937,6 +937,10 @@ def efficiency_table(ctx: Context, group: Group) -> Table:
     return table
 
 
+def _pct(value: float | None) -> str:
+    return NA if value is None else f"{value:+.1%}"
+
+
 def audit_table(ctx: Context) -> Table | None:
     if not ctx.audits:
         return None
@@ -957,10 +961,9 @@ def audit_table(ctx: Context) -> Table | None:
             Cell(fmt(a.get("fps"), 1), metric="fps" if a.get("fps") is not None else None, mean=a.get("fps")),
             Cell(str(a.get("fps_batch", NA))),
             Cell(str(a.get("device_name") or a.get("device") or "unrecorded")),
-            Cell(f"{fmt(ref['params'] / 1e6, 1)} M / {fmt(ref['flops'] / 1e9, 1)} G ({ref.get('source', '')})"
-                 if "params" in ref and "flops" in ref else NA),
-            Cell(f"{ref['params_diff']:+.1%} / {ref['flops_diff']:+.1%}"
-                 if "params_diff" in ref and "flops_diff" in ref else NA),
+            Cell(f"{fmt(ref['params'] / 1e6, 1) + ' M' if ref.get('params') else NA} / "
+                 f"{fmt(ref['flops'] / 1e9, 2)} G ({ref.get('source', '')})" if ref.get("flops") else NA),
+            Cell(f"{_pct(ref.get('params_diff'))} / {_pct(ref.get('flops_diff'))}" if ref.get("flops") else NA),
         ], "ours", label, "audit"))
     return Table("audit", "Cost audit (`bench audit`, no training)", columns, rows,
                  notes=["Skipped ops: operators fvcore could not count (their FLOPs are missing from the total).",

@@ -351,6 +351,7 @@ def _run_one_unlocked(key: MethodKey, data: DatasetSpec, seed: int, opts: RunOpt
                               log=log, check_finite=check_finite,
                               extra={"sizes": sizes, "data_seed": opts.data_seed, "world_size": info.world_size})
         pretrain_record = spec.pretrain(model, ctx)
+        seed_everything(seed, device)  # the training stage starts from the same RNG state, cached stage or not
     if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
@@ -368,6 +369,9 @@ def _run_one_unlocked(key: MethodKey, data: DatasetSpec, seed: int, opts: RunOpt
     start_epoch = 1
     if last_path.exists():
         ckpt = load_checkpoint(last_path)
+        if ckpt.get("hp") != store.to_jsonable(hp):
+            raise BenchError(f"the checkpoint {last_path} was made with other hyperparameters (epochs, batch size "
+                             f"or --set); re-run with the same options to resume, or with --force to start afresh")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -450,6 +454,7 @@ def _run_one_unlocked(key: MethodKey, data: DatasetSpec, seed: int, opts: RunOpt
             store.atomic_torch_save(last_path, {
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "history": history,
+                "hp": store.to_jsonable(hp),
                 "best": best, "rng": _capture_rng()})
             store.write_history_csv(out_dir / "history.csv", history)
         log(f"{key.label} on {data.name} seed {seed}: epoch {epoch}/{total_epochs} train_loss {row['train_loss']:.5f} "

@@ -104,7 +104,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.baselines.simvp import SpatialDecoder, SpatialEncoder, check_geometry, select_skip
+from bench.baselines.simvp import EncodeTranslateDecode, SpatialDecoder, SpatialEncoder, check_geometry
 from bench.errors import BenchError
 from bench.registry import DatasetSpec, register_method
 
@@ -259,7 +259,7 @@ class TemporalModule(nn.Module):
         return self.layers(x)
 
 
-class TAU(nn.Module):
+class TAU(EncodeTranslateDecode):
     """SimVP spatial encoder -> N_T TAU blocks on stacked frames -> SimVP spatial decoder."""
 
     def __init__(self, in_frames: int, out_frames: int, channels: int, hid_S: int = 64, hid_T: int = 512,
@@ -273,15 +273,6 @@ class TAU(nn.Module):
                                   attention=attention, mlp_ratio=mlp_ratio, se_reduction=se_reduction,
                                   drop_path=drop_path)
         self.dec = SpatialDecoder(hid_S, channels, N_S, skip=dec_skip)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, c, h, w = x.shape
-        latent, skip = self.enc(x.reshape(b * t, c, h, w))
-        c2, h2, w2 = latent.shape[1:]
-        z = self.hid(latent.reshape(b, t * c2, h2, w2))
-        z = z.reshape(b * self.out_frames, c2, h2, w2)
-        y = self.dec(z, select_skip(skip, b, t, self.out_frames))
-        return y.reshape(b, self.out_frames, c, h, w)
 
 
 # --------------------------------------------------------------------------------------------

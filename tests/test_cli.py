@@ -99,6 +99,12 @@ def test_results_path_that_is_a_file(tmp_path):
     assert res.exit_code != 0 and "is a file" in res.stderr
 
 
+def test_read_only_results_directory():
+    # /proc/1 is a directory no process may create files in, root included
+    res = bench("run", "--methods", "simvp", "--results", "/proc/1")
+    assert res.exit_code != 0 and "not writable" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
 def test_interrupt_leaves_no_half_file_and_resumes_exactly(tmp_path, monkeypatch):
     spec = get_method("simvp")
     original = spec.loss
@@ -120,6 +126,9 @@ def test_interrupt_leaves_no_half_file_and_resumes_exactly(tmp_path, monkeypatch
     run_dir = tmp_path / "a" / "mmnist" / "simvp" / "seed0"
     assert not (run_dir / "result.json").exists() and (run_dir / "last.pt").exists()
     assert not list((tmp_path / "a").rglob("*.tmp"))
+    other = [a if a != 3 else 5 for a in args]  # a different budget must not silently resume
+    res = bench(*other, "--results", tmp_path / "a")
+    assert res.exit_code == 1 and "other hyperparameters" in read_result(tmp_path / "a")["error"]
     assert bench(*args, "--results", tmp_path / "a").exit_code == 0
     assert bench(*args, "--results", tmp_path / "b").exit_code == 0
     resumed, straight = read_result(tmp_path / "a"), read_result(tmp_path / "b")
