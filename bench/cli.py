@@ -6,7 +6,6 @@ everything is validated before any training starts.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -171,7 +170,9 @@ def run(
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)
 
-    quiet = quiet or int(os.environ.get("RANK", "0")) != 0  # under torchrun only rank 0 talks
+    from bench.distributed import env_rank
+
+    quiet = quiet or env_rank() != 0  # under torchrun only rank 0 talks
     progress = None if quiet else Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TimeRemainingColumn(), console=console, transient=True)
@@ -190,7 +191,7 @@ def run(
         raise fail("interrupted: finished results are intact and no file is half-written; "
                    "run the same command again to resume from the last completed epoch", 130)
 
-    if int(os.environ.get("RANK", "0")) != 0:
+    if env_rank() != 0:
         return
     table = Table(title=f"bench run: {len(outcomes)} run(s) -> {results}")
     for col in ("dataset", "method", "seed", "status", "detail"):

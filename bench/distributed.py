@@ -40,15 +40,25 @@ class DistInfo:
         return self.rank == 0
 
 
+def env_rank() -> int:
+    """This process's rank under torchrun (0 when launched alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def env_world_size() -> int:
+    """Number of processes under torchrun (1 when launched alone)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init_from_env(device: torch.device) -> tuple[DistInfo, torch.device]:
     """Join the process group that ``torchrun`` describes in the environment (no-op for one process).
 
     Returns the rank layout and the device this rank uses (``cuda:LOCAL_RANK`` on GPU).
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = env_world_size()
     if world <= 1:
         return DistInfo(), device
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local = env_rank(), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         if local >= torch.cuda.device_count():
             raise BenchError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} GPU(s); "

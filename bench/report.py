@@ -1180,7 +1180,6 @@ def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md
     ctx, complete, failed = build_context(results_dir, out_dir, mse_line)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    sections: list[tuple[str, list[Table]]] = []
     by_dataset: dict[str, list[Group]] = {}
     for g in ctx.groups:
         by_dataset.setdefault(g.dataset, []).append(g)

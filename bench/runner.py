@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import queue
 import random
 import threading
@@ -37,7 +36,7 @@ from torch import nn
 from bench import results as store
 from bench.data import Splits
 from bench.efficiency import count_flops, count_params, measure_fps, synchronize
-from bench.distributed import DistInfo, barrier, init_from_env, wrap_for_training
+from bench.distributed import DistInfo, barrier, env_world_size, init_from_env, wrap_for_training
 from bench.errors import BenchError, NonFiniteLossError
 from bench.metrics import METRIC_CONVENTION, MetricState
 from bench.pretrain import PretrainContext
@@ -281,7 +280,7 @@ def run_one(key: MethodKey, data: DatasetSpec, seed: int, opts: RunOptions) -> d
     another process is training right now (its run lock is held) is skipped. Under ``torchrun`` the
     run is data-parallel (:mod:`bench.distributed`) and only rank 0 writes.
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # one torchrun job per key: its ranks share the run
+    if env_world_size() > 1:  # one torchrun job per key: its ranks share the run
         return _run_one_unlocked(key, data, seed, opts)
     lock = store.RunLock(store.run_dir(opts.results, data.name, key.label, seed))
     if not lock.acquire():
@@ -476,7 +475,7 @@ def _run_one_unlocked(key: MethodKey, data: DatasetSpec, seed: int, opts: RunOpt
         barrier(info)
         return {"status": "complete", "rank": info.rank, "test": test, "best_epoch": best["epoch"]}
 
-    efficiency = measure_efficiency(spec, model, data, hp, splits, device, opts) if opts.efficiency else {}
+    efficiency = measure_efficiency(spec, model, data, hp, splits, device, opts.fps_batch) if opts.efficiency else {}
     train_secs = [h["seconds"] for h in history]
     efficiency["train_seconds_per_epoch"] = float(np.mean(train_secs)) if train_secs else None
     samples = sum(h["train_samples"] for h in history)
@@ -538,23 +537,13 @@ class _FirstBatch:
 
 
 def measure_efficiency(spec: MethodSpec, model: nn.Module, data: DatasetSpec, hp: Mapping[str, Any],
-                       splits: Splits | None, device: torch.device, opts: RunOptions | None = None,
-                       fps_batch: int = 16) -> dict[str, Any]:
-    """Params, fvcore FLOPs (one sample) and test fps (fixed batch, warm-up, synchronised)."""
-    fps_batch = opts.fps_batch if opts is not None else fps_batch
-    flops_model = copy.deepcopy(model).cpu()
-    flops, skipped = count_flops(flops_model, spec.flops_inputs(data))
-    del flops_model
-    example = torch.rand(fps_batch, data.in_frames, *data.frame_shape, device=device,
-                         generator=None) if splits is None else None
-    if example is None:
-        xs = []
-        for x, _ in splits.batches("test", fps_batch):
-            xs.append(x)
-            break
-        example = xs[0].to(device)
-        if len(example) < fps_batch:  # tiny test sets: repeat to the fixed batch
-            example = example.repeat(math.ceil(fps_batch / len(example)), 1, 1, 1, 1)[:fps_batch]
+                       splits: Splits, device: torch.device, fps_batch: int = 16) -> dict[str, Any]:
+    """Params, fvcore FLOPs (one sample) and test fps on the first test batch (fixed size, warm-up, synchronised)."""
+    flops, skipped = count_flops(copy.deepcopy(model).cpu(), spec.flops_inputs(data))
+    example, _ = next(iter(splits.batches("test", fps_batch)))
+    if len(example) < fps_batch:  # tiny test sets: repeat to the fixed batch
+        example = example.repeat(math.ceil(fps_batch / len(example)), 1, 1, 1, 1)[:fps_batch]
+    example = example.to(device)
     model.eval()
     fps = measure_fps(lambda x: rollout(spec, model, x, hp, data.out_frames), example)
     model.train()

@@ -7,13 +7,13 @@ KeyboardInterrupt stops the sweep at once (completed results and epoch checkpoin
 
 from __future__ import annotations
 
-import os
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from bench import results as store
+from bench.distributed import env_rank
 from bench.errors import BenchError
 from bench.registry import DatasetSpec, MethodKey
 from bench.runner import RunOptions, load_checkpoint, run_one
@@ -68,7 +68,7 @@ def run_sweep(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], seeds:
                 except KeyboardInterrupt:
                     raise
                 except Exception as exc:  # isolation: record, report, go on
-                    if int(os.environ.get("RANK", "0")) != 0:
+                    if env_rank() != 0:
                         raise  # under torchrun a failing rank ends the job; rank 0 records it
                     reason = record_failure(key, data, seed, opts, exc)
                     opts.log(f"FAILED {key.label} on {data.name} seed {seed}: {reason}")

@@ -322,6 +322,21 @@ def select_clips(clips: Mapping[str, np.ndarray], sizes: Mapping[str, int], data
     return out, info
 
 
+def frame_file_splits(spec: Any, config: Any, files: Sequence[Path], read_frame: Callable[[Path], np.ndarray],
+                      clips: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> "ClipSplits":
+    """Splits over clips of image files: ``clips[split]`` holds rows of indices into ``files``.
+
+    Applies ``--sizes`` (:func:`select_clips`) and reads frames lazily with ``read_frame``.
+    """
+    chosen, selected = select_clips(clips, config.sizes, config.data_seed, spec.name)
+
+    def reader(ids: np.ndarray) -> np.ndarray:
+        return np.stack([read_frame(files[i]) for i in ids])
+
+    return ClipSplits(FrameStore(len(files), spec.frame_shape, reader), chosen, spec.in_frames, seed=config.seed,
+                      rank=config.rank, world_size=config.world_size, info={**selected, **info})
+
+
 # --------------------------------------------------------------------------------------------
 # Downloads
 # --------------------------------------------------------------------------------------------

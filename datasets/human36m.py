@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets._files import (CheckReport, ClipSplits, DataSource, FrameStore, check_loader, expect_counts,
-                                   eval_out_frames, register_source, require_root, select_clips)
+from bench.datasets._files import (CheckReport, ClipSplits, DataSource, check_loader, eval_out_frames, expect_counts,
+                                   frame_file_splits, register_source, require_root)
 from bench.errors import BenchError
 from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
@@ -155,15 +155,9 @@ def load_human36m(spec: DatasetSpec, config: DataConfig) -> ClipSplits:
     clips = {"train": build_clips(videos, ids, TRAIN_SUBJECTS, train_len),
              "val": build_clips(videos, ids, VAL_SUBJECTS, eval_len),
              "test": build_clips(videos, ids, TEST_SUBJECTS, eval_len)}
-    chosen, info = select_clips(clips, config.sizes, config.data_seed, NAME)
-
-    def reader(frame_ids: np.ndarray) -> np.ndarray:
-        return np.stack([read_frame(files[i]) for i in frame_ids])
-
-    info.update({"source": str(root / NAME), "frame_step": STEP, "videos": len(videos),
-                 "validation": "subject S8 (training uses S1, S5, S6, S7)"})
-    return ClipSplits(FrameStore(len(files), (3, SIZE, SIZE), reader), chosen, spec.in_frames, seed=config.seed,
-                      rank=config.rank, world_size=config.world_size, info=info)
+    return frame_file_splits(spec, config, files, read_frame, clips, {
+        "source": str(root / NAME), "frame_step": STEP, "videos": len(videos),
+        "validation": "subject S8 (training uses S1, S5, S6, S7)"})
 
 
 def _present(root: Path | None) -> tuple[str, str]:

@@ -52,8 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets._files import (CheckReport, ClipSplits, DataSource, FrameStore, check_loader, eval_out_frames,
-                                   expect_counts, register_source, require_root, select_clips)
+from bench.datasets._files import (CheckReport, ClipSplits, DataSource, check_loader, eval_out_frames, expect_counts,
+                                   frame_file_splits, register_source, require_root)
 from bench.errors import BenchError
 from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
@@ -179,15 +179,9 @@ def load_kth(spec: DatasetSpec, config: DataConfig) -> ClipSplits:
     clips = {"train": build_clips(videos, offsets, TRAIN_PERSONS, train_len),
              "val": build_clips(videos, offsets, VAL_PERSONS, eval_len),
              "test": build_clips(videos, offsets, TEST_PERSONS, eval_len)}
-    chosen, info = select_clips(clips, config.sizes, config.data_seed, NAME)
-
-    def reader(ids: np.ndarray) -> np.ndarray:
-        return np.stack([read_frame(files[i]) for i in ids])
-
-    info.update({"source": str(root / "kth"), "clip_frames": {"train": train_len, "val": eval_len, "test": eval_len},
-                 "validation": "person 16 (training uses persons 1-15)", "videos": len(videos)})
-    return ClipSplits(FrameStore(len(files), (1, SIZE, SIZE), reader), chosen, spec.in_frames, seed=config.seed,
-                      rank=config.rank, world_size=config.world_size, info=info)
+    return frame_file_splits(spec, config, files, read_frame, clips, {
+        "source": str(root / "kth"), "clip_frames": {"train": train_len, "val": eval_len, "test": eval_len},
+        "validation": "person 16 (training uses persons 1-15)", "videos": len(videos)})
 
 
 def _present(root: Path | None) -> tuple[str, str]:
