@@ -9,35 +9,46 @@ Cell (Sec. 3.1, Eq. 3), ``*`` a convolution and ``o`` the Hadamard product::
     o_t = sigma(W_xo * X_t + W_ho * H_{t-1} [+ W_co o C_t] + b_o)
     H_t = o_t o tanh(C_t)
 
-Choices (where the paper is silent or the benchmark protocol differs from it):
+Choices (where the paper is silent or the benchmark protocol differs from it). The implementation
+behind the published ConvLSTM rows (TAU Table 6, OpenSTL model zoo) is OpenSTL's ``ConvLSTM_Model``;
+``tests/test_reference_match.py`` loads its weights (OpenSTL commit c74deb5) into this model and
+checks equal outputs (test-time rollout, layer norm on and off), losses and three Adam steps:
 
 * Network: a stack of 4 ConvLSTM layers x 128 hidden channels with 5x5 filters on 4x4-patchified
   frames (64x64x1 -> 16x16x16; Shi et al. also cut Moving MNIST into 4x4 patches, Sec. 4.1); layer
-  k > 0 reads the hidden state of layer k - 1; a 1x1 convolution reads the next patch frame out of
-  the top layer at every step. This is the next-frame-prediction form in which PredRNN (Wang et al.
-  2017, Sec. 4) and the OpenSTL model zoo run ConvLSTM, and whose cost the published figures
-  (15.0M params / 56.8G FLOPs, OpenSTL zoo for Moving MNIST) describe; Shi et al.'s own
-  encoding-forecasting network (Sec. 3.2, two stacks with the states copied across) is not used.
+  k > 0 reads the hidden state of layer k - 1; a bias-free 1x1 convolution reads the next patch
+  frame out of the top layer at every step. This is the next-frame-prediction form in which
+  PredRNN (Wang et al. 2017, Sec. 4) and the OpenSTL model zoo run ConvLSTM, and whose cost the
+  published figures (15.0M params / 56.8G FLOPs, OpenSTL zoo for Moving MNIST) describe; Shi et
+  al.'s own encoding-forecasting network (Sec. 3.2, two stacks with the states copied across) is
+  not used.
 * Peepholes (the bracketed terms): off by default, as in the implementation behind the published
   figures; the ``peephole`` variant turns them on (weights of shape (C, h, w) initialised to 0).
-* Biases: learnable ``b`` terms, the forget-gate bias initialised to 1 (see
-  :func:`bench.baselines.recurrent.gate_bias`); convolutions are bias-free.
-* Layer norm: off (``layer_norm`` hyperparameter; ``ln`` variant normalises every convolution's
-  output over (C, H, W) with per-channel affine).
+* Biases: none. Eq. 3's ``b`` terms are dropped because the reference's convolutions are
+  bias-free and it adds no gate bias (its cell stores a forget bias of 1.0 but never uses it --
+  unlike its PredRNN cell); the published numbers were trained that way. (An earlier version of
+  this model had learnable gate biases with the forget bias initialised to 1: 2,048 parameters the
+  reference does not have, and a forget gate at sigma(1) instead of sigma(0) at initialisation.)
+* Layer norm: off (``layer_norm`` hyperparameter; the ``ln`` variant is the reference's
+  ``nn.LayerNorm([4C, h, w])`` on the input and hidden convolutions, see
+  :func:`bench.baselines.recurrent.make_norm`).
 * Training: the reference protocol of :mod:`bench.baselines.recurrent` (19 one-step predictions
   over the 20-frame sequence, scheduled sampling with eta -> 0 at ``ss_stop`` = 0.625 of training);
   Adam, lr 1e-3, batch 16, constant learning rate (PredRNN's reference code; OpenSTL's zoo used a
   one-cycle schedule instead, selectable with ``:schedule=onecycle``).
 
-Parameter count versus the published 15.0M: this model has 11,677,696 parameters at the Moving MNIST
-configuration (11,675,648 convolution weights + 2,048 gate biases) and its fvcore count is 56.79G
-FLOPs, matching the published 56.8G. The published 15.0M additionally counts, in every one of the 4
-cells, a 5x5 convolution 256 -> 128 (819,200 weights) and a 1x1 convolution 256 -> 128 (32,768
-weights) that the counted implementation creates but never calls in its forward pass (they are
-PredRNN's output-gate and memory-fusion convolutions, unused by a ConvLSTM): 4 x 851,968 =
-3,407,872 weights, and 11,675,648 + 3,407,872 = 15,083,520 = 15.1M. The FLOPs, which count only
-what runs, agree with this model; adding dead weights to match the parameter figure would not be
-a ConvLSTM, so we do not.
+Parameter count versus the published 15.0M (tested, ``test_convlstm_live_params_are_reference_total_minus_unused``):
+this model has 11,675,648 parameters at the Moving MNIST configuration, all convolution weights,
+and its fvcore count is 56.79G FLOPs, matching the published 56.8G. The reference's
+``ConvLSTMCell`` defines 15,083,520 parameters (15.1M; published 15.0M), of which 3,407,872 receive
+no gradient after a backward pass: in every one of the 4 cells a 5x5 convolution 256 -> 128
+(``conv_o``, 819,200 weights) and a 1x1 convolution 256 -> 128 (``conv_last``, 32,768 weights)
+that its forward never calls (PredRNN's output-gate and memory-fusion convolutions, unused by a
+ConvLSTM). 15,083,520 - 3,407,872 = 11,675,648: this model has exactly the reference's live
+parameters. The golden fixture stores both reference numbers (measured by
+``tools/make_reference_fixtures.py``) and the test asserts the equality. The FLOPs, which count
+only what runs, agree; adding dead weights to match the parameter figure would not be a ConvLSTM,
+so we do not.
 """
 
 from __future__ import annotations
@@ -49,18 +60,18 @@ from bench.baselines.recurrent import (
     DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
-    gate_bias,
     make_norm,
     recurrent_flops_inputs,
     recurrent_predict,
     recurrent_train_step,
     validate_common,
 )
+from bench.hparams import Bool, Float, Int
 from bench.registry import DatasetSpec, register_method
 
 
 class ConvLSTMCell(nn.Module):
-    """One ConvLSTM layer (Shi et al. 2015, Eq. 3); gates ordered (i, f, g, o)."""
+    """One ConvLSTM layer (Shi et al. 2015, Eq. 3, without the b terms); gates ordered (i, f, g, o)."""
 
     def __init__(self, in_channels: int, hidden: int, filter_size: int, grid: tuple[int, int],
                  layer_norm: bool = False, peephole: bool = False):
@@ -68,9 +79,8 @@ class ConvLSTMCell(nn.Module):
         self.hidden = hidden
         self.conv_x = conv(in_channels, 4 * hidden, filter_size)
         self.conv_h = conv(hidden, 4 * hidden, filter_size)
-        self.norm_x = make_norm(4 * hidden, layer_norm)
-        self.norm_h = make_norm(4 * hidden, layer_norm)
-        self.bias = gate_bias(4, hidden, forget_gates=(1,))
+        self.norm_x = make_norm((4 * hidden, *grid), layer_norm)
+        self.norm_h = make_norm((4 * hidden, *grid), layer_norm)
         self.peephole = bool(peephole)
         if self.peephole:
             self.w_ci = nn.Parameter(torch.zeros(hidden, *grid))
@@ -78,7 +88,7 @@ class ConvLSTMCell(nn.Module):
             self.w_co = nn.Parameter(torch.zeros(hidden, *grid))
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        gates = self.norm_x(self.conv_x(x)) + self.norm_h(self.conv_h(h)) + self.bias
+        gates = self.norm_x(self.conv_x(x)) + self.norm_h(self.conv_h(h))
         i, f, g, o = torch.split(gates, self.hidden, dim=1)
         if self.peephole:
             i = i + self.w_ci * c
@@ -132,6 +142,9 @@ class ConvLSTM(RecurrentPredictor):
     predict=recurrent_predict,
     flops_inputs=recurrent_flops_inputs,
     recurrent=True,
+    params={"num_layers": Int(min=1), "num_hidden": Int(min=1), "filter_size": Int(min=1), "patch_size": Int(min=1),
+            "layer_norm": Bool(), "peephole": Bool(), "ss_stop": Float(min=0.0, max=1.0, doc="fraction of training after which "
+                                                                     "scheduled sampling feeds predictions only")},
 )
 def build_convlstm(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
                    patch_size: int = 4, layer_norm: bool = False, peephole: bool = False,

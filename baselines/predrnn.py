@@ -18,7 +18,11 @@ X_t is the (patchified) frame for l = 1 and H^{l-1}_t above. The spatiotemporal 
 zig-zag (Sec. 3.2, Fig. 2): upwards through the layers within a time step, and from the top layer
 at t - 1 into the bottom layer at t (M^0_t = M^L_{t-1}; zeros at t = 0).
 
-Choices:
+Choices. The implementation behind the published PredRNN rows (TAU Table 6, OpenSTL model zoo) is
+OpenSTL's ``PredRNN_Model`` (the cell of the authors' PredRNN PyTorch code);
+``tests/test_reference_match.py`` loads its weights (OpenSTL commit c74deb5) into this model and
+checks equal outputs (test-time rollout, layer norm on and off), losses and three Adam steps, with
+a 2-channel input to pin the patch layout:
 
 * Network: 4 ST-LSTM layers x 128 hidden channels, 5x5 filters, 4x4 patches (64x64x1 ->
   16x16x16, Sec. 4.1), a bias-free 1x1 readout of the next patch frame from the top H at every step.
@@ -28,10 +32,12 @@ Choices:
 * Layer norm: off by default (``layer_norm=False``). The 2017 paper does not mention normalisation;
   the released Moving MNIST configurations (PredRNN's PyTorch scripts, OpenSTL's
   ``configs/mmnist/PredRNN.py``) set ``layer_norm = 0``, and the published 23.8M parameters exclude
-  norm weights. The ``ln`` variant normalises every convolution's output over (C, H, W) with a
-  per-channel affine (the tensor layer norm of PredRNN's first TensorFlow code).
-* Biases: learnable ``b`` terms, both forget-gate biases initialised to 1 (the reference code adds a
-  constant forget bias of 1.0); convolutions are bias-free.
+  norm weights. The ``ln`` variant is the reference's ``nn.LayerNorm([C, h, w])`` after each of the
+  four convolutions (see :func:`bench.baselines.recurrent.make_norm`).
+* Biases: the reference's. Its convolutions are bias-free and it adds a *constant* forget bias of
+  1.0 inside both forget gates, sigma(. + 1.0); Eq. 4's other b terms are absent. (An earlier
+  version of this model had learnable gate biases with the forget biases initialised to 1: equal at
+  initialisation, but 3,584 parameters the reference does not train.)
 * Training: the reference protocol of :mod:`bench.baselines.recurrent` (19 one-step predictions
   over the 20-frame sequence, scheduled sampling with eta -> 0 at ``ss_stop`` = 0.625 of training,
   50k of 80k iterations in the reference scripts); Adam, lr 1e-3 (PredRNN's TensorFlow code; its
@@ -40,9 +46,10 @@ Choices:
   ``reverse_input`` (also training on time-reversed sequences) is a data augmentation of the later
   PyTorch code and is not used.
 
-At the Moving MNIST configuration this model has 23,842,304 parameters (23,838,720 convolution
-weights + 3,584 gate biases; published 23.8M) and fvcore counts 115.95G FLOPs over 19 steps
-(published 115.94G in TAU Table 6, 116.0G in the OpenSTL zoo).
+At the Moving MNIST configuration this model has 23,838,720 parameters, all convolution weights,
+exactly the reference's count (stored in the golden fixture and tested; published 23.8M), and
+fvcore counts 115.95G FLOPs over 19 steps (published 115.94G in TAU Table 6, 116.0G in the OpenSTL
+zoo).
 """
 
 from __future__ import annotations
@@ -54,24 +61,29 @@ from bench.baselines.recurrent import (
     DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
-    gate_bias,
     make_norm,
     recurrent_flops_inputs,
     recurrent_predict,
     recurrent_train_step,
     validate_common,
 )
+from bench.hparams import Bool, Float, Int
 from bench.registry import DatasetSpec, register_method
 
 
+#: The constant added inside both forget gates (the reference's ``_forget_bias``).
+FORGET_BIAS = 1.0
+
+
 class STLSTMCell(nn.Module):
-    """Spatiotemporal LSTM (Wang et al. 2017, Eq. 4).
+    """Spatiotemporal LSTM (Wang et al. 2017, Eq. 4, with the reference's biases: see the module docstring).
 
     ``forward(x, h, c, m) -> (h, c, m)``: ``m`` is M^{l-1}_t in and M^l_t out.
     Gate order: conv_x (i, f, g, i', f', g', o); conv_h (i, f, g, o); conv_m (i', f', g').
     """
 
-    def __init__(self, in_channels: int, hidden: int, filter_size: int, layer_norm: bool = False):
+    def __init__(self, in_channels: int, hidden: int, filter_size: int, grid: tuple[int, int],
+                 layer_norm: bool = False):
         super().__init__()
         self.hidden = hidden
         self.conv_x = conv(in_channels, 7 * hidden, filter_size)
@@ -79,19 +91,18 @@ class STLSTMCell(nn.Module):
         self.conv_m = conv(hidden, 3 * hidden, filter_size)
         self.conv_o = conv(2 * hidden, hidden, filter_size)  # W_co * C + W_mo * M
         self.conv_fuse = nn.Conv2d(2 * hidden, hidden, kernel_size=1, bias=False)  # W_1x1 * [C, M]
-        self.norm_x = make_norm(7 * hidden, layer_norm)
-        self.norm_h = make_norm(4 * hidden, layer_norm)
-        self.norm_m = make_norm(3 * hidden, layer_norm)
-        self.norm_o = make_norm(hidden, layer_norm)
-        self.bias = gate_bias(7, hidden, forget_gates=(1, 4))
+        self.norm_x = make_norm((7 * hidden, *grid), layer_norm)
+        self.norm_h = make_norm((4 * hidden, *grid), layer_norm)
+        self.norm_m = make_norm((3 * hidden, *grid), layer_norm)
+        self.norm_o = make_norm((hidden, *grid), layer_norm)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, m: torch.Tensor):
-        ix, fx, gx, ipx, fpx, gpx, ox = torch.split(self.norm_x(self.conv_x(x)) + self.bias, self.hidden, dim=1)
+        ix, fx, gx, ipx, fpx, gpx, ox = torch.split(self.norm_x(self.conv_x(x)), self.hidden, dim=1)
         ih, fh, gh, oh = torch.split(self.norm_h(self.conv_h(h)), self.hidden, dim=1)
         ipm, fpm, gpm = torch.split(self.norm_m(self.conv_m(m)), self.hidden, dim=1)
 
-        c_new = torch.sigmoid(fx + fh) * c + torch.sigmoid(ix + ih) * torch.tanh(gx + gh)
-        m_new = torch.sigmoid(fpx + fpm) * m + torch.sigmoid(ipx + ipm) * torch.tanh(gpx + gpm)
+        c_new = torch.sigmoid(fx + fh + FORGET_BIAS) * c + torch.sigmoid(ix + ih) * torch.tanh(gx + gh)
+        m_new = torch.sigmoid(fpx + fpm + FORGET_BIAS) * m + torch.sigmoid(ipx + ipm) * torch.tanh(gpx + gpm)
         mem = torch.cat([c_new, m_new], dim=1)
         o = torch.sigmoid(ox + oh + self.norm_o(self.conv_o(mem)))
         h_new = o * torch.tanh(self.conv_fuse(mem))
@@ -108,7 +119,7 @@ class PredRNN(RecurrentPredictor):
         self.num_hidden = int(num_hidden)
         self.cells = nn.ModuleList(
             STLSTMCell(self.patch_channels if k == 0 else self.num_hidden, self.num_hidden, int(filter_size),
-                       bool(layer_norm))
+                       self.grid, bool(layer_norm))
             for k in range(self.num_layers)
         )
 
@@ -143,6 +154,9 @@ class PredRNN(RecurrentPredictor):
     predict=recurrent_predict,
     flops_inputs=recurrent_flops_inputs,
     recurrent=True,
+    params={"num_layers": Int(min=1), "num_hidden": Int(min=1), "filter_size": Int(min=1), "patch_size": Int(min=1),
+            "layer_norm": Bool(), "ss_stop": Float(min=0.0, max=1.0, doc="fraction of training after which "
+                                                                     "scheduled sampling feeds predictions only")},
 )
 def build_predrnn(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
                   patch_size: int = 4, layer_norm: bool = False, ss_stop: float = DEFAULT_SS_STOP) -> PredRNN:

@@ -6,11 +6,14 @@ build on it.
 Patches
 -------
 Both baselines run their recurrent cells on *patchified* frames: a (C, H, W) frame is cut into
-non-overlapping p x p patches and every patch becomes a channel vector, giving a (C*p*p, H/p, W/p)
+non-overlapping p x p patches and every patch becomes a channel vector, giving a (p*p*C, H/p, W/p)
 tensor (Shi et al. 2015, Sec. 4.1 splits 64x64 Moving MNIST frames into 16x16 grids of 4x4 patches;
-PredRNN, Wang et al. 2017, Sec. 4.1, does the same). Channel order is (c, row-in-patch,
-column-in-patch). The map is a pure permutation, so :func:`unpatchify` inverts it exactly. Frames
-whose height or width is not divisible by the patch size raise a :class:`BenchError` at build time.
+PredRNN, Wang et al. 2017, Sec. 4.1, does the same). Channel order is (row-in-patch,
+column-in-patch, c), the frame channel varying fastest: the layout of the reference code
+(PredRNN's ``reshape_patch``, also OpenSTL's), so that reference weights load one to one (the
+golden tests, ``tests/test_reference_match.py``, use a 2-channel PredRNN to pin it). The map is a
+pure permutation, so :func:`unpatchify` inverts it exactly. Frames whose height or width is not
+divisible by the patch size raise a :class:`BenchError` at build time.
 
 Training protocol (the "reference protocol" of PredRNN's released code, also used by OpenSTL)
 -------------------------------------------------------------------------------------------------
@@ -33,14 +36,33 @@ done): ``eta = max(0, 1 - progress / ss_stop)``. We choose ``ss_stop = 0.625`` =
 reference ratio. ``ss_stop = 0`` feeds the model's own predictions from the start (the reference
 code's ``scheduled_sampling = 0``), the ``no-ss`` variant.
 
+:func:`scheduled_sampling_step` is this training forward for a *given* mask (the seam the golden
+tests use to replay the reference's scheduled-sampling draws); :func:`recurrent_train_step` draws
+the mask and calls it.
+
 Test-time protocol
 ------------------
 :meth:`RecurrentPredictor.forward` on the ``T_in`` context frames runs ``T_in - 1`` teacher-forced
 steps and then ``pred_len`` autoregressive steps, feeding back its own (unclipped) predictions, and
-returns the ``pred_len`` future frames clipped to [0, 1] (the harness contract; clipping can only
-lower the error against targets in [0, 1]). On Moving MNIST that is 9 + 10 = 19 cell steps, the
-same 19 steps the reference code runs over its 20-frame input, so fvcore's count of ``forward`` on a
-(1, 10, 1, 64, 64) input equals the published FLOPs (see :func:`recurrent_flops_inputs`).
+returns the ``pred_len`` future frames as they are (raw, unclipped, like SimVP and TAU: the scoring
+protocol of :mod:`bench.metrics` scores raw MSE/MAE and clips only for SSIM/PSNR, as the reference
+code does; clipping inside the model would lower this baseline's MSE alone). This is the reference's
+test-time path: OpenSTL's
+PredRNN/ConvLSTM ``forward`` passes an all-zero "real input" mask for every step after the context
+(with ``reverse_scheduled_sampling`` on, the mask covers every step and is 1 on the context steps
+only, which gives the same inputs), so every future step reads the previous prediction. The
+reference returns the raw predictions, and so do we; the golden tests compare
+:meth:`RecurrentPredictor.rollout` and ``forward`` with them. On Moving MNIST that is 9 + 10 = 19
+cell steps, the same 19 steps the reference code runs over its 20-frame input, so fvcore's count
+of ``forward`` on a (1, 10, 1, 64, 64) input equals the published FLOPs (see
+:func:`recurrent_flops_inputs`).
+
+Cells (both baselines; checked against the reference code by the golden tests)
+-----------------------------------------------------------------------------
+Convolutions are bias-free and there are no other gate biases except the constant forget bias the
+cell defines (see each module); layer norm (``layer_norm=True``) is PredRNN's PyTorch/OpenSTL one,
+``nn.LayerNorm([C, H, W])`` on each convolution's output: statistics over (C, H, W) of one sample,
+an affine weight and bias *per element* of (C, H, W) (:func:`make_norm`).
 """
 
 from __future__ import annotations
@@ -63,22 +85,25 @@ DEFAULT_SS_STOP = 0.625
 
 
 def patchify(frames: torch.Tensor, patch: int) -> torch.Tensor:
-    """(B, T, C, H, W) -> (B, T, C*p*p, H/p, W/p): each p x p patch becomes a channel vector."""
+    """(B, T, C, H, W) -> (B, T, p*p*C, H/p, W/p): each p x p patch becomes a channel vector.
+
+    Channel ``(i * p + j) * C + c`` of grid cell (gh, gw) is pixel (c, p*gh + i, p*gw + j).
+    """
     b, t, c, h, w = frames.shape
     if h % patch or w % patch:
         raise BenchError(f"frames of {h}x{w} cannot be cut into {patch}x{patch} patches; "
                          f"set patch_size to a divisor of both")
     x = frames.reshape(b, t, c, h // patch, patch, w // patch, patch)
-    x = x.permute(0, 1, 2, 4, 6, 3, 5)  # b, t, c, pi, pj, gh, gw
-    return x.reshape(b, t, c * patch * patch, h // patch, w // patch)
+    x = x.permute(0, 1, 4, 6, 2, 3, 5)  # b, t, pi, pj, c, gh, gw
+    return x.reshape(b, t, patch * patch * c, h // patch, w // patch)
 
 
 def unpatchify(patches: torch.Tensor, patch: int) -> torch.Tensor:
-    """Inverse of :func:`patchify`: (B, T, C*p*p, h, w) -> (B, T, C, h*p, w*p)."""
+    """Inverse of :func:`patchify`: (B, T, p*p*C, h, w) -> (B, T, C, h*p, w*p)."""
     b, t, cp, gh, gw = patches.shape
     c = cp // (patch * patch)
-    x = patches.reshape(b, t, c, patch, patch, gh, gw)
-    x = x.permute(0, 1, 2, 5, 3, 6, 4)  # b, t, c, gh, pi, gw, pj
+    x = patches.reshape(b, t, patch, patch, c, gh, gw)
+    x = x.permute(0, 1, 4, 5, 2, 6, 3)  # b, t, c, gh, pi, gw, pj
     return x.reshape(b, t, c, gh * patch, gw * patch)
 
 
@@ -124,7 +149,7 @@ class RecurrentPredictor(nn.Module):
     this class runs the sequence (:meth:`forward`) and owns the readout ``self.readout``.
 
     ``forward(x)`` (x: (B, T_in, C, H, W)) is the test-time rollout to ``out_frames`` (or
-    ``pred_len``) future frames, clipped to [0, 1]. ``forward(seq, true_mask=mask)`` is the training
+    ``pred_len``) future frames (raw predictions, not clipped). ``forward(seq, true_mask=mask)`` is the training
     pass over a whole sequence: it returns the raw one-step predictions of ``seq[:, 1:]``, where the
     last ``mask.shape[1]`` input steps mix true frames and own predictions by ``mask``.
     """
@@ -193,7 +218,7 @@ class RecurrentPredictor(nn.Module):
         if n_out < 1:
             raise BenchError(f"pred_len must be at least 1, got {pred_len!r}")
         preds = self.rollout(patches, steps_in - 1 + n_out, steps_in)
-        return unpatchify(preds[:, steps_in - 1:], self.patch_size).clamp(0.0, 1.0)
+        return unpatchify(preds[:, steps_in - 1:], self.patch_size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,17 +226,24 @@ class RecurrentPredictor(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-def recurrent_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, hp: Mapping[str, Any],
-                         progress: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference protocol: one-step predictions of frames 2..T of ``cat(x, y)`` with scheduled sampling.
+def scheduled_sampling_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                            true_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training forward for a given (B, T_out - 1) mask (1: feed the true frame at that future step).
 
-    Returns ``(pred, target)``, both (B, T_in + T_out - 1, C, H, W).
+    Returns ``(pred, target)``, both (B, T_in + T_out - 1, C, H, W): the one-step predictions of
+    frames 2..T of ``cat(x, y)`` and those frames.
     """
     seq = torch.cat([x, y], dim=1)
-    eta = ss_eta(progress, float(hp.get("ss_stop", DEFAULT_SS_STOP)))
-    mask = sample_true_mask(seq.shape[0], y.shape[1] - 1, eta, seq.device)
-    pred = model(seq, true_mask=mask)  # through __call__, so DDP wrappers see the forward
+    pred = model(seq, true_mask=true_mask)  # through __call__, so DDP wrappers see the forward
     return pred, seq[:, 1:]
+
+
+def recurrent_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, hp: Mapping[str, Any],
+                         progress: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference protocol: :func:`scheduled_sampling_step` with a mask drawn at ``eta(progress)``."""
+    eta = ss_eta(progress, float(hp.get("ss_stop", DEFAULT_SS_STOP)))
+    mask = sample_true_mask(x.shape[0], y.shape[1] - 1, eta, x.device)
+    return scheduled_sampling_step(model, x, y, mask)
 
 
 def recurrent_predict(model: nn.Module, x: torch.Tensor, hp: Mapping[str, Any]) -> torch.Tensor:
@@ -241,23 +273,12 @@ def validate_common(num_layers: int, num_hidden: int, filter_size: int, ss_stop:
         raise BenchError(f"ss_stop must be >= 0 (fraction of training at which eta reaches 0), got {ss_stop!r}")
 
 
-def gate_bias(num_gates: int, num_hidden: int, forget_gates: tuple[int, ...]) -> nn.Parameter:
-    """Learnable gate biases (the b terms of the LSTM equations), forget gates initialised to 1.
-
-    PredRNN's code adds a constant forget bias of 1.0 to bias-free convolutions; a learnable bias
-    initialised the same way equals it at initialisation and keeps the papers' b terms.
-    """
-    bias = torch.zeros(num_gates, num_hidden)
-    for g in forget_gates:
-        bias[g] = 1.0
-    return nn.Parameter(bias.reshape(num_gates * num_hidden, 1, 1))
-
-
-def make_norm(channels: int, enabled: bool) -> nn.Module:
-    """Layer norm over (C, H, W) of one sample with per-channel affine (PredRNN's tensor layer norm), or identity."""
-    return nn.GroupNorm(1, channels) if enabled else nn.Identity()
+def make_norm(shape: tuple[int, int, int], enabled: bool) -> nn.Module:
+    """``nn.LayerNorm([C, H, W])`` (PredRNN's PyTorch code, OpenSTL): per-sample statistics over
+    (C, H, W), an affine weight and bias per element; identity when disabled."""
+    return nn.LayerNorm(list(shape)) if enabled else nn.Identity()
 
 
 def conv(cin: int, cout: int, k: int) -> nn.Conv2d:
-    """Bias-free 'same' convolution (biases live in :func:`gate_bias`)."""
+    """Bias-free 'same' convolution, as every convolution of the reference cells."""
     return nn.Conv2d(cin, cout, kernel_size=k, padding=k // 2, bias=False)

@@ -12,6 +12,7 @@ The data directory is ``--data-dir`` or ``$BENCH_DATA``. Mounted in :mod:`bench.
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import typer
@@ -49,7 +50,17 @@ def _source(name: str):
     if name not in sources:
         raise BenchError(f"dataset {name!r} does not describe its files (a plugin without a data source); "
                          f"see its documentation for where its data goes")
-    return sources[name]
+    return sources.get(name)
+
+
+def _check_base_url(base_url: str) -> None:
+    """``--base-url`` must be an absolute http(s) or file URL."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(base_url)
+    if parsed.scheme not in ("http", "https", "file") or (parsed.scheme != "file" and not parsed.netloc):
+        raise BenchError(f"--base-url {base_url!r} is not an http(s):// or file:// address; write e.g. "
+                         f"--base-url https://mirror.example.org/data")
 
 
 @data_app.command("list")
@@ -69,7 +80,7 @@ def list_(data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_D
     style = {"present": "green", "generated": "green", "partial": "yellow", "missing": "red"}
     for name in names:
         spec = get_dataset(name)
-        src = sources.get(name)
+        src = sources.get(name) if name in sources else None
         if src is None:
             status, where = "unknown", "(plugin: no data source described)"
         else:
@@ -102,7 +113,12 @@ def check(
     except BenchError as exc:
         raise _fail(str(exc), exc.exit_code)
     report = CheckReport()
-    src.check(root, report)
+    try:
+        src.check(root, report)
+    except Exception as exc:  # noqa: BLE001 - a check must report, never crash
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _fail(f"checking {name} under {root} failed ({type(exc).__name__}: {first}); the files are not in the "
+                    f"expected form: {src.layout}")
     mark = {"ok": "[green]ok[/]     ", "warn": "[yellow]warning[/]", "error": "[red]error[/]  "}
     for level, text in report.lines:
         console.print(f"{mark[level]} ", end="")
@@ -132,9 +148,22 @@ def download(
         if not src.remote:
             raise BenchError(f"{name} cannot be downloaded automatically: {src.how_to_get}; "
                              f"then run `bench data check {name}`")
-        root.mkdir(parents=True, exist_ok=True)
+        from bench.datasets._files import DOWNLOAD_BASE_ENV
+
+        if base_url is not None or os.environ.get(DOWNLOAD_BASE_ENV):
+            _check_base_url(base_url if base_url is not None else os.environ[DOWNLOAD_BASE_ENV])
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe = root / ".bench-write-probe"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise BenchError(f"cannot write to the data directory {root} ({exc.strerror}); pass --data-dir with a "
+                             f"writable directory") from None
         for rf in src.remote:
             fetch(rf, root, base_url=base_url, log=lambda s: console.print(s, markup=False))
     except BenchError as exc:
         raise _fail(str(exc), exc.exit_code)
+    except OSError as exc:  # e.g. the disk filled up while writing
+        raise _fail(f"writing under {root} failed ({exc.strerror or exc}); free space or pass another --data-dir")
     console.print(f"{name}: all files present under {root}", markup=False)

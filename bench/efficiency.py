@@ -5,11 +5,15 @@ Conventions (as in the TAU / PLA-SM papers and the OpenSTL model zoo):
   feed-forward methods a (1, T, C, H, W) input). fvcore counts one fused multiply-add as one
   FLOP, so "FLOPs" here are MACs, which is what those tables report.
 - Throughput (fps) is test sequences per second at a fixed batch, after warm-up, with the device
-  synchronised around the timed region.
+  synchronised around each timed region. :func:`fps_repeats` times several repeats so that a
+  result carries its spread (the median is the figure; min-max the noise), and :func:`load_average`
+  records how busy the machine was.
 """
 
 from __future__ import annotations
 
+import os
+import statistics
 import time
 import warnings
 from collections import Counter
@@ -73,3 +77,39 @@ def measure_fps(forward: Callable[[torch.Tensor], Any], example: torch.Tensor, w
         synchronize(device)
         elapsed = time.perf_counter() - start
     return n * example.shape[0] / elapsed
+
+
+def fps_repeats(forward: Callable[[torch.Tensor], Any], example: torch.Tensor, warmup: int = 1,
+                repeats: int = 5, min_seconds: float = 0.0) -> list[float]:
+    """Sequences per second of each of ``repeats`` timed calls of ``forward`` on ``example``.
+
+    ``warmup`` untimed calls first; each repeat is synchronised before and after and lasts at least
+    ``min_seconds`` (calls are repeated within it). Report the median and the min-max spread.
+    """
+    device = example.device
+    out = []
+    with torch.no_grad():
+        for _ in range(warmup):
+            forward(example)
+        for _ in range(repeats):
+            synchronize(device)
+            start = time.perf_counter()
+            n = 0
+            while n < 1 or time.perf_counter() - start < min_seconds:
+                forward(example)
+                n += 1
+            synchronize(device)
+            out.append(n * example.shape[0] / (time.perf_counter() - start))
+    return out
+
+
+def median(values: list[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the platform has none)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return None

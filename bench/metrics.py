@@ -1,9 +1,30 @@
 """Frame-quality metrics for video prediction: MSE, MAE, PSNR, SSIM (and the legacy SSIM).
 
-All functions take ``pred`` and ``true`` of shape (B, T, C, H, W) with values in [0, 1], on any
-device, and return one value per frame, shape (B, T), as float64 on the inputs' device. They score
-exactly what they are given: they do NOT clamp. The runner clamps predictions to [0, 1] before
-calling them (the protocol of the TAU / PLA-SM papers, which score clipped predictions).
+All per-frame functions take ``pred`` and ``true`` of shape (B, T, C, H, W), on any device, and
+return one value per frame, shape (B, T), as float64 on the inputs' device. They score exactly
+what they are given: they do NOT clamp. :func:`score_frames` applies the scoring protocol below
+(which metrics see raw and which see clipped predictions) and :class:`MetricState` accumulates it.
+
+The scoring protocol: whose code does what. The papers say nothing about clipping: TAU Sec. 4
+"Measurement" and PLA-SM Sec. IV-A "Evaluation Metrics" only name the metrics. The code that
+produced the SimVP / TAU numbers (SimVP's ``API/metrics.py`` and OpenSTL's
+``openstl/core/metrics.py``, function ``metric``) computes MSE and MAE on the RAW predictions, then
+clips the predictions to [0, 1] and computes SSIM and PSNR on the clipped ones. That is our default,
+the **published protocol**: ``mse``/``mae`` (and their per-pixel forms) score raw predictions, so
+they are the columns compared with paper rows. The **clipped** variant scores MSE/MAE after clipping
+too (what this harness did before; lower than the published protocol whenever outputs leave
+[0, 1]): it is kept under its own names, ``mse_clipped``/``mae_clipped``, and never shown or ranked
+in the same column as published-protocol numbers. PSNR, SSIM and SSIM (legacy) are always computed on
+clipped predictions, as in both codes. A prediction that is not finite (NaN/Inf) is never scored:
+the runner fails the run instead (clipping would turn +Inf into a finite score).
+
+PSNR in the published rows. OpenSTL computes PSNR per frame in float from [0, 1] frames:
+``20*log10(1/sqrt(mse))``, as we do (``psnr``). The original SimVP code, and copies of it in other
+repositories, compute it as ``mse = mean((uint8(pred*255) - uint8(true*255))**2)`` in uint8
+arithmetic: the subtraction and the square wrap around modulo 256, which shrinks large errors and
+inflates the PSNR; frames are truncated, not rounded, to 8 bits. Which code produced a published
+PSNR is stated per row in the report where it can be established (``bench.published``) and flagged
+where it cannot; our ``psnr`` is never the wrapped variant.
 
 Conventions. The papers are silent on all of these: TAU Sec. 4 "Measurement" and PLA-SM Sec. IV-A
 "Evaluation Metrics" only name the metrics (citing [29, 103] and [14, 8, 10]). We follow the metric
@@ -50,7 +71,12 @@ import torch.nn.functional as F
 from bench.errors import BenchError
 
 #: Keys returned by :meth:`MetricState.compute`, in report order.
-METRIC_KEYS: tuple[str, ...] = ("mse", "mae", "mse_pixel", "mae_pixel", "psnr", "ssim", "ssim_legacy")
+METRIC_KEYS: tuple[str, ...] = ("mse", "mae", "mse_pixel", "mae_pixel", "psnr", "ssim", "ssim_legacy",
+                                "mse_clipped", "mae_clipped")
+#: Keys scored on predictions clipped to [0, 1] (the rest score raw predictions; see the module docstring).
+CLIPPED_KEYS: frozenset[str] = frozenset({"psnr", "ssim", "ssim_legacy", "mse_clipped", "mae_clipped"})
+#: Name of the scoring protocol of ``mse``/``mae`` (recorded in every result).
+SCORING_PROTOCOL: str = "published"
 
 #: Whether a larger value is better, per metric key.
 HIGHER_IS_BETTER: dict[str, bool] = {
@@ -61,6 +87,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "psnr": True,
     "ssim": True,
     "ssim_legacy": True,
+    "mse_clipped": False,
+    "mae_clipped": False,
 }
 
 #: Upper bound on the per-frame PSNR (reached when a frame's MSE is 0).
@@ -74,24 +102,28 @@ LEGACY_SSIM_DATA_RANGE: float = 2.0
 
 #: The exact conventions, as printed by the README and every report.
 METRIC_CONVENTION: str = f"""\
-Metric conventions (pred and true are frames with values in [0, 1]; predictions are clamped to
-[0, 1] before scoring; every metric is computed per frame and then averaged over all predicted
-frames of all test sequences):
-  mse          squared error SUMMED over the C*H*W values of a frame (the papers' convention;
-               Moving MNIST 64x64x1 frames give values around 20-30).
-  mae          absolute error SUMMED over the C*H*W values of a frame.
+Metric conventions (true frames have values in [0, 1]; every metric is computed per frame and then
+averaged over all predicted frames of all test sequences; scoring protocol "{SCORING_PROTOCOL}": as the
+SimVP/TAU/OpenSTL code, MSE and MAE score the RAW predictions, the other metrics score predictions
+clipped to [0, 1]; non-finite predictions fail the run):
+  mse          squared error SUMMED over the C*H*W values of a frame, raw predictions (the papers'
+               convention; Moving MNIST 64x64x1 frames give values around 20-30).
+  mae          absolute error SUMMED over the C*H*W values of a frame, raw predictions.
   mse_pixel    squared error averaged over the C*H*W values of a frame (= mse / (C*H*W)).
   mae_pixel    absolute error averaged over the C*H*W values of a frame (= mae / (C*H*W)).
-  psnr         10*log10(1 / mse_pixel) in dB per frame (data range 1), then averaged; a frame
-               with zero error is capped at {PSNR_MAX_DB:g} dB.
+  psnr         10*log10(1 / per-pixel MSE) in dB per frame (data range 1, float arithmetic, clipped
+               predictions), then averaged; a frame with zero error is capped at {PSNR_MAX_DB:g} dB.
   ssim         scikit-image's structural_similarity(true, pred, data_range=1) with its defaults:
                7x7 uniform window, sample covariance (N-1, N=49), K1=0.01, K2=0.03, mean of the
                SSIM map over the interior after cropping 3 pixels per side; for C>1 the mean over
-               channels (channel_axis). This is the reference SSIM.
+               channels (channel_axis); clipped predictions. This is the reference SSIM.
   ssim_legacy  the same with data_range=2: what scikit-image <= 0.19 silently used for float
-               images (dtype range -1..1) and what the published tables report. Compare
-               published SSIM numbers with ssim_legacy, not with ssim.
-Higher is better for psnr, ssim, ssim_legacy; lower is better for mse, mae, mse_pixel, mae_pixel."""
+               images (dtype range -1..1), i.e. what the SimVP/OpenSTL-family published tables
+               report. Compare their SSIM with ssim_legacy, not with ssim.
+  mse_clipped  the "clipped" variant of mse: predictions clipped to [0, 1] first. Never compared
+               with mse or with published MSE.
+  mae_clipped  the clipped variant of mae.
+Higher is better for psnr, ssim, ssim_legacy; lower is better for the others."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,56 +302,83 @@ def per_frame_metrics(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch
     }
 
 
+def score_frames(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every :data:`METRIC_KEYS` value per frame under the scoring protocol (module docstring):
+    ``mse``/``mae``/``*_pixel`` on the raw ``pred``, the :data:`CLIPPED_KEYS` on ``pred`` clipped
+    to [0, 1]. ``pred`` must be finite (the runner checks); ``{key: (B, T) float64}``."""
+    d = _diff64(pred, true)
+    pixels = d.shape[2] * d.shape[3] * d.shape[4]
+    sq, ab = d.square().sum(dim=(2, 3, 4)), d.abs().sum(dim=(2, 3, 4))
+    clipped = per_frame_metrics(pred.clamp(0.0, 1.0), true)
+    out = {"mse": sq, "mae": ab, "mse_pixel": sq / pixels, "mae_pixel": ab / pixels,
+           "psnr": clipped["psnr"], "ssim": clipped["ssim"], "ssim_legacy": clipped["ssim_legacy"],
+           "mse_clipped": clipped["mse"], "mae_clipped": clipped["mae"]}
+    return {k: out[k] for k in METRIC_KEYS}
+
+
 # --------------------------------------------------------------------------------------------
 # Accumulating state
 # --------------------------------------------------------------------------------------------
 
 
 class MetricState:
-    """Running sums of the per-frame metrics and a frame count (torchmetrics style).
+    """Running sums of the per-frame metrics per predicted-frame index (torchmetrics style).
 
-    The state is ONE float64 tensor ``[sum_mse, sum_mae, ..., sum_ssim_legacy, n_frames]`` that
-    lives on the device of the first update (or ``device``), so :meth:`update` never syncs with the
-    host and :meth:`all_reduce` is a single collective. :meth:`compute` divides sums by the count:
-    every metric is a mean over frames (all frames of all sequences weigh the same).
+    The state is ONE float64 tensor of shape (K + 1, T): row k holds the sum of metric
+    ``METRIC_KEYS[k]`` over every sequence at predicted frame t, the last row the number of frames
+    summed at each t. It lives on the device of the first update (or ``device``), so
+    :meth:`update` never syncs with the host and :meth:`all_reduce` is a single collective.
+    :meth:`compute` gives the mean over all frames (all frames of all sequences weigh the same);
+    :meth:`compute_per_frame` the mean at each predicted frame 1..T (the per-horizon curve).
 
-    Call :meth:`all_reduce` once, after the last update and before :meth:`compute`; calling it
-    twice would count the other processes' frames twice.
+    ``update`` scores with :func:`score_frames` (the scoring protocol) unless ``protocol=False``,
+    which scores exactly what it is given (:func:`per_frame_metrics`, with the clipped keys equal to
+    the raw ones). Call :meth:`all_reduce` once, after the last update and before :meth:`compute`.
     """
 
     keys: tuple[str, ...] = METRIC_KEYS
 
-    def __init__(self, device: torch.device | str | None = None) -> None:
+    def __init__(self, device: torch.device | str | None = None, horizon: int | None = None,
+                 protocol: bool = True) -> None:
         self._state: torch.Tensor | None = None
-        if device is not None:
-            self._state = torch.zeros(len(METRIC_KEYS) + 1, dtype=torch.float64, device=device)
+        self._device = None if device is None else torch.device(device)
+        self._horizon = horizon
+        self._protocol = protocol
+        if device is not None and horizon is not None:
+            self._ensure(self._device, horizon)
 
     # -- accumulation ----------------------------------------------------------------------
 
-    def _ensure(self, device: torch.device) -> torch.Tensor:
+    def _ensure(self, device: torch.device, horizon: int) -> torch.Tensor:
         if self._state is None:
-            self._state = torch.zeros(len(METRIC_KEYS) + 1, dtype=torch.float64, device=device)
+            self._state = torch.zeros(len(METRIC_KEYS) + 1, horizon, dtype=torch.float64, device=device)
+        elif self._state.shape[1] != horizon:
+            raise BenchError(f"a metric state of {self._state.shape[1]} predicted frames cannot take a batch of "
+                             f"{horizon}; score one horizon per state")
         return self._state
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
         """Add a batch of frames; returns the per-frame metrics ``{key: (B, T)}`` (on the device)."""
-        per_frame = per_frame_metrics(pred.detach(), true.detach())
-        state = self._ensure(pred.device)
-        sums = torch.stack([per_frame[k].sum() for k in METRIC_KEYS])
-        n = pred.shape[0] * pred.shape[1]
-        increment = torch.cat([sums, sums.new_full((1,), float(n))]).to(state.device)
-        state.add_(increment)
+        if self._protocol:
+            per_frame = score_frames(pred.detach(), true.detach())
+        else:
+            per_frame = per_frame_metrics(pred.detach(), true.detach())
+            per_frame["mse_clipped"], per_frame["mae_clipped"] = per_frame["mse"], per_frame["mae"]
+        state = self._ensure(self._device or pred.device, pred.shape[1])
+        sums = torch.stack([per_frame[k].sum(dim=0) for k in METRIC_KEYS])  # (K, T)
+        counts = sums.new_full((1, pred.shape[1]), float(pred.shape[0]))
+        state.add_(torch.cat([sums, counts]).to(state.device))
         return per_frame
 
     def merge(self, other: "MetricState") -> "MetricState":
-        """Add ``other``'s sums and count into this state (exact); returns self."""
+        """Add ``other``'s sums and counts into this state (exact); returns self."""
         if other._state is None:
             return self
         if self._state is None:
             self._state = other._state.detach().clone()
         else:
-            self._state.add_(other._state.to(self._state.device))
+            self._ensure(self._state.device, other._state.shape[1]).add_(other._state.to(self._state.device))
         return self
 
     def reset(self) -> None:
@@ -330,7 +389,8 @@ class MetricState:
         """Sum the state over all torch.distributed processes (a no-op when not initialised).
 
         Sums and counts are reduced, so the result equals one state that saw every process's
-        frames. A process that scored nothing takes part with zeros. Returns self.
+        frames. A process that scored nothing takes part with zeros (it needs ``horizon``).
+        Returns self.
         """
         import torch.distributed as dist
 
@@ -341,7 +401,10 @@ class MetricState:
             comm_device = torch.device("cuda", torch.cuda.current_device())
         else:
             comm_device = self._state.device if self._state is not None else torch.device("cpu")
-        state = self._ensure(comm_device)
+        if self._state is None and self._horizon is None:
+            raise BenchError("an empty metric state needs its horizon to take part in all_reduce; "
+                             "pass MetricState(horizon=T)")
+        state = self._ensure(comm_device, self._state.shape[1] if self._state is not None else self._horizon)
         buf = state if state.device == comm_device else state.to(comm_device)
         dist.all_reduce(buf, op=dist.ReduceOp.SUM, group=group)
         if buf is not state:
@@ -353,24 +416,36 @@ class MetricState:
     @property
     def n_frames(self) -> int:
         """Frames accumulated so far (syncs with the device)."""
-        return 0 if self._state is None else int(self._state[-1].item())
+        return 0 if self._state is None else int(self._state[-1].sum().item())
+
+    def _host(self) -> torch.Tensor:
+        if self._state is None or float(self._state[-1].sum().item()) == 0.0:
+            raise BenchError("no frames were scored, so there are no metrics; score at least one batch "
+                             "(is the test split empty?)")
+        return self._state.detach().cpu()
 
     def compute(self) -> dict[str, float]:
-        """``{key: mean over frames}`` for every key of :data:`METRIC_KEYS` (one host sync)."""
-        if self._state is None or float(self._state[-1].item()) == 0.0:
-            raise BenchError("no frames were scored, so there are no metrics; score at least one batch (is the test split empty?)")
-        values = self._state.detach().cpu().tolist()
-        count = values[-1]
-        return {k: values[i] / count for i, k in enumerate(METRIC_KEYS)}
+        """``{key: mean over all frames}`` for every key of :data:`METRIC_KEYS` (one host sync)."""
+        state = self._host()
+        totals = state.sum(dim=1).tolist()
+        return {k: totals[i] / totals[-1] for i, k in enumerate(METRIC_KEYS)}
+
+    def compute_per_frame(self) -> dict[str, list[float]]:
+        """``{key: [mean at predicted frame 1, ..., T]}`` (frames no sequence reached are omitted)."""
+        state = self._host()
+        counts = state[-1]
+        seen = counts > 0
+        means = state[:-1, seen] / counts[seen]
+        return {k: means[i].tolist() for i, k in enumerate(METRIC_KEYS)}
 
     def state_dict(self) -> dict[str, Any]:
-        """Portable copy: ``{"keys": [...], "sums": (K,) float64 CPU tensor, "count": float}``."""
+        """Portable copy: ``{"keys": [...], "sums": (K, T) float64 CPU tensor, "counts": (T,)}``."""
         if self._state is None:
-            sums, count = torch.zeros(len(METRIC_KEYS), dtype=torch.float64), 0.0
+            sums, counts = torch.zeros(len(METRIC_KEYS), 0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64)
         else:
             cpu = self._state.detach().cpu()
-            sums, count = cpu[:-1].clone(), float(cpu[-1])
-        return {"keys": list(METRIC_KEYS), "sums": sums, "count": count}
+            sums, counts = cpu[:-1].clone(), cpu[-1].clone()
+        return {"keys": list(METRIC_KEYS), "sums": sums, "counts": counts}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         keys = list(state_dict.get("keys", []))
@@ -379,13 +454,13 @@ class MetricState:
                 f"metric state has keys {keys}, this version expects {list(METRIC_KEYS)}; "
                 "re-score the run instead of resuming its metric state"
             )
-        sums = torch.as_tensor(state_dict["sums"], dtype=torch.float64).reshape(-1)
-        device = self._state.device if self._state is not None else sums.device
-        count = torch.tensor([float(state_dict["count"])], dtype=torch.float64)
-        self._state = torch.cat([sums.cpu(), count]).to(device)
+        sums = torch.as_tensor(state_dict["sums"], dtype=torch.float64).reshape(len(METRIC_KEYS), -1)
+        counts = torch.as_tensor(state_dict["counts"], dtype=torch.float64).reshape(1, -1)
+        device = self._state.device if self._state is not None else (self._device or sums.device)
+        self._state = torch.cat([sums.cpu(), counts.cpu()]).to(device)
 
     def __repr__(self) -> str:
-        where = "empty" if self._state is None else f"device={self._state.device}"
+        where = "empty" if self._state is None else f"device={self._state.device}, horizon={self._state.shape[1]}"
         return f"MetricState({where})"
 
 

@@ -22,7 +22,7 @@ from rich.table import Table
 from bench import results as store
 from bench.efficiency import measure_fps, synchronize
 from bench.registry import DatasetSpec, MethodKey
-from bench.runner import autocast, make_optimizer, rollout, seed_everything
+from bench.training import autocast, make_optimizer, rollout, seed_everything
 
 
 def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, batch_size: int, iters: int,

@@ -1,4 +1,8 @@
-"""What a method's pretraining stage receives (see ``MethodSpec.pretrain``)."""
+"""What a method's pretraining stage receives (see ``MethodSpec.pretrain``).
+
+The spatial-masking pretraining of PLA-SM, usable by any encoder -> translator -> decoder method
+(``plasm``, ``simvp:sm``), is :mod:`bench.masked_pretrain`; it honours ``cache_dir`` below.
+"""
 
 from __future__ import annotations
 

@@ -19,6 +19,20 @@ Choices where the papers are silent (documented here and in the JSON):
 - Method names of other papers are normalised where the papers spell one method differently
   (E3d-LSTM/E3DLSTM -> E3D-LSTM, Crevnet -> CrevNet, STMFA Net -> STMFANet); ``row`` keeps the
   printed spelling.
+- Conventions of the code behind each number (``ssim_convention`` on every entry with an SSIM,
+  ``psnr_convention`` on every entry with a PSNR, ``convention_basis`` naming the evidence). SSIM:
+  ``legacy`` (float frames, scikit-image <= 0.19's implicit data range 2: SimVP, TAU/OpenSTL,
+  PLA-SM, PhyDNet and MAU releases) goes in our "SSIM (legacy)" column; ``uint8`` (uint8 frames,
+  data range 255: the PredRNN-family releases, for the numbers those papers report themselves)
+  goes in our plain "SSIM" column; ``unknown`` (cited numbers whose code cannot be identified, a
+  release holding both codes such as MIM's, re-runs whose code is not stated) is compared with
+  neither. PSNR: ``float`` (as ours), ``uint8`` (8-bit frames, no wrap), ``uint8-wrap`` (SimVP's
+  ``API/metrics.py`` and copies such as PLA-SM's subtract uint8 frames in uint8 arithmetic, so the
+  error wraps modulo 256) and ``unknown``. A re-run by PLA-SM "with the authors' code" (starred)
+  keeps a tag only where both candidate codes agree.
+- Where two tables print different values for one cell (SimVP Moving MNIST MAE: 68.9 in TAU
+  Table 2 and PLA-SM Table VII, 69.9 in PLA-SM Table II), both are kept;
+  :meth:`Published.disagreements` finds them so the report shows both sources.
 - PLA-SM variants map to the registry as in ``bench.methods.plasm``: Table VI rows 1-5 are
   ``plasm:base``, ``plasm:mask``, ``plasm:mask-sm``, ``plasm:pla``, ``plasm``; Table X rows 1-4 are
   ``plasm:no-convnext-no-pla``, ``plasm:no-convnext``, ``plasm:base``, ``plasm:pla``; sweeps are
@@ -33,12 +47,15 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from bench.errors import BenchError
 
 PUBLISHED_PATH = Path(__file__).resolve().parent / "data" / "published.json"
+SCHEMA = 2
 KINDS = ("comparison", "ablation", "pretraining", "sweep", "efficiency")
+SSIM_CONVENTIONS = ("legacy", "uint8", "unknown")
+PSNR_CONVENTIONS = ("float", "uint8", "uint8-wrap", "unknown")
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,9 @@ class PublishedEntry:
     caption: str = ""
     device: str | None = None
     remarks: tuple[str, ...] = ()  # transcription remarks (horizon, FLOPs column)
+    ssim_convention: str | None = None  # legacy | uint8 | unknown (entries with an SSIM)
+    psnr_convention: str | None = None  # float | uint8 | uint8-wrap | unknown (entries with a PSNR)
+    convention_basis: str = ""  # the code the conventions were read from
 
     @property
     def source(self) -> str:
@@ -106,11 +126,23 @@ class PublishedEntry:
 
 
 @dataclass(frozen=True)
+class Disagreement:
+    """Two or more printed values of one cell (method, dataset, horizon, metric) in different tables."""
+
+    method: str
+    dataset: str
+    pred_len: int
+    metric: str
+    values: tuple[tuple[str, tuple[str, ...]], ...]  # (printed text in the display scale, sources)
+
+
+@dataclass(frozen=True)
 class Published:
     entries: tuple[PublishedEntry, ...]
     display_scales: Mapping[str, Mapping[str, float]]
     display_scale_sources: Mapping[str, str]
-    ssim_convention: str
+    ssim_conventions: Mapping[str, str]
+    psnr_conventions: Mapping[str, str]
     papers: Mapping[str, str]
 
     def display_scale(self, dataset: str) -> dict[str, float]:
@@ -125,6 +157,29 @@ class Published:
                 if (dataset is None or e.dataset == dataset) and (pred_len is None or e.pred_len == pred_len)
                 and (method is None or e.method == method) and (kinds is None or e.kind in kinds)
                 and (paper is None or e.paper == paper)]
+
+    def disagreements(self, dataset: str, pred_len: int | None, methods: Iterable[str]) -> list[Disagreement]:
+        """Cells of ``methods`` printed with different values by different tables (compared at the
+        coarser printed precision, in our per-frame convention; cells of unstated unit are skipped)."""
+        out = []
+        for method in sorted(set(methods)):
+            entries = self.find(dataset, pred_len, method)
+            for metric in sorted({m for e in entries for m in e.text}):
+                cells = [(e, e.raw(metric)) for e in entries if e.raw(metric) is not None]
+                if len(cells) < 2:
+                    continue
+                decimals = min(_decimals(e.text[metric]) for e, _ in cells)
+                # compare in the display scale of the coarsest entry (the printed numbers)
+                ref = next(e for e, _ in cells if _decimals(e.text[metric]) == decimals)
+                factor = ref.scale.get(metric, 1.0) or 1.0
+                groups: dict[str, list[str]] = {}
+                for e, raw in cells:
+                    groups.setdefault(f"{raw * factor:.{decimals}f}", []).append(e.source)
+                if len(groups) > 1:
+                    values = tuple((text, tuple(dict.fromkeys(srcs))) for text, srcs in sorted(groups.items()))
+                    out.append(Disagreement(method, PUBLISHED_ALIASES.get(dataset, dataset), pred_len or 0,
+                                            metric, values))
+        return out
 
     def tables(self) -> list[tuple[str, str, str]]:
         """(paper, table, caption) of every transcribed table, in paper order."""
@@ -158,6 +213,10 @@ def _entry(raw: Mapping[str, Any], index: int, path: Path) -> PublishedEntry:
     scale = raw.get("scale", {})
     if not isinstance(scale, dict) or any(v is not None and not isinstance(v, (int, float)) for v in scale.values()):
         raise bad("has a malformed scale")
+    for metric, field_name, allowed in (("ssim", "ssim_convention", SSIM_CONVENTIONS),
+                                        ("psnr", "psnr_convention", PSNR_CONVENTIONS)):
+        if metric in values and raw.get(field_name) not in allowed:
+            raise bad(f"has {field_name}={raw.get(field_name)!r} (expected one of {', '.join(allowed)})")
     return PublishedEntry(
         paper=raw["paper"], table=raw["table"], kind=raw["kind"], dataset=raw["dataset"],
         pred_len=raw["pred_len"], method=raw["method"], ours=bool(raw.get("ours")), row=raw["row"],
@@ -165,7 +224,13 @@ def _entry(raw: Mapping[str, Any], index: int, path: Path) -> PublishedEntry:
         starred=tuple(raw.get("starred", ())), sweep=raw.get("sweep"), venue=raw.get("venue"),
         note=raw.get("note"), caption=raw.get("caption", ""), device=raw.get("device"),
         remarks=tuple(str(raw[k]) for k in ("horizon_note", "flops_note") if raw.get(k)),
+        ssim_convention=raw.get("ssim_convention"), psnr_convention=raw.get("psnr_convention"),
+        convention_basis=str(raw.get("convention_basis", "")),
     )
+
+
+def _decimals(text: str) -> int:
+    return len(text.split(".", 1)[1]) if "." in text else 0
 
 
 #: our dataset name -> the dataset name its published numbers are stored under. ``mmnist_std`` (MNIST
@@ -193,13 +258,15 @@ def _load(path: Path) -> Published:
         raise BenchError(f"published numbers file {path} is missing; restore it from the repository") from None
     except json.JSONDecodeError as exc:
         raise BenchError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); restore it from the repository") from None
-    if not isinstance(doc, dict) or doc.get("schema") != 1 or not isinstance(doc.get("entries"), list):
-        raise BenchError(f"{path} is not a published-numbers file (schema 1 with 'entries'); restore it from the repository")
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("entries"), list):
+        raise BenchError(f"{path} is not a published-numbers file (schema {SCHEMA} with 'entries'); restore it from "
+                         "the repository")
     entries = tuple(_entry(e, i, path) for i, e in enumerate(doc["entries"]))
     return Published(
         entries=entries,
         display_scales={d: {m: float(f) for m, f in s.items()} for d, s in doc.get("display_scale", {}).items()},
         display_scale_sources=dict(doc.get("display_scale_source", {})),
-        ssim_convention=str(doc.get("ssim_convention", "")),
+        ssim_conventions=dict(doc.get("ssim_conventions", {})),
+        psnr_conventions=dict(doc.get("psnr_conventions", {})),
         papers=dict(doc.get("papers", {})),
     )

@@ -20,15 +20,20 @@ A CLI method key is ``name[:variant][:key=value...]``, e.g. ``tau``, ``tau:no-dd
     TRAIN_DEFAULTS < spec.hparams["*"] < spec.hparams[dataset] < spec.tiny (tests/--tiny only)
                    < spec.variants[variant] < key=value overrides
 
+Every hyperparameter has a declared type and range (``params={"hid": Int(min=1)}``, see
+:mod:`bench.hparams`); every resolved value is checked against it, so a bad ``--set`` fails in one
+line before anything is built.
+
 Third-party packages register through the entry-point groups ``bench.methods`` and
 ``bench.datasets``: the entry point may name a module (importing it registers), a
-:class:`MethodSpec`/:class:`DatasetSpec` object, or a zero-argument callable returning one.
+:class:`MethodSpec`/:class:`DatasetSpec` object, or a zero-argument callable returning one. The
+tables are :class:`bench.generic_registry.Registry` objects: a plug-in cannot take a name another
+module registered (``tau``) unless it passes ``replace=True``, and a plug-in that fails to import
+(even with ``SystemExit``) is recorded, never fatal.
 """
 
 from __future__ import annotations
 
-import ast
-import difflib
 import fnmatch
 from dataclasses import dataclass, field
 from importlib import import_module, metadata
@@ -38,21 +43,17 @@ import torch
 from torch import nn
 
 from bench.errors import BenchError
+from bench.generic_registry import Registry, suggest
+from bench.hparams import (TRAIN_DEFAULTS, TRAIN_KEYS, TRAIN_PARAMS, HParam, check_all, infer, parse_assignment,
+                           split_top_level)
 
 METHOD_GROUP = "bench.methods"
 DATASET_GROUP = "bench.datasets"
 
-#: Training hyperparameters every method has; the runner consumes these, the builder never sees them.
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "epochs": 100,
-    "batch_size": 16,
-    "lr": 1e-3,
-    "optimizer": "adam",  # adam | adamw | sgd
-    "weight_decay": 0.0,
-    "schedule": "onecycle",  # onecycle | cosine | none
-    "clip_grad": 0.0,  # max grad-norm; 0 disables clipping
-}
-TRAIN_KEYS = frozenset(TRAIN_DEFAULTS)
+__all__ = ["TRAIN_DEFAULTS", "TRAIN_KEYS", "TRAIN_PARAMS", "HParam", "parse_assignment", "DataConfig", "DatasetSpec",
+           "MethodSpec", "MethodKey", "register_method", "register_dataset", "add_method", "add_dataset",
+           "get_method", "get_dataset", "list_methods", "list_datasets", "parse_method_key", "create_model",
+           "METHODS", "DATASETS", "plugin_errors", "model_hparams"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,10 +100,28 @@ class DatasetSpec:
     quick_sizes: Mapping[str, int] = field(default_factory=dict)
     metrics: tuple[str, ...] = ("mse", "mae", "ssim", "psnr")
     metric_scale: Mapping[str, float] = field(default_factory=dict)
+    #: the longest evaluation horizon (``--pred-len``) the data provides; None: any (generated data)
+    max_pred_len: int | None = None
+    display_name: str = ""  # how reports name it, e.g. "Moving MNIST"; defaults to ``name``
 
     @property
     def frame_shape(self) -> tuple[int, int, int]:
         return (self.channels, self.height, self.width)
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name
+
+    def check_pred_len(self, pred_len: int | None) -> int:
+        """The evaluation horizon for ``--pred-len`` (None: the dataset's own), or a one-line BenchError."""
+        if pred_len is None:
+            return self.out_frames
+        if pred_len < 1:
+            raise BenchError(f"--pred-len must be at least 1 (got {pred_len})")
+        if self.max_pred_len is not None and pred_len > self.max_pred_len:
+            raise BenchError(f"--pred-len {pred_len} exceeds the {self.max_pred_len} target frames dataset "
+                             f"{self.name!r} provides; use --pred-len <= {self.max_pred_len}")
+        return pred_len
 
     def with_frames(self, in_frames: int | None = None, out_frames: int | None = None) -> "DatasetSpec":
         from dataclasses import replace
@@ -164,6 +183,8 @@ class MethodSpec:
             stored in the result); it runs before the main training loop.
         flops_inputs: inputs fvcore traces to count FLOPs.
         recurrent: True if ``predict`` rolls out natively to any horizon (``hp["pred_len"]``).
+        params: type and range of each hyperparameter (:mod:`bench.hparams`), declared once here;
+            a key not declared is checked against the type of its default value.
     """
 
     name: str
@@ -179,10 +200,25 @@ class MethodSpec:
     flops_inputs: Callable[[DatasetSpec], tuple[torch.Tensor, ...]] = default_flops_inputs
     recurrent: bool = False
     description: str = ""
+    params: Mapping[str, HParam] = field(default_factory=dict)
+
+    def declarations(self) -> dict[str, HParam]:
+        """Every hyperparameter's declaration: the training keys', then inferred from defaults, then ``params``."""
+        decl: dict[str, HParam] = dict(TRAIN_PARAMS)
+        for source in (*self.hparams.values(), self.tiny, *self.variants.values()):
+            for key, value in source.items():
+                if key not in decl and key not in self.params and infer(value) is not None:
+                    decl[key] = infer(value)
+        decl.update(self.params)
+        return decl
 
     def resolve_hparams(self, dataset: str, variant: str | None = None,
                         overrides: Mapping[str, Any] | None = None, tiny: bool = False) -> dict[str, Any]:
-        """The full hyperparameter dict for ``dataset`` (see the module docstring for precedence)."""
+        """The full, validated hyperparameter dict for ``dataset`` (see the module docstring for precedence).
+
+        Every value is checked against its declaration (:meth:`declarations`); a bad value is a
+        one-line BenchError naming the key, the value and what is expected.
+        """
         hp: dict[str, Any] = dict(TRAIN_DEFAULTS)
         hp.update(self.hparams.get("*", {}))
         hp.update(self.hparams.get(dataset, {}))
@@ -191,18 +227,18 @@ class MethodSpec:
         if variant:
             if variant not in self.variants:
                 raise BenchError(
-                    f"method {self.name!r} has no variant {variant!r}{_suggest(variant, self.variants)}; "
+                    f"method {self.name!r} has no variant {variant!r}{suggest(variant, list(self.variants))}; "
                     f"its variants are: {', '.join(sorted(self.variants)) or '(none)'}"
                 )
             hp.update(self.variants[variant])
         for key, value in (overrides or {}).items():
             if key not in hp:
                 raise BenchError(
-                    f"method {self.name!r} has no hyperparameter {key!r}{_suggest(key, hp)}; "
+                    f"method {self.name!r} has no hyperparameter {key!r}{suggest(key, list(hp))}; "
                     f"run `bench list --hparams {self.name}` to see them"
                 )
             hp[key] = value
-        return hp
+        return check_all(hp, self.declarations(), self.name)
 
     def create_model(self, data: DatasetSpec, hp: Mapping[str, Any]) -> nn.Module:
         """Build the model from the model keys of ``hp`` (the training keys are left out)."""
@@ -224,11 +260,11 @@ class MethodKey:
 
     @property
     def label(self) -> str:
-        """Canonical text of the key, e.g. ``plasm:mask-sm:r0=0.9``."""
+        """Canonical text of the key, e.g. ``plasm:mask-sm:r0=0.9`` or ``simvp:incep_ker=(3,5)``."""
         parts = [self.spec.name]
         if self.variant:
             parts.append(self.variant)
-        parts += [f"{k}={_format_value(v)}" for k, v in sorted(self.overrides.items())]
+        parts += [f"{k}={format_value(v)}" for k, v in sorted(self.overrides.items())]
         return ":".join(parts)
 
     def resolve(self, dataset: str, extra: Mapping[str, Any] | None = None, tiny: bool = False) -> dict[str, Any]:
@@ -238,45 +274,56 @@ class MethodKey:
 
 
 # --------------------------------------------------------------------------------------------
-# The two tables
+# The registries
 # --------------------------------------------------------------------------------------------
 
-_METHODS: dict[str, MethodSpec] = {}
-_DATASETS: dict[str, DatasetSpec] = {}
 _BUILTINS_LOADED = False
 _PLUGINS_LOADED = False
 _PLUGIN_ERRORS: list[str] = []
 
 
-def add_method(spec: MethodSpec) -> MethodSpec:
-    """Register a :class:`MethodSpec` (re-registering the same name replaces it)."""
-    if ":" in spec.name or "," in spec.name or spec.name != spec.name.strip():
-        raise ValueError(f"method name {spec.name!r} may not contain ':' or ','")
-    _METHODS[spec.name] = spec
-    return spec
+def _ensure_loaded() -> None:
+    _load_builtins()
+    _load_plugins()
 
 
-def add_dataset(spec: DatasetSpec) -> DatasetSpec:
-    """Register a :class:`DatasetSpec` (re-registering the same name replaces it)."""
-    _DATASETS[spec.name] = spec
-    return spec
+METHODS: Registry[MethodSpec] = Registry("method", "run `bench list` to see the registered methods", _ensure_loaded)
+DATASETS: Registry[DatasetSpec] = Registry("dataset", "run `bench list` to see the registered datasets",
+                                           _ensure_loaded)
 
 
-def register_method(name: str, **fields: Any) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def add_method(spec: MethodSpec, replace: bool = False) -> MethodSpec:
+    """Register a :class:`MethodSpec`; a name another module registered is refused (see :class:`Registry`)."""
+    if not spec.name or any(ch in spec.name for ch in ":,=()[] ") or spec.name != spec.name.strip():
+        raise ValueError(f"method name {spec.name!r} may not be empty or contain ':', ',', '=', brackets or spaces")
+    return METHODS.add(spec.name, spec, _source_of(spec.build), replace)
+
+
+def add_dataset(spec: DatasetSpec, replace: bool = False) -> DatasetSpec:
+    """Register a :class:`DatasetSpec`; a name another module registered is refused (see :class:`Registry`)."""
+    return DATASETS.add(spec.name, spec, _source_of(spec.load), replace)
+
+
+def _source_of(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__module__", None) or repr(fn))
+
+
+def register_method(name: str, replace: bool = False,
+                    **fields: Any) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register the decorated builder as method ``name`` (other fields as in MethodSpec)."""
 
     def decorate(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        add_method(MethodSpec(name=name, build=build, **fields))
+        add_method(MethodSpec(name=name, build=build, **fields), replace=replace)
         return build
 
     return decorate
 
 
-def register_dataset(name: str, **fields: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register_dataset(name: str, replace: bool = False, **fields: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register the decorated loader as dataset ``name`` (other fields as in DatasetSpec)."""
 
     def decorate(load: Callable[..., Any]) -> Callable[..., Any]:
-        add_dataset(DatasetSpec(name=name, load=load, **fields))
+        add_dataset(DatasetSpec(name=name, load=load, **fields), replace=replace)
         return load
 
     return decorate
@@ -291,12 +338,16 @@ def _load_builtins() -> None:
 
 
 def _load_plugins() -> None:
-    """Import every entry point in the ``bench.methods`` / ``bench.datasets`` groups, once."""
+    """Import every entry point in the ``bench.methods`` / ``bench.datasets`` groups, once.
+
+    Whatever a plug-in raises on import (``SystemExit`` included) is caught and recorded: a broken
+    plug-in never takes the harness down, and asking for its name says why it failed.
+    """
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True
-    for group, add in ((METHOD_GROUP, add_method), (DATASET_GROUP, add_dataset)):
+    for group, registry, add in ((METHOD_GROUP, METHODS, add_method), (DATASET_GROUP, DATASETS, add_dataset)):
         for ep in metadata.entry_points(group=group):
             try:
                 obj = ep.load()
@@ -304,61 +355,53 @@ def _load_plugins() -> None:
                     obj = obj()
                 if isinstance(obj, (MethodSpec, DatasetSpec)):
                     add(obj)
-            except Exception as exc:  # a broken plugin must not break the harness
-                _PLUGIN_ERRORS.append(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}")
-
-
-def _ensure_loaded() -> None:
-    _load_builtins()
-    _load_plugins()
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too: a broken plug-in must not end the CLI
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                reason = f"plug-in {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}" + (
+                    f": {first}" if first else "")
+                _PLUGIN_ERRORS.append(reason)
+                registry.failed_plugins.setdefault(ep.name, reason)
 
 
 def plugin_errors() -> list[str]:
+    """One line per plug-in that failed to load or whose registration was refused."""
     _ensure_loaded()
-    return list(_PLUGIN_ERRORS)
+    return list(_PLUGIN_ERRORS) + METHODS.warnings + DATASETS.warnings
 
 
 def list_methods(pattern: str = "*", variants: bool = False) -> list[str]:
     """Registered method names matching a shell-style wildcard; with ``variants``, ``name:variant`` too."""
-    _ensure_loaded()
     names: list[str] = []
-    for name in sorted(_METHODS):
+    for name in METHODS.names():
         names.append(name)
         if variants:
-            names += [f"{name}:{v}" for v in sorted(_METHODS[name].variants)]
+            names += [f"{name}:{v}" for v in sorted(METHODS.get(name).variants)]
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
     """Registered dataset names matching a shell-style wildcard."""
-    _ensure_loaded()
-    return [n for n in sorted(_DATASETS) if fnmatch.fnmatchcase(n, pattern)]
+    return DATASETS.names(pattern)
 
 
 def get_method(name: str) -> MethodSpec:
-    _ensure_loaded()
-    try:
-        return _METHODS[name]
-    except KeyError:
-        raise BenchError(
-            f"unknown method {name!r}{_suggest(name, _METHODS)}; run `bench list` to see the registered methods"
-        ) from None
+    return METHODS.get(name)
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    _ensure_loaded()
-    try:
-        return _DATASETS[name]
-    except KeyError:
-        raise BenchError(
-            f"unknown dataset {name!r}{_suggest(name, _DATASETS)}; run `bench list` to see the registered datasets"
-        ) from None
+    return DATASETS.get(name)
 
 
 def parse_method_key(text: str) -> MethodKey:
-    """Parse ``name[:variant][:key=value...]`` into a :class:`MethodKey`, validating every part."""
-    parts = [p.strip() for p in text.strip().split(":")]
-    if not parts[0]:
+    """Parse ``name[:variant][:key=value...]`` into a :class:`MethodKey`, validating every part.
+
+    Values are checked against the method's declarations (:mod:`bench.hparams`) here, before
+    anything is built; a tuple value is written in brackets (``simvp:incep_ker=(3,5)``).
+    """
+    parts = [p.strip() for p in split_top_level(text.strip(), ":")]
+    if not parts or not parts[0]:
         raise BenchError(f"empty method name in {text!r}; write e.g. `tau` or `tau:no-ddr`")
     spec = get_method(parts[0])
     variant: str | None = None
@@ -371,22 +414,9 @@ def parse_method_key(text: str) -> MethodKey:
             variant = part
         else:
             raise BenchError(f"method key {text!r} names more than one variant; write name:variant:key=value")
-    spec.resolve_hparams("*", variant, overrides)  # validates variant and keys
+    hp = spec.resolve_hparams("*", variant, overrides)  # validates variant, keys and values
+    overrides = {k: hp[k] for k in overrides}  # normalised (lists -> tuples, ints -> floats where declared)
     return MethodKey(spec=spec, variant=variant, overrides=overrides)
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """``key=value`` -> (key, value); the value is a Python literal when it parses as one, else text."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise BenchError(f"cannot read {text!r} as key=value; write e.g. lr=0.001")
-    raw = raw.strip()
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
-    return key, value
 
 
 def create_model(key: str, data: DatasetSpec | str, tiny: bool = False, **overrides: Any) -> nn.Module:
@@ -402,10 +432,10 @@ def iter_method_keys() -> Iterator[str]:
     yield from list_methods(variants=True)
 
 
-def _suggest(name: str, choices: Mapping[str, Any] | list[str]) -> str:
-    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
-    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-
-
-def _format_value(value: Any) -> str:
-    return repr(value) if isinstance(value, str) and ("," in value or ":" in value) else str(value)
+def format_value(value: Any) -> str:
+    """A hyperparameter value as a method key writes it: ``(3,5)`` for tuples, quoted text with ``,``/``:``."""
+    if isinstance(value, (tuple, list)):
+        return "(" + ",".join(format_value(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, str) and any(ch in value for ch in ",:=()[]"):
+        return repr(value)
+    return str(value)

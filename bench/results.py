@@ -1,61 +1,161 @@
-"""The results store: one directory per run, atomic writes, and loading for the reporter.
+"""The results store: where each run's files live, atomic writes, run locks, and atomic commits.
 
 Layout (``results/`` by default)::
 
-    results/<dataset>/<method label>/seed<k>/
-        result.json       everything about the run (schema below); written last, atomically
-        history.csv       one row per epoch: epoch, train_loss, val_* metrics, seconds
-        predictions.npz   inputs, truth and prediction of the first few test sequences (uint8)
-        best.pt           the best checkpoint by validation MSE (state_dict)
-    results/audit/<dataset>/<method label>.json   ``bench audit`` figures (no training)
+    results/<dataset>/<label>/<spec hash>/
+        seed<k>/            the COMMITTED run: created whole by one rename, only ever complete
+            result.json       the record (bench.result_record.RunResult), status "complete"
+            history.csv       one row per epoch: epoch, train_loss, val_* metrics, seconds
+            predictions.npz   inputs, truth and prediction of the first test sequences (uint8)
+            best.pt           the checkpoint with the best validation MSE (state_dict)
+        seed<k>.partial/    a run in progress: last.pt (resume point), best.pt, history.csv;
+                            after a failure also result.json with status "failed"
+        seed<k>.lock        the run lock (fcntl; two processes never train one run at once)
+    results/_cache/...       reusable products (e.g. PLA-SM's pretrained encoders)
+    results/audit/<dataset>/<label>.json   ``bench audit`` figures (no training)
 
-The method label is the canonical method key with ``:`` written as ``+`` in directory names
-(``tau:no-ddr`` -> ``tau+no-ddr``). ``result.json`` keys: ``schema``, ``status``
-(``complete``/``failed``), ``key`` (dataset, method, variant, overrides, label, seed), ``config``
-(hparams, sizes, quick, tiny, device, ...), ``dataset`` (geometry and ``info`` with the digit
-source), ``method`` (name, citation), ``environment`` (versions, git hash), ``metric_convention``,
-``history`` (list of per-epoch dicts), ``best_epoch``, ``test`` (metrics of the best checkpoint),
-``efficiency`` (params, flops, flops_skipped, fps, train seconds per epoch...), ``pretrain``,
-``timing``; a failed run has ``error`` and ``last_good_epoch`` instead of ``test``.
+The spec hash (:attr:`bench.run_spec.RunSpec.hash`) makes every configuration its own directory:
+a tiny, quick, 2-epoch or ``--set`` run never meets another configuration's files. The label is
+the canonical method key with ``:`` written as ``+`` (``tau:no-ddr`` -> ``tau+no-ddr``); a label
+too long for a file name is cut and suffixed with a hash of the whole (:func:`label_to_dirname`).
 
-Every file is written to a temporary file in the same directory and renamed over the target, so
-an interrupted run never leaves a half-written file.
+Nothing a user does can destroy a finished result:
+- every file is written to a temporary file in the same directory and renamed over the target;
+- a run trains in ``seed<k>.partial`` and is committed by :func:`commit_run`, which moves the whole
+  directory into place; ``--force`` keeps the previous ``seed<k>`` until the new run is complete and
+  then swaps the two directories (``seed<k>.replaced`` exists only between two renames, and
+  :func:`recover_run` finishes or undoes an interrupted swap);
+- a failure record goes into ``seed<k>.partial``, never over a committed result.
+
+Files and directories are created with the user's umask (a shared results directory stays
+readable to the team).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from bench.errors import BenchError
 
-SCHEMA = 1
 RESULT_FILE = "result.json"
+MAX_LABEL_DIR = 120  # characters of a label directory name (file systems allow 255 bytes)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Permission bits of created files: what ``open()`` would give under the process umask.
+FILE_MODE = 0o666 & ~_current_umask()
 
 
 def label_to_dirname(label: str) -> str:
-    return label.replace(":", "+").replace("/", "_")
+    """A file-system-safe directory name for a method label, at most :data:`MAX_LABEL_DIR` characters."""
+    name = label.replace(":", "+").replace("/", "_").replace("\\", "_").replace("\0", "")
+    if len(name.encode()) > MAX_LABEL_DIR:
+        digest = hashlib.sha1(label.encode()).hexdigest()[:10]
+        name = name.encode()[:MAX_LABEL_DIR - 12].decode(errors="ignore") + "~" + digest
+    return name
 
 
 def dirname_to_label(name: str) -> str:
     return name.replace("+", ":")
 
 
-def run_dir(root: Path, dataset: str, label: str, seed: int) -> Path:
-    return Path(root) / dataset / label_to_dirname(label) / f"seed{seed}"
+def config_dir(root: Path, dataset: str, label: str, spec_hash: str) -> Path:
+    """The directory of one configuration (all its seeds)."""
+    return Path(root) / dataset / label_to_dirname(label) / spec_hash
+
+
+def run_dir(root: Path, spec: Any) -> Path:
+    """The committed directory of a :class:`~bench.run_spec.RunSpec`'s run."""
+    return config_dir(root, spec.dataset, spec.label, spec.hash) / f"seed{spec.seed}"
+
+
+def partial_dir(final: Path) -> Path:
+    return final.with_name(final.name + ".partial")
+
+
+def replaced_dir(final: Path) -> Path:
+    return final.with_name(final.name + ".replaced")
+
+
+def lock_path(final: Path) -> Path:
+    return final.with_name(final.name + ".lock")
 
 
 def audit_path(root: Path, dataset: str, label: str) -> Path:
     return Path(root) / "audit" / dataset / f"{label_to_dirname(label)}.json"
+
+
+def has_complete_result(final: Path) -> bool:
+    """Whether ``final`` holds a readable, complete result."""
+    from bench.result_record import read_result
+
+    if not (final / RESULT_FILE).exists():
+        return False
+    try:
+        return read_result(final / RESULT_FILE).complete
+    except BenchError:
+        return False
+
+
+def recover_run(final: Path) -> None:
+    """Finish or undo a ``--force`` swap that was interrupted between its two renames."""
+    old = replaced_dir(final)
+    if not old.exists():
+        return
+    if final.exists():  # the new run is in place: the old one only waited to be deleted
+        shutil.rmtree(old, ignore_errors=True)
+    else:  # interrupted after moving the old result aside: put it back (the new one is still in .partial)
+        os.replace(old, final)
+
+
+def commit_run(work: Path, final: Path) -> None:
+    """Move the finished run in ``work`` to ``final``, replacing a previous result atomically.
+
+    With no previous result this is one rename. With one (``--force``), the previous directory is
+    renamed aside, the new one into place, and the old one deleted; an interruption between the
+    two renames is repaired by :func:`recover_run`, so ``final`` always ends complete.
+    """
+    _fsync_dir(work)
+    if not final.exists():
+        os.replace(work, final)
+    else:
+        old = replaced_dir(final)
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+        os.replace(work, final)
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(final.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # ----------------------------------------------------------------------------------- writing
@@ -65,8 +165,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:60]}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp creates 0600; give the file what open() would
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -127,15 +228,15 @@ def write_history_csv(path: Path, history: list[dict[str, Any]]) -> None:
 
 
 class RunLock:
-    """An exclusive, non-blocking lock on one run directory (``.lock``, ``fcntl.flock``).
+    """An exclusive, non-blocking lock on one run (``seed<k>.lock`` beside its directories, ``fcntl.flock``).
 
     Two ``bench run`` processes sharing a results directory never train the same key at once: the
     second sees the lock and skips that run (its other keys go on). The lock dies with its process,
     so a killed run never leaves a stale lock behind.
     """
 
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / ".lock"
+    def __init__(self, path: Path):
+        self.path = Path(path)
         self._fh = None
 
     def acquire(self) -> bool:
@@ -174,48 +275,6 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BenchError(f"{path} does not hold a JSON object; delete it or re-run that run with --force")
     return data
-
-
-def validate_result(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Check the fields the reporter relies on; raise BenchError naming the first bad one."""
-    def bad(what: str) -> BenchError:
-        return BenchError(f"{path}: {what}; the file was edited or is from another tool: delete it or re-run with --force")
-
-    if data.get("schema") != SCHEMA:
-        raise bad(f"unknown schema {data.get('schema')!r} (expected {SCHEMA})")
-    if data.get("status") not in ("complete", "failed"):
-        raise bad(f"status {data.get('status')!r} is neither 'complete' nor 'failed'")
-    key = data.get("key")
-    if not isinstance(key, dict) or not all(isinstance(key.get(k), str) for k in ("dataset", "method", "label")) \
-            or not isinstance(key.get("seed"), int):
-        raise bad("'key' must hold dataset, method, label (text) and seed (integer)")
-    if data["status"] == "complete":
-        test = data.get("test")
-        if not isinstance(test, dict):
-            raise bad("a complete run has no 'test' metrics")
-        for name, value in test.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise bad(f"test metric {name!r} is {value!r}, not a finite number")
-        if not isinstance(data.get("history"), list):
-            raise bad("'history' must be a list of epochs")
-    return data
-
-
-def load_results(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """All run results under ``root``: (valid results sorted by key, problems found)."""
-    root = Path(root)
-    runs: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for path in sorted(root.glob(f"*/*/seed*/{RESULT_FILE}")):
-        try:
-            data = validate_result(read_json(path), path)
-        except BenchError as exc:
-            problems.append(str(exc))
-            continue
-        data["_dir"] = str(path.parent)
-        runs.append(data)
-    runs.sort(key=lambda r: (r["key"]["dataset"], r["key"]["label"], r["key"]["seed"]))
-    return runs, problems
 
 
 def load_audits(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -267,7 +326,7 @@ def environment(device: Any = None) -> dict[str, Any]:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "fvcore": version("fvcore"),
-        "scikit-image": version("scikit-image"),
+        "scikit_image": version("scikit-image"),
         "cuda": torch.version.cuda,
         **git_revision(),
     }
@@ -284,7 +343,3 @@ def describe_device(device: Any) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def iter_result_dirs(root: Path) -> Iterable[Path]:
-    yield from sorted(p.parent for p in Path(root).glob(f"*/*/seed*/{RESULT_FILE}"))

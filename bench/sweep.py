@@ -1,81 +1,79 @@
-"""A sweep: every (dataset, method key, seed) run in turn; one failing run never sinks the others.
+"""A sweep: every resolved run spec in turn; one failing run never sinks the others.
 
-A run that fails (NaN/Inf loss, out of memory, an exception in a method's code) is recorded as a
-``failed`` result.json with its reason and the last good epoch, and the sweep goes on. A
-KeyboardInterrupt stops the sweep at once (completed results and epoch checkpoints are intact).
+A run that fails (NaN/Inf loss or predictions, out of memory, an exception in a method's code, an
+unusable checkpoint) is recorded as a ``failed`` :class:`~bench.result_record.RunResult` in its
+work directory (``seed<k>.partial/result.json``), never over a committed result, and the sweep goes
+on. Writing that record can fail too (a full disk, a name too long for the file system): the sweep
+still goes on and the outcome says so in one line. A KeyboardInterrupt stops the sweep at once;
+committed results are never touched by an unfinished run (see :mod:`bench.results`).
 """
 
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Sequence
 
 from bench import results as store
+from bench.checkpoint import LAST, checkpoint_epoch
 from bench.distributed import env_rank
 from bench.errors import BenchError
-from bench.registry import DatasetSpec, MethodKey
-from bench.runner import RunOptions, load_checkpoint, run_one
+from bench.registry import DatasetSpec
+from bench.result_record import SCHEMA, Environment, MethodInfo, RunResult, Timing, write_json_text
+from bench.run_spec import RunSpec
+from bench.runner import Outcome, RunOptions, run_one
 
 
-@dataclass
-class RunOutcome:
-    dataset: str
-    label: str
-    seed: int
-    status: str  # complete | skipped | failed
-    detail: str
-    result: dict[str, Any] | None = None
-
-
-def record_failure(key: MethodKey, data: DatasetSpec, seed: int, opts: RunOptions, error: BaseException) -> str:
-    """Write a ``failed`` result.json naming the error and the last good epoch; return the reason."""
-    out_dir = store.run_dir(opts.results, data.name, key.label, seed)
-    last_good = 0
-    last = out_dir / "last.pt"
-    if last.exists():
-        try:
-            last_good = int(load_checkpoint(last)["epoch"])
-        except BenchError:
-            pass
+def failure_reason(error: BaseException) -> str:
+    """One line saying what went wrong and, where known, what to do."""
     if isinstance(error, BenchError):
-        reason = str(error)
-    elif "out of memory" in str(error).lower():
-        reason = f"out of memory: {str(error).splitlines()[0]}; lower the batch size (--batch-size)"
-    else:
-        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".strip()
-    store.atomic_write_json(out_dir / store.RESULT_FILE, {
-        "schema": store.SCHEMA, "status": "failed",
-        "key": {"dataset": data.name, "method": key.spec.name, "variant": key.variant,
-                "overrides": dict(key.overrides), "label": key.label, "seed": seed},
-        "error": reason, "last_good_epoch": last_good,
-        "traceback": "".join(traceback.format_exception(error))[-4000:],
-        "environment": store.environment(opts.device),
-        "timing": {"failed": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-    })
+        return str(error)
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else ""
+    if "out of memory" in text.lower():
+        return f"out of memory: {first}; lower the batch size (--batch-size)"
+    return f"{type(error).__name__}: {first}".strip().rstrip(":")
+
+
+def record_failure(spec: RunSpec, opts: RunOptions, error: BaseException) -> str:
+    """Write the ``failed`` record of ``spec``; returns the one-line reason (never raises)."""
+    reason = failure_reason(error)
+    try:
+        work = store.partial_dir(store.run_dir(opts.results, spec))
+        last_good = 0
+        if (work / LAST).exists():
+            try:
+                last_good = checkpoint_epoch(work / LAST)
+            except BenchError:
+                pass
+        env = store.environment(opts.device)
+        record = RunResult(
+            schema=SCHEMA, status="failed", spec=spec, spec_hash=spec.hash,
+            method=MethodInfo(spec.method, spec.method_spec().citation, spec.method_spec().recurrent),
+            environment=Environment(**{k: v for k, v in env.items() if k in Environment.__dataclass_fields__}),
+            timing=Timing(finished=datetime.now(timezone.utc).isoformat(timespec="seconds")),
+            error=reason, last_good_epoch=last_good,
+            traceback="".join(traceback.format_exception(error))[-4000:])
+        work.mkdir(parents=True, exist_ok=True)
+        store.atomic_write_text(work / store.RESULT_FILE, write_json_text(record))
+    except Exception as exc:  # noqa: BLE001 - the record is a courtesy; the sweep must go on
+        detail = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        return f"{reason} (and its failure record could not be written: {detail})"
     return reason
 
 
-def run_sweep(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], seeds: Sequence[int],
-              opts: RunOptions) -> list[RunOutcome]:
-    outcomes: list[RunOutcome] = []
-    for data in datasets:
-        for key in keys:
-            for seed in seeds:
-                try:
-                    result = run_one(key, data, seed, opts)
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:  # isolation: record, report, go on
-                    if env_rank() != 0:
-                        raise  # under torchrun a failing rank ends the job; rank 0 records it
-                    reason = record_failure(key, data, seed, opts, exc)
-                    opts.log(f"FAILED {key.label} on {data.name} seed {seed}: {reason}")
-                    outcomes.append(RunOutcome(data.name, key.label, seed, "failed", reason))
-                    continue
-                status = result["status"]
-                detail = result.get("reason", "") if status == "skipped" else (
-                    f"test MSE {result['test']['mse']:.3f}, best epoch {result['best_epoch']}")
-                outcomes.append(RunOutcome(data.name, key.label, seed, status, detail, result))
+def run_sweep(runs: Sequence[tuple[RunSpec, DatasetSpec]], opts: RunOptions) -> list[Outcome]:
+    """Run every (spec, dataset) in order; failures are recorded and the sweep goes on."""
+    outcomes: list[Outcome] = []
+    for spec, data in runs:
+        try:
+            outcomes.append(run_one(spec, data, opts))
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolation: record, report, go on
+            if env_rank() != 0:
+                raise  # under torchrun a failing rank ends the job; rank 0 records it
+            reason = record_failure(spec, opts, exc)
+            opts.log(f"FAILED {spec.label} on {spec.dataset} seed {spec.seed}: {reason}")
+            outcomes.append(Outcome(spec, "failed", reason, path=store.run_dir(opts.results, spec)))
     return outcomes

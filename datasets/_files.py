@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from bench.data import epoch_permutation, shard_range, to_unit_float
+from bench.generic_registry import Registry
 from bench.errors import BenchError
 
 DOWNLOAD_BASE_ENV = "BENCH_DOWNLOAD_BASE"
@@ -404,6 +405,8 @@ def download(rf: RemoteFile, root: Path, base_url: str | None = None, log: Calla
         else:
             raise BenchError(f"download of {url} failed: HTTP {exc.code} {exc.reason}; check the address "
                              f"(or ${DOWNLOAD_BASE_ENV}) or fetch it by hand to {dest}") from None
+    except ValueError as exc:  # a malformed address (unknown url type, bad port, ...)
+        raise BenchError(f"cannot download from {url!r} ({exc}); check --base-url / ${DOWNLOAD_BASE_ENV}") from None
     except (urllib.error.URLError, socket.timeout, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise BenchError(f"cannot reach {host} ({reason}): no network here? fetch {url} by hand and save it as "
@@ -497,12 +500,12 @@ class DataSource:
     remote: tuple[RemoteFile, ...] = ()
 
 
-SOURCES: dict[str, DataSource] = {}
+SOURCES: Registry[DataSource] = Registry("data source", "run `bench data list` to see the datasets and their sources")
 
 
-def register_source(source: DataSource) -> DataSource:
-    SOURCES[source.dataset] = source
-    return source
+def register_source(source: DataSource, replace: bool = False) -> DataSource:
+    """Describe where a registered dataset's files go (the name is the dataset's; see :class:`Registry`)."""
+    return SOURCES.add(source.dataset, source, str(getattr(source.check, "__module__", "?")), replace)
 
 
 def expect_counts(report: CheckReport, found: Mapping[str, int], expected: Mapping[str, int], note: str = "",
@@ -530,10 +533,14 @@ def check_loader(spec: Any, root: Path | None, report: CheckReport, config_extra
     for split in ("train", "val", "test"):
         try:
             n = splits.size(split)
-            x, y = next(iter(splits.batches(split, 4)))
+            first = next(iter(splits.batches(split, 4)), None)
         except BenchError as exc:
             report.error(str(exc))
             continue
+        if first is None:
+            report.error(f"{split}: no sequences (the split is empty); add its files or check the layout")
+            continue
+        x, y = first
         want_x = (spec.in_frames, *spec.frame_shape)
         lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
         shape_ok = tuple(x.shape[1:]) == want_x and tuple(y.shape[2:]) == spec.frame_shape and y.shape[1] >= spec.out_frames

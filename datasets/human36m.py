@@ -139,6 +139,7 @@ def read_frame(path: Path) -> np.ndarray:
 @register_dataset(
     NAME,
     in_frames=4, out_frames=4, channels=3, height=SIZE, width=SIZE,
+    display_name="Human3.6M",
     description="Human3.6M walking, RGB 128x128, 4 -> 4; DATA/human36m/S<n>/Walking.<camera>/<frame>.jpg",
     citation="Ionescu et al., Human3.6M: Large Scale Datasets and Predictive Methods for 3D Human Sensing, TPAMI 2014",
     sizes={},

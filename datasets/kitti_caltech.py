@@ -125,6 +125,7 @@ def clip_starts(sources: list[str], length: int) -> list[int]:
 @register_dataset(
     NAME,
     in_frames=10, out_frames=1, channels=3, height=128, width=160,
+    display_name="KITTI -> Caltech Pedestrian",
     description="KITTI (train) -> Caltech Pedestrian (test), RGB 128x160, 10 -> 1; PredNet .hkl files",
     citation="Geiger et al., Vision meets Robotics: The KITTI Dataset, IJRR 2013; Dollar et al., Pedestrian Detection: "
              "A Benchmark, CVPR 2009; protocol of Lotter et al., PredNet, ICLR 2017",

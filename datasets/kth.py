@@ -163,6 +163,7 @@ def read_frame(path: Path) -> np.ndarray:
 @register_dataset(
     NAME,
     in_frames=10, out_frames=20, channels=1, height=SIZE, width=SIZE,
+    display_name="KTH",
     description="KTH actions, grey 128x128, 10 -> 20 (test 10 -> 40 with --pred-len 40); DATA/kth/<action>/<video>/",
     citation="Schuldt, Laptev, Caputo, Recognizing Human Actions: A Local SVM Approach, ICPR 2004",
     sizes={},

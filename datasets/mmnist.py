@@ -218,6 +218,7 @@ class MovingMNISTSplits:
 @register_dataset(
     "mmnist",
     in_frames=10, out_frames=10, channels=1, height=64, width=64,
+    display_name="Moving MNIST",
     description="Moving MNIST generated offline: two bouncing digits, 64x64, 10 -> 10",
     citation="Srivastava et al., Unsupervised Learning of Video Representations using LSTMs, ICML 2015",
     sizes={"train": 10000, "val": 1000, "test": 10000},

@@ -134,6 +134,7 @@ class StandardMovingMNISTSplits:
 @register_dataset(
     NAME,
     in_frames=10, out_frames=10, channels=1, height=64, width=64,
+    max_pred_len=10,
     description="Moving MNIST, standard protocol: MNIST-digit training stream, fixed mnist_test_seq.npy test set, 10 -> 10",
     citation="Srivastava et al., Unsupervised Learning of Video Representations using LSTMs, ICML 2015",
     sizes={"train": 10000, "val": 1000, "test": 10000},

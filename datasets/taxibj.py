@@ -74,6 +74,8 @@ def read_arrays(root: Path) -> dict[str, np.ndarray]:
     for key, a in arrays.items():
         if a.ndim != 5 or a.shape[1] != 4 or a.shape[2:] != FRAME or a.dtype.kind not in "fiu":
             raise bad_file(path, f"{key} of shape (N, 4, 2, 32, 32)", f"{a.dtype} array of shape {a.shape}", FIX)
+        if len(a) == 0:
+            raise bad_file(path, f"{key} with at least one clip", "an empty array (no sequences)", FIX)
     for xk, yk in (("X_train", "Y_train"), ("X_test", "Y_test")):
         if len(arrays[xk]) != len(arrays[yk]):
             raise bad_file(path, f"{xk} and {yk} with as many clips", f"{len(arrays[xk])} and {len(arrays[yk])}", FIX)
@@ -90,6 +92,7 @@ def to_unit(a: np.ndarray, path: Path, key: str) -> np.ndarray:
 @register_dataset(
     NAME,
     in_frames=4, out_frames=4, channels=2, height=32, width=32,
+    display_name="TaxiBJ", max_pred_len=4,
     description="TaxiBJ traffic in/out flows (Beijing), 2x32x32, 4 -> 4; file DATA/taxibj/dataset.npz",
     citation="Zhang et al., Deep Spatio-Temporal Residual Networks for Citywide Crowd Flows Prediction, AAAI 2017",
     sizes={"train": 18620, "val": 1000, "test": 1334},

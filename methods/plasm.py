@@ -1,8 +1,11 @@
 """PLA-SM: Pair-wise Layer Attention with Spatial Masking (Li, Zhang, Yang, Xu, Song).
 
-Spec: the paper, section III (/work/shared/papers/pla-sm.md). This harness follows the PAPER. The
-authors' released code differs from it (it has no C x C masked attention in the SM module and a
-different PLA gate) and cannot run its own pretrain -> train path, so it was not used as a reference.
+Spec: the paper, section III (/work/shared/papers/pla-sm.md). ``plasm`` and its ablations follow
+the PAPER TEXT. The authors' released code (mlvccn/PLA_SM_VideoPred) differs from the text in
+several places; it was read (never copied) for one purpose only: the ``plasm:released`` variant,
+which takes the released code's LAYOUT -- the three choices that decide its cost -- and keeps the
+paper's semantics everywhere else, so that the efficiency of Table V can be reproduced (see
+"Released layout" and "Cost against Table V" below).
 
 Model (``x`` (B, T, C, H, W) -> (B, T', C, H, W)):
 
@@ -20,8 +23,9 @@ Model (``x`` (B, T, C, H, W) -> (B, T', C, H, W)):
   transposed convs + GN + LeakyReLU whose strides mirror the encoder's ([2, 1, 2, 1] for M=4),
   then a 1x1 readout C~ -> C.
 
-Two-stage training (III-F, III-G, IV-B), implemented in :func:`pretrain_plasm` (the MethodSpec
-``pretrain`` stage, run before the runner's training loop):
+Two-stage training (III-F, III-G, IV-B): the MethodSpec ``pretrain`` stage, run before the runner's
+training loop, is the shared spatial-masking pretraining of :mod:`bench.masked_pretrain` with
+PLA-SM's encoder and decoder (:data:`PLASM_SM`):
 
 1. Pretraining: a freshly Kaiming-initialised encoder + SM module + decoder reconstructs the
    training input frames from pixel-masked frames (ratio ``r0``); loss MSE over all pixels of
@@ -39,6 +43,8 @@ Choices where the paper is ambiguous or silent (section in brackets):
 * Translator input [III-D]: the paper says Z_0 = S, but S has T*C~ channels (640 on Moving MNIST)
   and the ConvNeXt blocks C^ (512); a 1x1 conv T*C~ -> C^ is inserted before the first block. The
   output 1x1 conv C^ -> T'*C~ is the paper's "last PLA layer changed to T'*C~ by 1x1 convolution".
+  The released code's answer, a first ConvNeXt block at T*C~ reducing to C^, is
+  ``translator_in="wide-block"`` (see "Released layout").
 * PLA score normalisation [III-D]: the paper's A = Softmax(Q^T K / sqrt(C^)) is a single logit per
   head, and the softmax of one logit is identically 1 (the block would ignore Q, K and the
   pairing). We read it as the two-way softmax of the score against a zero "null" logit, i.e.
@@ -86,37 +92,101 @@ Choices where the paper is ambiguous or silent (section in brackets):
   TaxiBJ; 2 heads on Moving MNIST, Human3.6M, KTH, 8 on TaxiBJ and KITTI&Caltech. Batch 16
   (the only batch size in the paper).
 
+Released layout (``plasm:released``; hyperparameters ``translator_in``, ``qk``, ``upsample``)
+-------------------------------------------------------------------------------------------
+Read from the released ``models/simvp_model.py`` (the translator type the release trains for
+PLA-SM, its layer-attention module and its decoder), described in words:
+
+* ``translator_in="wide-block"``: the release has no separate input projection; its first
+  translator block is a ConvNeXt block at the input width T*C~ (residual at T*C~) that ends in a
+  1x1 reduction to C^. Here: our eq.-(2) block at T*C~ (inverted bottleneck 4*T*C~, as eq. 2's
+  text) followed by a 1x1 conv T*C~ -> C^, in place of the paper-text 1x1 projection + first block
+  at C^ (III-D says Z_0 = S and is silent on the width change). Z_1 is the reduced output. The
+  release's last block reduces back to T'*C~, which is our out-projection (same cost).
+* ``qk="eca"``: the release pools the feature globally and forms Q and K with a bias-free 1-D
+  convolution of 3 taps ALONG THE CHANNEL AXIS of the pooled vector (as in ECA-Net), not with the
+  C^ x C^ 1x1 convolutions of III-D. Here: one such conv for Q and one for K in every PLA block
+  (``eca_kernel`` = 3 taps, zero padding); Q still comes from Z_i and K from Z-bar (III-D).
+* ``upsample="pixelshuffle"``: the release's decoder upsamples with a 3x3 conv C~ -> 4*C~ at the
+  input resolution followed by PixelShuffle(2) instead of III-E's stride-2 transposed conv; its
+  stride-1 layers are plain 3x3 convs. The pretraining network uses the same decoder, so
+  ``plasm:released`` has its own pretraining cache entry.
+* Counted densely: the release's encoder is a sparse (MinkowskiEngine) conv stack, which fvcore
+  cannot trace; ours is the dense stack of III-C (sparse emulation only while pretraining), and
+  Table V's cost is matched with dense counting.
+
+Not taken from the release (the paper text wins; none of them closes the gap below): Q and K
+both computed from the paired skip feature, the attention output added to its input and passed
+through a GroupNorm + residual, and one attention module shared by all steps (III-D: Q from Z_i,
+K from Z-bar, output a*V, one PLA block per step); 32 heads of 16 channels (IV-B: 2 heads on
+Moving MNIST); ConvNeXt blocks with LayerNorm, GELU, layer scale and an 8x inverted bottleneck
+(eq. 2: GN, LReLU, 4x; with 8x the model would have about 37.3M parameters, far from Table V);
+SiLU activations; an additive skip from the first encoder layer to the last decoder layer (III-E
+has none); the configuration file shipped with the release (C^=128, N=2, M=2) instead of Table I.
+
+Cost against Table V (fvcore, one (1, 10, 1, 64, 64) sample, multiply-add = 1 FLOP; Moving MNIST
+configuration of Table I: C~=64, C^=512, M=4, N=4, T=T'=10, so S has T*C~ = 640 channels at 16x16)
+------------------------------------------------------------------------------------------------
+Table V: 19.3M parameters, 9.6G FLOPs.
+
+* ``plasm`` (paper text): 20,049,153 params (+3.9%), 7.815G FLOPs (-18.6%).
+* ``plasm:released``: 19,356,441 params (+0.29%), 9.533G FLOPs (-0.70%).
+
+The three layout choices account exactly for the difference between the two (each measured on
+its own from ``plasm``; they add up):
+
+* Q/K projections: N=4 PLA blocks x 2 x (512*512 + 512) = 2,101,248 params of 1x1 convs replaced
+  by 4 x 2 x 3 = 24 ECA taps: -2,101,224 params. FLOPs: the 1x1 convs act on the pooled 1x1
+  vector, 4 x 2 x 512*512 = 2.097M MACs, replaced by 4 x 2 x 3*512 = 0.012M: -0.002G.
+* Translator input: 1x1 projection 640 -> 512 (328,192) + a block at 512 (dw 25,600, GN 1,024,
+  expand 1,050,624, reduce 1,049,088) = 2,454,528 params, replaced by a block at 640 (dw 32,000,
+  GN 1,280, expand 640*2560+2560 = 1,640,960, reduce 1,639,040) + 1x1 reduction 640 -> 512
+  (328,192) = 3,641,472: +1,186,944 params. FLOPs at 16*16 = 256 sites: (640*49 + 2*640*2560 +
+  640*512)*256 - (640*512 + 512*49 + 2*512*2048)*256 = +303.6M MACs, plus fvcore's 5 FLOPs per
+  element of the wider GroupNorm (+0.16M): +0.304G.
+* Decoder upsampling: fvcore counts a transposed conv at its TRUE multiply-add count,
+  C_in*C_out*k^2 per input site (each input pixel scatters a k x k x C_out patch), so a stride-2
+  3x3 transposed conv 64 -> 64 on 16x16 costs 64*64*9*256 = 9.44M and on 32x32 37.75M MACs per
+  frame. The PixelShuffle layer is a 3x3 conv 64 -> 256 at the same input resolution: 4x as much,
+  37.75M and 151.0M. Over the two upsampling layers and T' = 10 frames: +1.416G; params
+  2 x (64*256*9+256 - (64*64*9+64)) = +221,568.
+
+The remaining +0.29% / -0.70% of ``plasm:released`` is not attributed: the release's other
+differences listed above change the count by about -11k parameters (-0.06%: layer scale +4.2k,
+one shared attention module -14.9k, bias-free sparse encoder convs -0.3k) and by less than 0.01G
+FLOPs (one attention step fewer), so they do not explain it either.
+(An earlier explanation of the paper-text gap -- a 640 -> 512 projection and fvcore counting
+transposed convs "at input resolution" -- was wrong: the count is exact, and without the
+projections the paper-text model would still have +2.2% params.)
+
 Pretraining reuse: with ``ctx.cache_dir`` set, the pretrained encoder + decoder are stored under
 ``plasm-pretrain-<sha256[:16]>.pt`` of everything pretraining depends on (frame geometry, T,
-dataset name, C~, M, groups, slope, sm, r0, r (only with SM), pretrain epochs and lr, batch size,
-seed, ``ctx.extra["sizes"]``/``ctx.extra["data_seed"]``, a code version) and reused when present,
-so e.g. ``plasm`` and ``plasm:mask-sm`` share one pretraining.
+dataset name, C~, M, groups, slope, upsample, sm, r0, r (only with SM), pretrain epochs and lr,
+batch size, seed, ``ctx.extra["sizes"]``/``ctx.extra["data_seed"]``, a code version) and reused
+when present, so e.g. ``plasm`` and ``plasm:mask-sm`` share one pretraining.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import os
-import tempfile
-import time
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import BenchError
-from bench.methods.plasm_modules import Decoder, Encoder, SpatialMasking, Translator, kaiming_init
+from bench.masked_layers import kaiming_init, pixel_mask
+from bench.hparams import Bool, Choice, Float, Int
+from bench.masked_pretrain import (SM_HPARAMS, SM_PARAMS, MaskedAutoencoder, SMRecipe, check_sm_hparams,
+                                  sm_pretrain)
+from bench.masked_pretrain import build_pretrain_net as _build_net
+from bench.masked_pretrain import pretrain_key as _pretrain_key
+from bench.methods.plasm_modules import QK, TRANSLATOR_IN, UPSAMPLE, Decoder, Encoder, Translator
 from bench.registry import DatasetSpec, register_method
+
+__all__ = ["PLASM", "PLASM_SM", "build_plasm", "build_pretrain_net", "pixel_mask", "pretrain_key", "pretrain_plasm"]
 
 CITATION = ("P. Li, C. Zhang, Z. Yang, X. Xu, M. Song, \"Pair-wise Layer Attention with Spatial Masking "
             "for Video Prediction\"")
-
-#: Bump when a change to the code changes what pretraining produces (invalidates cached encoders).
-PRETRAIN_VERSION = 1
 
 
 class PLASM(nn.Module):
@@ -124,13 +194,15 @@ class PLASM(nn.Module):
 
     def __init__(self, in_frames: int, out_frames: int, channels: int, enc_channels: int, hid_channels: int,
                  enc_layers: int, blocks: int, heads: int, groups: int, slope: float, pla: bool, convnext: bool,
-                 pla_gate: str):
+                 pla_gate: str, upsample: str = "transposed", translator_in: str = "projection",
+                 qk: str = "conv1x1", eca_kernel: int = 3):
         super().__init__()
         self.in_frames, self.out_frames, self.enc_channels = in_frames, out_frames, enc_channels
         self.encoder = Encoder(channels, enc_channels, enc_layers, groups, slope)
         self.translator = Translator(in_frames * enc_channels, out_frames * enc_channels, hid_channels, blocks,
-                                     heads, groups, slope, convnext=convnext, pla=pla, gate=pla_gate)
-        self.decoder = Decoder(enc_channels, channels, enc_layers, groups, slope)
+                                     heads, groups, slope, convnext=convnext, pla=pla, gate=pla_gate,
+                                     translator_in=translator_in, qk=qk, eca_kernel=eca_kernel)
+        self.decoder = Decoder(enc_channels, channels, enc_layers, groups, slope, upsample=upsample)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = x.shape
@@ -141,170 +213,68 @@ class PLASM(nn.Module):
         return y.reshape(b, self.out_frames, c, h, w)
 
 
-class PretrainNet(nn.Module):
-    """Pretraining network (III-F): encoder with pixel masking -> SM (or nothing) -> decoder."""
-
-    def __init__(self, channels: int, enc_channels: int, enc_layers: int, groups: int, slope: float, sm: bool,
-                 r: float):
-        super().__init__()
-        self.encoder = Encoder(channels, enc_channels, enc_layers, groups, slope)
-        self.sm = SpatialMasking(enc_channels, r) if sm else nn.Identity()
-        self.decoder = Decoder(enc_channels, channels, enc_layers, groups, slope)
-
-    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) frames and (N, 1, H, W) visibility mask -> reconstructed (N, C, H, W)."""
-        return self.decoder(self.sm(self.encoder(frames, mask)))
+# ---------------------------------------------------------------------------- pretraining (III-F, G)
 
 
-def pixel_mask(n: int, h: int, w: int, r0: float, generator: torch.Generator | None = None,
-               device: torch.device | str = "cpu") -> torch.Tensor:
-    """(n, 1, h, w) float mask, 1 = visible, with exactly floor(r0*h*w) masked pixels per frame."""
-    if not 0.0 <= r0 <= 1.0:
-        raise BenchError(f"pixel mask ratio r0={r0} is outside [0, 1]; set e.g. plasm:r0=0.96")
-    k = int(math.floor(r0 * h * w + 1e-9))
-    order = torch.rand(n, h * w, generator=generator).argsort(dim=1)
-    mask = torch.ones(n, h * w)
-    mask.scatter_(1, order[:, :k], 0.0)
-    return mask.view(n, 1, h, w).to(device)
+def _parts(data: DatasetSpec, hp: Mapping[str, Any]) -> tuple[nn.Module, nn.Module, int]:
+    encoder = Encoder(data.channels, hp["enc_channels"], hp["enc_layers"], hp["groups"], hp["slope"])
+    decoder = Decoder(hp["enc_channels"], data.channels, hp["enc_layers"], hp["groups"], hp["slope"],
+                      upsample=hp["upsample"])
+    return encoder, decoder, hp["enc_channels"]
 
 
-PRETRAIN_GEOMETRY_KEYS = ("enc_channels", "enc_layers", "groups", "slope")
-
-
-def build_pretrain_net(data: DatasetSpec, hp: Mapping[str, Any]) -> PretrainNet:
-    return PretrainNet(data.channels, hp["enc_channels"], hp["enc_layers"], hp["groups"], hp["slope"],
-                       bool(hp["sm"]), hp["r"])
-
-
-def pretrain_key(data: DatasetSpec, hp: Mapping[str, Any], seed: int, extra: Mapping[str, Any]) -> str:
-    """Hash of everything the pretrained encoder/decoder depend on."""
-    parts = {
-        "version": PRETRAIN_VERSION,
-        "dataset": data.name,
-        "frame_shape": list(data.frame_shape),
-        "in_frames": data.in_frames,
-        **{k: hp[k] for k in PRETRAIN_GEOMETRY_KEYS},
-        "sm": bool(hp["sm"]),
-        "r": hp["r"] if hp["sm"] else None,
-        "r0": hp["r0"],
-        "pretrain_epochs": hp["pretrain_epochs"],
-        "pretrain_lr": hp["pretrain_lr"],
-        "batch_size": hp["batch_size"],
-        "seed": seed,
-        "sizes": dict(sorted((extra.get("sizes") or {}).items())),
-        "data_seed": extra.get("data_seed"),
-    }
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _run_pretraining(net: PretrainNet, ctx: Any) -> list[float]:
-    """Masked reconstruction of the training input frames (eq. 4); returns the mean loss per epoch."""
-    hp = ctx.hp
-    opt = torch.optim.Adam(net.parameters(), lr=hp["pretrain_lr"], betas=(0.9, 0.999))
-    gen = torch.Generator().manual_seed(int(ctx.seed) * 1_000_003 + 17)
-    net.train()
-    step, losses = 0, []
-    for epoch in range(int(hp["pretrain_epochs"])):
-        total, count = 0.0, 0
-        for x, _ in ctx.splits.batches("train", int(hp["batch_size"]), epoch):
-            b, t, c, h, w = x.shape
-            frames = x.reshape(b * t, c, h, w).to(ctx.device)
-            mask = pixel_mask(b * t, h, w, hp["r0"], gen, ctx.device)
-            loss = F.mse_loss(net(frames, mask), frames)
-            ctx.check_finite(loss, step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * b
-            count += b
-            step += 1
-        if count == 0:
-            raise BenchError("PLA-SM pretraining got an empty training split; give the dataset training sequences")
-        losses.append(total / count)
-        ctx.log(f"plasm pretrain epoch {epoch + 1}/{hp['pretrain_epochs']}: loss {losses[-1]:.6f}")
-    return losses
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def pretrain_plasm(model: PLASM, ctx: Any) -> dict:
-    """Stage 1 (III-F/G): SM pretraining, then load encoder/decoder, freeze encoder, Kaiming translator."""
-    hp = ctx.hp
-    if not hp["pretrain"]:
-        return {"pretrained": False, "reason": "variant without SM pretraining: encoder trained from scratch"}
-    key = pretrain_key(ctx.data, hp, ctx.seed, ctx.extra)
-    path = Path(ctx.cache_dir) / f"plasm-pretrain-{key}.pt" if ctx.cache_dir is not None else None
-    start = time.perf_counter()
-    state = None
-    if path is not None and path.exists():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            ctx.log(f"plasm: reusing pretrained encoder/decoder {path}")
-        except Exception as exc:  # a truncated or foreign file: pretrain again and overwrite it
-            ctx.log(f"plasm: cannot read cached pretraining {path} ({exc}); pretraining again")
-            state = None
-    reused = state is not None
-    if state is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(ctx.seed))
-            net = build_pretrain_net(ctx.data, hp)
-            kaiming_init(net, hp["slope"])
-        net.to(ctx.device)
-        losses = _run_pretraining(net, ctx)
-        state = {
-            "encoder": {k: v.detach().cpu() for k, v in net.encoder.state_dict().items()},
-            "decoder": {k: v.detach().cpu() for k, v in net.decoder.state_dict().items()},
-            "epoch_loss": losses,
-            "seconds": time.perf_counter() - start,
-        }
-        if path is not None:
-            _save_atomic(state, path)
-    model.encoder.load_state_dict(state["encoder"])
-    model.decoder.load_state_dict(state["decoder"])
-    model.encoder.requires_grad_(False)
+def _reinit_translator(model: PLASM, ctx: Any) -> None:
+    """Training stage (IV-B): the translator starts from Kaiming initialisation, seeded by the run seed."""
     device = next(model.translator.parameters()).device
     gpus = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=gpus):
         torch.manual_seed(int(ctx.seed) + 1)  # seeds (and fork_rng restores) the CPU and that GPU's RNG
-        kaiming_init(model.translator, hp["slope"])
-    return {
-        "pretrained": True,
-        "reused": reused,
-        "cache_key": key,
-        "cache_file": str(path) if path is not None else None,
-        "sm": bool(hp["sm"]),
-        "r0": hp["r0"],
-        "r": hp["r"],
-        "epochs": int(hp["pretrain_epochs"]),
-        "epoch_loss": [float(v) for v in state["epoch_loss"]],
-        "pretrain_seconds": float(state["seconds"]),
-        "seconds": time.perf_counter() - start,
-    }
+        kaiming_init(model.translator, ctx.hp["slope"])
 
+
+#: PLA-SM's part in the shared spatial-masking pretraining: its own encoder (sparse-conv emulation
+#: built in) and decoder, Kaiming initialisation of the whole pretraining network (IV-B).
+PLASM_SM = SMRecipe(
+    name="plasm",
+    build_parts=_parts,
+    encode=lambda encoder, frames, mask: (encoder(frames, mask), None),
+    decode=lambda decoder, feats, side: decoder(feats),
+    key_hparams=("enc_channels", "enc_layers", "groups", "slope", "upsample"),
+    init=lambda net, hp: kaiming_init(net, hp["slope"]),
+    after_load=_reinit_translator,
+)
+
+
+def build_pretrain_net(data: DatasetSpec, hp: Mapping[str, Any]) -> MaskedAutoencoder:
+    """PLA-SM's pretraining network: encoder with pixel masking -> SM (or nothing) -> decoder."""
+    return _build_net(PLASM_SM, data, hp)
+
+
+def pretrain_key(data: DatasetSpec, hp: Mapping[str, Any], seed: int, extra: Mapping[str, Any]) -> str:
+    """Hash of everything PLA-SM's pretrained encoder/decoder depend on (the cache key)."""
+    return _pretrain_key(PLASM_SM, data, hp, seed, extra)
+
+
+def pretrain_plasm(model: PLASM, ctx: Any) -> dict:
+    """Stage 1 (III-F/G): SM pretraining, then load encoder/decoder, freeze encoder, Kaiming translator."""
+    return sm_pretrain(PLASM_SM, model, ctx)
+
+
+# ---------------------------------------------------------------------------- registration
 
 _COMMON: dict[str, Any] = {
+    **SM_HPARAMS,  # pretrain, sm, r0, r, pretrain_epochs, pretrain_lr (IV-B)
     # Ablation switches (Table VI, X); the full model has all on.
-    "pretrain": True,  # stage-1 masked pretraining (then frozen encoder)
-    "sm": True,  # SM module in pretraining (else encoder -> decoder directly)
     "pla": True,  # pair-wise layer attention in the translator
     "convnext": True,  # ConvNeXt blocks (else 7x7 vanilla conv)
     "pla_gate": "sigmoid",
-    "r": 0.1,  # SM mask ratio (IV-B)
+    # Layout (paper text by default; ``released`` gives the authors' released layout).
+    "upsample": "transposed",  # decoder upsampling: transposed | pixelshuffle
+    "translator_in": "projection",  # how S enters the translator: projection | wide-block
+    "qk": "conv1x1",  # PLA query/key projection after GAP: conv1x1 | eca
+    "eca_kernel": 3,  # taps of the ECA 1-D conv (qk="eca" only); positive odd integer
     "groups": 2,
     "slope": 0.2,
-    "pretrain_epochs": 50,
-    "pretrain_lr": 0.01,
     "optimizer": "adam",
     "batch_size": 16,
     "weight_decay": 0.0,
@@ -327,6 +297,9 @@ HPARAMS: dict[str, dict[str, Any]] = {
             "epochs": 100, "lr": 0.001, "schedule": "onecycle"},
 }
 
+#: The authors' released layout (see the module docstring, "Released layout").
+RELEASED_LAYOUT = {"upsample": "pixelshuffle", "translator_in": "wide-block", "qk": "eca"}
+
 VARIANTS: dict[str, dict[str, Any]] = {
     # Table VI (Mask / SM / PLA); the full model (all three) is plain ``plasm``.
     "base": {"pretrain": False, "pla": False},
@@ -336,6 +309,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Table X (without pretraining): 7x7 vanilla conv in place of ConvNeXt, with / without PLA.
     "no-convnext": {"pretrain": False, "convnext": False, "pla": True},
     "no-convnext-no-pla": {"pretrain": False, "convnext": False, "pla": False},
+    # Table V's cost: the full model in the authors' released layout, same two-stage training.
+    "released": dict(RELEASED_LAYOUT),
 }
 
 TINY: dict[str, Any] = {"enc_channels": 8, "hid_channels": 16, "enc_layers": 2, "blocks": 2, "heads": 2,
@@ -351,13 +326,18 @@ TINY: dict[str, Any] = {"enc_channels": 8, "hid_channels": 16, "enc_layers": 2, 
     pretrain=pretrain_plasm,
     description="PLA-SM: encoder / U-shaped ConvNeXt + pair-wise layer attention translator / decoder, "
                 "with spatial-masking pretraining and a frozen encoder",
+    params={**SM_PARAMS, "enc_channels": Int(min=1), "hid_channels": Int(min=1), "enc_layers": Int(min=1),
+            "blocks": Int(min=1), "heads": Int(min=1), "groups": Int(min=1), "slope": Float(min=0.0),
+            "pla": Bool(), "convnext": Bool(), "pla_gate": Choice("sigmoid", "head-softmax"),
+            "upsample": Choice(*UPSAMPLE), "translator_in": Choice(*TRANSLATOR_IN), "qk": Choice(*QK),
+            "eca_kernel": Int(min=1, doc="odd")},
 )
 def build_plasm(data: DatasetSpec, enc_channels: int, hid_channels: int, enc_layers: int, blocks: int, heads: int,
                 groups: int, slope: float, pla: bool, convnext: bool, pla_gate: str, r0: float, r: float,
-                pretrain: bool, sm: bool, pretrain_epochs: int, pretrain_lr: float) -> PLASM:
+                pretrain: bool, sm: bool, pretrain_epochs: int, pretrain_lr: float, upsample: str = "transposed",
+                translator_in: str = "projection", qk: str = "conv1x1", eca_kernel: int = 3) -> PLASM:
     """Build PLA-SM for ``data``; r0, r, sm, pretrain* only steer the pretraining stage."""
-    if not 0.0 <= r0 <= 1.0 or not 0.0 <= r <= 1.0:
-        raise BenchError(f"PLA-SM mask ratios must lie in [0, 1] (got r0={r0}, r={r}); set e.g. plasm:r0=0.96")
+    check_sm_hparams({"r0": r0, "r": r, "pretrain_epochs": pretrain_epochs, "pretrain_lr": pretrain_lr}, "plasm")
     for name, value in (("enc_channels", enc_channels), ("hid_channels", hid_channels)):
         if value % groups:
             raise BenchError(f"PLA-SM {name}={value} is not divisible by groups={groups}; change one of them")
@@ -365,11 +345,18 @@ def build_plasm(data: DatasetSpec, enc_channels: int, hid_channels: int, enc_lay
         raise BenchError(f"PLA-SM hid_channels={hid_channels} is not divisible by heads={heads}; pick a divisor")
     if pla_gate not in ("sigmoid", "head-softmax"):
         raise BenchError(f"PLA-SM pla_gate={pla_gate!r}; choose 'sigmoid' or 'head-softmax'")
+    for name, value, choices in (("upsample", upsample, UPSAMPLE), ("translator_in", translator_in, TRANSLATOR_IN),
+                                 ("qk", qk, QK)):
+        if value not in choices:
+            raise BenchError(f"PLA-SM {name}={value!r}; choose one of {', '.join(choices)} (e.g. plasm:{name}={choices[0]})")
+    if not isinstance(eca_kernel, int) or eca_kernel < 1 or eca_kernel % 2 == 0:
+        raise BenchError(f"PLA-SM eca_kernel={eca_kernel!r} must be a positive odd integer; set e.g. plasm:eca_kernel=3")
     scale = 2 ** (enc_layers // 2)
     if data.height % scale or data.width % scale:
         raise BenchError(f"PLA-SM with enc_layers={enc_layers} needs H, W divisible by {scale}; "
                          f"{data.name} is {data.height}x{data.width}: lower enc_layers")
     model = PLASM(data.in_frames, data.out_frames, data.channels, enc_channels, hid_channels, enc_layers, blocks,
-                  heads, groups, slope, bool(pla), bool(convnext), pla_gate)
+                  heads, groups, slope, bool(pla), bool(convnext), pla_gate, upsample=upsample,
+                  translator_in=translator_in, qk=qk, eca_kernel=eca_kernel)
     kaiming_init(model, slope)
     return model

@@ -1,9 +1,13 @@
 """Building blocks of PLA-SM (Li et al., "Pair-wise Layer Attention with Spatial Masking for Video
 Prediction", section III). The model, its hyperparameters, the pretraining stage and every design
-choice are documented in :mod:`bench.methods.plasm`; this module holds the layers only.
+choice are documented in :mod:`bench.methods.plasm`; this module holds the layers only. The layers
+of the spatial-masking pretraining (sparse-conv emulation, SM module), which other methods use too,
+live in :mod:`bench.masked_layers` and are re-exported here.
 
 Shapes use the paper's symbols: C~ (``enc_channels``) is the per-frame channel width of the encoder
 and decoder, C^ (``hid_channels``) the width of the translator, H' x W' the encoder's output size.
+Layout options (``upsample``, ``translator_in``, ``qk``) select the paper-text layout (default) or
+the authors' released one (``plasm:released``); see :mod:`bench.methods.plasm`.
 """
 
 from __future__ import annotations
@@ -14,41 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.masked_layers import (GlobalProjection, SpatialMasking, kaiming_init, masked_group_norm,  # noqa: F401
+                                 masked_softmax, sparse_conv_norm_act, top_entries_mask)
 
-def kaiming_init(module: nn.Module, slope: float) -> None:
-    """Kaiming-normal initialisation ([45], section IV-B) of every conv; zero biases; GN to identity."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.kaiming_normal_(m.weight, a=slope, mode="fan_in", nonlinearity="leaky_relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.GroupNorm) and m.affine:
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+UPSAMPLE = ("transposed", "pixelshuffle")
+TRANSLATOR_IN = ("projection", "wide-block")
+QK = ("conv1x1", "eca")
 
 
 def layer_strides(layers: int) -> list[int]:
     """Encoder strides: 2 at every second layer, 1 elsewhere (III-C): M=4 -> [1, 2, 1, 2], M=3 -> [1, 2, 1]."""
     return [2 if i % 2 == 1 else 1 for i in range(layers)]
-
-
-def masked_group_norm(x: torch.Tensor, mask: torch.Tensor, gn: nn.GroupNorm) -> torch.Tensor:
-    """Group norm whose statistics use the visible sites only, with ``gn``'s parameters.
-
-    This is the dense emulation of a sparse group norm: masked sites (``mask == 0``) neither
-    contribute to the mean/variance nor receive a value (they stay 0). ``mask`` is (B, 1, H, W).
-    """
-    b, c, h, w = x.shape
-    g = gn.num_groups
-    xg = x.reshape(b, g, c // g, h * w)
-    mg = mask.reshape(b, 1, 1, h * w).to(x.dtype)
-    count = (mg.sum(dim=(2, 3), keepdim=True) * (c // g)).clamp_min(1.0)
-    mean = (xg * mg).sum(dim=(2, 3), keepdim=True) / count
-    var = (((xg - mean) * mg) ** 2).sum(dim=(2, 3), keepdim=True) / count
-    y = ((xg - mean) / torch.sqrt(var + gn.eps)).reshape(b, c, h, w)
-    if gn.affine:
-        y = y * gn.weight.view(1, c, 1, 1) + gn.bias.view(1, c, 1, 1)
-    return y * mask
 
 
 class ConvBlock(nn.Module):
@@ -64,15 +44,10 @@ class ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
         if mask is None:
             return self.act(self.norm(self.conv(x))), None
-        # Sparse-convolution emulation: the input is zero off the active set, so the conv at an
-        # active site sums over visible neighbours only; a stride-2 output site is active iff its
-        # 3x3 receptive field holds an active input (a strided sparse conv), a stride-1 layer keeps
-        # the active set (submanifold conv). Everything off the new active set is zeroed again.
-        if self.stride > 1:
-            mask = F.max_pool2d(mask, 3, stride=self.stride, padding=1)
-        y = self.conv(x) * mask
-        y = self.act(masked_group_norm(y, mask, self.norm)) * mask
-        return y, mask
+        # Sparse-convolution emulation (see bench.masked_layers): the conv at an active site sums
+        # over visible neighbours only, a stride-2 site is active iff its 3x3 field holds an active
+        # input, GN statistics use active sites only, everything off the active set is zeroed again.
+        return sparse_conv_norm_act(self.conv, self.norm, self.act, x, mask)
 
 
 class Encoder(nn.Module):
@@ -97,17 +72,27 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """M 3x3 transposed convs + GN + leaky ReLU, upsampling mirrored to the encoder, 1x1 readout (III-E)."""
+    """M 3x3 layers + GN + leaky ReLU, upsampling mirrored to the encoder, 1x1 readout (III-E).
 
-    def __init__(self, channels: int, cout: int, layers: int, groups: int, slope: float):
+    ``upsample="transposed"`` (III-E): every layer a 3x3 transposed conv (stride 2 where the encoder
+    has stride 2). ``"pixelshuffle"`` (released code): an upsampling layer is a 3x3 conv C~ -> 4C~
+    at the input resolution followed by PixelShuffle(2); the other layers are 3x3 convs.
+    """
+
+    def __init__(self, channels: int, cout: int, layers: int, groups: int, slope: float,
+                 upsample: str = "transposed"):
         super().__init__()
-        layers_ = []
+        if upsample not in UPSAMPLE:
+            raise ValueError(f"upsample must be one of {UPSAMPLE}, not {upsample!r}")
+        layers_: list[nn.Module] = []
         for s in reversed(layer_strides(layers)):
-            layers_ += [
-                nn.ConvTranspose2d(channels, channels, 3, stride=s, padding=1, output_padding=s - 1),
-                nn.GroupNorm(groups, channels),
-                nn.LeakyReLU(slope),
-            ]
+            if upsample == "transposed":
+                conv: nn.Module = nn.ConvTranspose2d(channels, channels, 3, stride=s, padding=1, output_padding=s - 1)
+            elif s == 2:
+                conv = nn.Sequential(nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2))
+            else:
+                conv = nn.Conv2d(channels, channels, 3, padding=1)
+            layers_ += [conv, nn.GroupNorm(groups, channels), nn.LeakyReLU(slope)]
         self.body = nn.Sequential(*layers_)
         self.readout = nn.Conv2d(channels, cout, 1)
 
@@ -147,15 +132,36 @@ def make_block(convnext: bool, channels: int, groups: int, slope: float) -> nn.M
     return ConvNeXtBlock(channels, groups, slope) if convnext else VanillaConvBlock(channels, groups, slope)
 
 
-class GlobalProjection(nn.Module):
-    """GAP + 1x1 conv + squeeze: (B, C, H, W) -> (B, C) (the Query/Key of PLA and SM)."""
+class ReducingBlock(nn.Module):
+    """A translator block at T*C~ channels followed by a 1x1 conv to C^ (released layout's first block)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, cin: int, cout: int, convnext: bool, groups: int, slope: float):
         super().__init__()
-        self.proj = nn.Conv2d(channels, channels, 1)
+        self.block = make_block(convnext, cin, groups, slope)
+        self.reduce = nn.Conv2d(cin, cout, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.proj(F.adaptive_avg_pool2d(z, 1)).flatten(1)
+        return self.reduce(self.block(z))
+
+
+class EcaProjection(nn.Module):
+    """GAP + a 1-D conv (``kernel`` taps, no bias, zero padding) along the pooled channel vector:
+    (B, C, H, W) -> (B, C), q_c = sum_j w_j * gap_{c + j - (kernel-1)/2} (ECA-style; released layout)."""
+
+    def __init__(self, kernel: int):
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"eca_kernel must be a positive odd integer, not {kernel}")
+        self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.adaptive_avg_pool2d(z, 1).flatten(1).unsqueeze(1)).squeeze(1)
+
+
+def make_projection(qk: str, channels: int, eca_kernel: int) -> nn.Module:
+    if qk not in QK:
+        raise ValueError(f"qk must be one of {QK}, not {qk!r}")
+    return GlobalProjection(channels) if qk == "conv1x1" else EcaProjection(eca_kernel)
 
 
 class PLABlock(nn.Module):
@@ -164,12 +170,13 @@ class PLABlock(nn.Module):
     ``forward(z_low, z_prev)``: Q from the paired ConvNeXt output ``z_low``, K from the previous PLA
     output ``z_prev``, V = DWConv3x3(ConvNeXt(z_prev)) (eq. 3). Channels are split into ``heads``
     groups; per head the global (1x1) score s = q.k / sqrt(C^/heads) is normalised by ``gate`` and
-    broadcast over that head's channels and all positions of V. With ``attention=False`` (ablations
-    without PLA) the block is V alone: no Q, K or pairing.
+    broadcast over that head's channels and all positions of V: output = a * V, no residual. With
+    ``attention=False`` (ablations without PLA) the block is V alone: no Q, K or pairing. ``qk``
+    picks the Q/K projection after GAP: a 1x1 conv (paper) or an ECA 1-D conv (released layout).
     """
 
     def __init__(self, channels: int, heads: int, groups: int, slope: float, convnext: bool = True,
-                 attention: bool = True, gate: str = "sigmoid"):
+                 attention: bool = True, gate: str = "sigmoid", qk: str = "conv1x1", eca_kernel: int = 3):
         super().__init__()
         if channels % heads:
             raise ValueError(f"hid_channels={channels} is not divisible by heads={heads}")
@@ -181,8 +188,8 @@ class PLABlock(nn.Module):
         self.block = make_block(convnext, channels, groups, slope)
         self.dw = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
         if attention:
-            self.query = GlobalProjection(channels)
-            self.key = GlobalProjection(channels)
+            self.query = make_projection(qk, channels, eca_kernel)
+            self.key = make_projection(qk, channels, eca_kernel)
 
     def scores(self, z_low: torch.Tensor, z_prev: torch.Tensor) -> torch.Tensor:
         """(B, heads) attention scores in (0, 1)."""
@@ -202,16 +209,28 @@ class PLABlock(nn.Module):
 
 
 class Translator(nn.Module):
-    """U-shaped translator (III-D): 1x1 in-projection T*C~ -> C^, N ConvNeXt blocks, N PLA blocks
-    (PLA block j paired with ConvNeXt block N-j+1), 1x1 out-projection C^ -> T'*C~."""
+    """U-shaped translator (III-D): N ConvNeXt blocks, N PLA blocks (PLA block j paired with ConvNeXt
+    block N-j+1), 1x1 out-projection C^ -> T'*C~. The input S (T*C~ channels) enters through a 1x1
+    projection to C^ (``translator_in="projection"``) or the first ConvNeXt block runs at T*C~ and
+    reduces to C^ (``"wide-block"``, released layout)."""
 
     def __init__(self, cin: int, cout: int, channels: int, blocks: int, heads: int, groups: int, slope: float,
-                 convnext: bool = True, pla: bool = True, gate: str = "sigmoid"):
+                 convnext: bool = True, pla: bool = True, gate: str = "sigmoid", translator_in: str = "projection",
+                 qk: str = "conv1x1", eca_kernel: int = 3):
         super().__init__()
-        self.inp = nn.Conv2d(cin, channels, 1)
-        self.down = nn.ModuleList(make_block(convnext, channels, groups, slope) for _ in range(blocks))
+        if translator_in not in TRANSLATOR_IN:
+            raise ValueError(f"translator_in must be one of {TRANSLATOR_IN}, not {translator_in!r}")
+        down: list[nn.Module] = [make_block(convnext, channels, groups, slope) for _ in range(blocks)]
+        if translator_in == "projection":
+            self.inp = nn.Conv2d(cin, channels, 1)
+        else:
+            self.inp = nn.Identity()
+            down[0] = ReducingBlock(cin, channels, convnext, groups, slope)
+        self.down = nn.ModuleList(down)
         self.up = nn.ModuleList(
-            PLABlock(channels, heads, groups, slope, convnext=convnext, attention=pla, gate=gate) for _ in range(blocks)
+            PLABlock(channels, heads, groups, slope, convnext=convnext, attention=pla, gate=gate, qk=qk,
+                     eca_kernel=eca_kernel)
+            for _ in range(blocks)
         )
         self.out = nn.Conv2d(channels, cout, 1)
 
@@ -225,53 +244,3 @@ class Translator(nn.Module):
         for block, z_low in zip(self.up, reversed(lows)):
             z = block(z_low, z)
         return self.out(z)
-
-
-def top_entries_mask(scores: torch.Tensor, ratio: float) -> torch.Tensor:
-    """Boolean mask of the floor(ratio * C*C) largest entries of each (C, C) matrix in ``scores``."""
-    n, c, _ = scores.shape
-    k = int(math.floor(ratio * c * c + 1e-9))
-    mask = torch.zeros(n, c * c, dtype=torch.bool, device=scores.device)
-    if k > 0:
-        idx = scores.detach().reshape(n, c * c).topk(k, dim=1).indices
-        mask.scatter_(1, idx, True)
-    return mask.view(n, c, c)
-
-
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Row softmax with masked entries set to -inf; a row masked entirely gives zeros, not NaN."""
-    logits = scores.masked_fill(mask, float("-inf"))
-    row_max = logits.amax(dim=-1, keepdim=True)
-    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max)).detach()
-    e = torch.exp(logits - row_max)
-    return e / e.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(e.dtype).tiny)
-
-
-class SpatialMasking(nn.Module):
-    """Spatial Masking module (III-F), applied frame by frame during pretraining.
-
-    Q, K = squeeze(Conv1x1(GAP(S))) in R^C~; A = Q K^T / sqrt(C~) (C~ x C~); the leading
-    floor(r * C~^2) entries of A are set to -inf; out = Softmax(A-hat) @ DWConv3x3(S) over channels.
-    """
-
-    def __init__(self, channels: int, r: float):
-        super().__init__()
-        if not 0.0 <= r <= 1.0:
-            raise ValueError(f"SM mask ratio r must lie in [0, 1], not {r}")
-        self.r = r
-        self.query = GlobalProjection(channels)
-        self.key = GlobalProjection(channels)
-        self.value = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
-
-    def attention(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, C, H, W) -> (softmax(A-hat) (N, C, C), mask of the -inf entries (N, C, C))."""
-        c = s.shape[1]
-        a = self.query(s).unsqueeze(2) * self.key(s).unsqueeze(1) / math.sqrt(c)
-        mask = top_entries_mask(a, self.r)
-        return masked_softmax(a, mask), mask
-
-    def forward(self, s: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = s.shape
-        attn, _ = self.attention(s)
-        v = self.value(s).reshape(n, c, h * w)
-        return torch.bmm(attn, v).view(n, c, h, w)

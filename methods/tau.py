@@ -5,6 +5,16 @@ Reference: Cheng Tan, Zhangyang Gao, Lirong Wu, Yongjie Xu, Jun Xia, Siyuan Li, 
 (arXiv:2206.12126). Spec: /work/shared/papers/tau.md, Sections 3.2-3.4 and 4.1. Written from the
 paper; no code was copied. Every choice the paper leaves open is listed below with its reason.
 
+Golden tests (``tests/test_reference_match.py``): the authors' reference -- SimVP's original
+encoder/decoder (A4Bio/SimVP, the Conv2d/ConvTranspose2d frame of Sec. 3.2) around OpenSTL's TAU
+module (``MidMetaNet`` with ``model_type='tau'``, OpenSTL commit c74deb5) and OpenSTL's TAU
+``training_step`` loss -- is run at a small configuration by ``tools/make_reference_fixtures.py``;
+its weights load into this model, and the outputs (eval and train mode, drop-path masks included),
+the loss and three Adam steps agree to float64 precision. Where this model used to differ and now
+follows the reference, the item below says so. (OpenSTL's own SimVP frame is the later SimVP-v2
+one -- SiLU, PixelShuffle up-sampling, additive skip -- which contradicts Sec. 3.2's
+"ConvTranspose2d" decoder; we keep the paper's.)
+
 Model (B, T, C, H, W) -> (B, T', C, H, W)   (Sec. 3.2, Fig. 2/4)
 ------------------------------------------------------------------
 * Spatial encoder/decoder: SimVP's (imported from :mod:`bench.baselines.simvp`): four 3x3
@@ -23,45 +33,73 @@ Model (B, T, C, H, W) -> (B, T', C, H, W)   (Sec. 3.2, Fig. 2/4)
   blocks. Channel reduction (choice; the paper draws only "stacks of TAU modules"): block 1 works
   at T*hid_S channels and is followed by a 1x1 convolution to hid_T; blocks 2..N_T work at hid_T
   and the last is followed by a 1x1 convolution to T'*hid_S (this is how T' != T is handled: the
-  latent of T' frames is decoded as B*T' frames). This layout is the one whose size matches the
-  published 44.7M params / 15.96 GFLOPs; reducing to hid_T *before* the first block would give
-  41.77M params / 15.27 GFLOPs (convolutions only), 6.5% fewer parameters than published.
+  latent of T' frames is decoded as B*T' frames). This is the authors' layout (OpenSTL's
+  ``MidMetaNet``; golden-tested) and the one whose size matches the published 44.7M params /
+  15.96 GFLOPs; reducing to hid_T *before* the first block would give 41.77M params / 15.27
+  GFLOPs (convolutions only), 6.5% fewer parameters than published.
 * TAU module (Eq. 2), on H of shape (B, d, H', W'):
     SA = Conv1x1(DW-D Conv(DW Conv(H)))      DW Conv: 5x5 depth-wise; DW-D Conv: 7x7 depth-wise
                                              with dilation 3 (together a 23x23 receptive
                                              field); 1x1: d -> d. Zero padding keeps the size.
     DA = FC(AvgPool(H))                      squeeze-and-excitation [Hu et al.]: global average
-                                             pool, Linear(d, d/r) + ReLU, Linear(d/r, d) + Sigmoid,
-                                             no biases (the SE equations); r = ``se_reduction``
-                                             = 16 (SE's default; the paper gives no ratio),
-                                             hidden width max(d // r, 4).
+                                             pool, Linear(d, h) + ReLU, Linear(h, d) + Sigmoid,
+                                             no biases (the SE equations). The paper gives no
+                                             width; the authors' code computes
+                                             h = d // max(d // r, 4) with r = ``se_reduction`` =
+                                             16, i.e. about 16 for every d >= 64 (16 at d = 512
+                                             and d = 640), not d / 16. We follow the code: it is
+                                             what the published models and their 44.7M
+                                             parameters were built with (an earlier version
+                                             used max(d // r, 4) = 32 at d = 512).
     H' = (SA (x) DA) (.) H                   DA (B, d, 1, 1) broadcast over SA (B, d, H', W') --
                                              the Kronecker product of Eq. 2 -- times H.
 * TAU block around the module (choice: the text of the paper gives no formula for the block --
   Fig. 4 is not reproduced in the spec -- so we use the MetaFormer/VAN-style block of the authors'
-  public release, whose size matches the published 44.7M params). With BN = BatchNorm2d and ls1,
+  public release, checked by the golden tests). With BN = BatchNorm2d and ls1,
   ls2 per-channel layer-scales initialised to 1e-2:
     x = x + DropPath(ls1 * A(BN(x))),  A(z) = Conv1x1(TAU(GELU(Conv1x1(z)))) + z
     x = x + DropPath(ls2 * MLP(BN(x))), MLP = Conv1x1(d -> 8d), 3x3 depth-wise conv, GELU,
                                          Conv1x1(8d -> d)   (MLP ratio ``mlp_ratio`` = 8)
-  Drop-path rate ``drop_path`` = 0 (the paper mentions no stochastic depth); when > 0 it rises
-  linearly from 0 to ``drop_path`` over the N_T blocks.
+  Stochastic depth (the paper mentions none): the authors' code gives block k of N_T the drop-path
+  rate linspace(0.01, ``drop_path``, N_T)[k] (float32 linspace; the last block gets ``drop_path``
+  itself), so the default ``drop_path`` = 0 still drops whole residual branches of the first
+  blocks with probability 0.01 falling linearly to 0. We follow it (an earlier version started the
+  ramp at 0, i.e. no stochastic depth at all by default); the masks are drawn from the torch RNG
+  exactly as the reference draws them (one Bernoulli per sample, branch output scaled by
+  1 / (1 - p)), so a seeded run repeats.
+  Initialisation (the authors' code; the paper is silent): the three MLP convolutions are drawn
+  from N(0, 2 / fan_out) with fan_out = k*k*out_channels/groups and zero bias; every other layer
+  keeps PyTorch's default. (The reference's ``GASubBlock`` applies that rule to its whole block,
+  but TAU's attention is created after it and keeps the default.)
 
 Differential divergence regularisation (Sec. 3.4)
 -------------------------------------------------
 Forward differences along time, dY_i = Y_{i+1} - Y_i (Eq. 3) for prediction and target, a softmax
 over all C*H*W positions of each difference with temperature tau = 0.1 (Eq. 4), and
-    L_reg = sum_{i=1}^{T'-1} KL(softmax(dY^_i / tau) || softmax(dY_i / tau))        (Eq. 5)
-with the *prediction* distribution first: sum_jkl p^ log(p^ / p). Computed with log-softmax, so it
-is exactly 0 when the prediction equals the target. :func:`differential_divergence` returns this
-per sequence (summed over i and over j,k,l as Eq. 5 writes it). Sequences with T' < 2 have no
-differences and contribute 0.
-Total loss (Eq. 6): sum ||Y^ - Y||^2 + alpha * L_reg with alpha = ``ddr_weight`` = 0.1. The harness
-trains every method on the per-pixel *mean* squared error, so Eq. 6 is divided by the number of
-predicted values per sequence, N = T'*C*H*W:  loss = MSE_mean + alpha * mean_b(L_reg) / N. This
-keeps exactly the paper's balance between the two terms. (The authors' public implementation
-averages the element-wise KL terms over B*(T'-1)*C*H*W instead -- the same up to a factor
-T'/(T'-1), 1.11 for T' = 10 -- and skips the term for T' <= 2.)
+    L_reg = sum_{i=1}^{T'-1} sum_{jkl} p^_ijkl log(p^_ijkl / p_ijkl)                  (Eq. 5)
+the KL divergence with the *prediction* distribution p^ = softmax(dY^_i / tau) first.
+:func:`differential_divergence` returns L_reg per sequence (summed over i and over j,k,l as Eq. 5
+writes it); sequences with T' < 2 have no differences and contribute 0.
+
+Each element is computed as the authors' code computes it, p^ log(p^ / (p + eps) + eps) with
+eps = 1e-12: a guard of their softmax-then-log form. It differs from the exact KL term only where
+a probability is below ~1e-12 (there it caps the penalty at about log(p^ / eps)); on the golden
+fixture's random frames the whole regulariser differs from the exact KL by 1.8e-6 relative, and
+it is -(C*H*W - 1) * 1e-12 per difference, not exactly 0, when the prediction equals the target.
+
+Normalisation (Eq. 6 and the authors' code). Eq. 6 writes the objective with sums,
+    L = sum_{i=1}^{T'} ||Y^_i - Y_i||^2 + alpha * L_reg,
+but the authors' code -- which trained the published models with alpha = 0.1 -- takes the *mean*
+of each term over the elements it sums: the squared error over the B*T'*C*H*W predicted values
+(MSE) and the KL terms over the B*(T'-1)*C*H*W elements of the differences. :func:`tau_loss` does
+exactly that:
+    loss = MSE_mean + alpha * mean_b(L_reg) / ((T' - 1) * C * H * W),     alpha = ``ddr_weight``.
+Read as a rescaled Eq. 6, dividing both terms by the same N = T'*C*H*W would weigh L_reg by
+T'/(T'-1) less (0.9 at T' = 10); an earlier version of this module did that, so alpha = 0.1 there
+weighed the regulariser 10% less than the authors' code. The golden test pins the reference
+value at T' = 10 and at the fixture's T' = 4. (The current OpenSTL code also returns 0 for
+T' <= 2; its earlier releases and Eq. 5 keep the single difference of T' = 2, and so do we. No
+registered dataset predicts fewer than 4 frames.)
 
 Training (Sec. 4.1): AdamW, learning rate 0.01, weight decay 0.05, batch 16. Schedule: one-cycle
 (SimVP's schedule, on which TAU builds; the paper names none). Epochs: 2000 (the paper is silent;
@@ -83,11 +121,17 @@ Efficiency (fvcore, one (1, 10, 1, 64, 64) input, Moving MNIST configuration)
 the published figures do not; the convolution-only count is given in brackets.
 
     model    params       FLOPs (conv only)    published (TAU Table 6 / OpenSTL zoo)
-    tau      44,616,705   16.047G (15.988G)    15.96G / 44.7M, 16.0G
-    no-sa    42,046,849   15.393G (15.334G)    15.30G
+    tau      44,471,297   16.047G (15.988G)    15.96G / 44.7M, 16.0G
+    no-sa    41,901,441   15.392G (15.334G)    15.30G
     no-da    44,336,129   16.046G (15.988G)    15.96G
-    no-ddr   44,616,705   16.047G (15.988G)    15.96G
+    no-ddr   44,471,297   16.047G (15.988G)    15.96G
     conv     21,167,745   10.140G (10.084G)    6.11G
+
+44,471,297 is exactly the reference's count for the paper's model (A4Bio's SimVP frame around
+OpenSTL's TAU module; ``test_full_size_parameter_count_equals_reference``). OpenSTL's own TAU,
+whose zoo lists 44.7M, has 44,656,001: the 184,704 more are its SimVP-v2 decoder (3x3
+convolutions to 4x the channels before each PixelShuffle, additive skip), the same difference as
+between our SimVP (57,761,409) and its SimVP+IncepU (57,946,113, "58.0M").
 
 The Conv Baseline is not matched: 6.11G leaves ~1.37 GFLOPs (~5.3M multiply-adds per latent
 position) for the translator, a quarter of eight 3x3 convolutions at hid_T = 512 (20.9M). The
@@ -106,6 +150,7 @@ from torch import nn
 
 from bench.baselines.simvp import EncodeTranslateDecode, SpatialDecoder, SpatialEncoder, check_geometry
 from bench.errors import BenchError
+from bench.hparams import Choice, Float, Int
 from bench.registry import DatasetSpec, register_method
 
 __all__ = [
@@ -116,6 +161,9 @@ __all__ = [
     "ConvBlock",
     "TemporalModule",
     "TAU",
+    "DDR_EPS",
+    "drop_path_rates",
+    "se_hidden_width",
     "differential_divergence",
     "tau_loss",
     "build_tau",
@@ -139,12 +187,17 @@ class StaticalAttention(nn.Module):
         return self.pw(self.dwd(self.dw(h)))
 
 
+def se_hidden_width(dim: int, reduction: int = 16) -> int:
+    """The SE bottleneck width of the authors' code: dim // max(dim // reduction, 4) (see the docstring)."""
+    return dim // max(dim // reduction, 4)
+
+
 class DynamicalAttention(nn.Module):
     """DA = FC(AvgPool(H)) in squeeze-and-excitation form; returns (B, d, 1, 1) weights in (0, 1)."""
 
     def __init__(self, dim: int, reduction: int = 16):
         super().__init__()
-        hidden = max(dim // reduction, 4)
+        hidden = se_hidden_width(dim, reduction)
         self.fc1 = nn.Linear(dim, hidden, bias=False)
         self.fc2 = nn.Linear(hidden, dim, bias=False)
 
@@ -175,12 +228,33 @@ class TemporalAttentionUnit(nn.Module):
 
 
 def _drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Stochastic depth: zero whole samples of a residual branch with probability p, rescale the rest."""
+    """Stochastic depth: zero whole samples of a residual branch with probability p, rescale the rest.
+
+    One Bernoulli(1 - p) draw per sample from the torch RNG, scaled by 1 / (1 - p) before it
+    multiplies x: the same draws and arithmetic as the reference, so seeded runs agree with it.
+    """
     if p == 0.0 or not training:
         return x
     keep = 1.0 - p
-    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-    return x * mask / keep
+    scale = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    if keep > 0.0:
+        scale = scale / keep
+    return x * scale
+
+
+def drop_path_rates(n_blocks: int, drop_path: float) -> list[float]:
+    """Per-block stochastic-depth rates of the authors' code: linspace(0.01, drop_path, N_T), the last exactly drop_path."""
+    rates = torch.linspace(0.01, drop_path, n_blocks, device="cpu").tolist()
+    rates[-1] = float(drop_path)
+    return rates
+
+
+def _init_mlp_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """N(0, 2 / fan_out) weights, fan_out = k*k*out/groups, and zero bias (the reference's MLP init)."""
+    fan_out = conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels // conv.groups
+    nn.init.normal_(conv.weight, 0.0, (2.0 / fan_out) ** 0.5)
+    nn.init.zeros_(conv.bias)
+    return conv
 
 
 class TAUBlock(nn.Module):
@@ -195,9 +269,9 @@ class TAUBlock(nn.Module):
         self.proj_out = nn.Conv2d(dim, dim, 1)
         self.norm2 = nn.BatchNorm2d(dim)
         hidden = int(dim * mlp_ratio)
-        self.mlp_in = nn.Conv2d(dim, hidden, 1)
-        self.mlp_dw = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
-        self.mlp_out = nn.Conv2d(hidden, dim, 1)
+        self.mlp_in = _init_mlp_conv(nn.Conv2d(dim, hidden, 1))
+        self.mlp_dw = _init_mlp_conv(nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden))
+        self.mlp_out = _init_mlp_conv(nn.Conv2d(hidden, dim, 1))
         self.scale1 = nn.Parameter(torch.full((dim, 1, 1), float(layer_scale)))
         self.scale2 = nn.Parameter(torch.full((dim, 1, 1), float(layer_scale)))
         self.drop_path = float(drop_path)
@@ -241,7 +315,7 @@ class TemporalModule(nn.Module):
             raise BenchError(f"TAU translator must be one of {', '.join(TRANSLATORS)} (got {translator!r})")
         if attention not in ATTENTIONS:
             raise BenchError(f"TAU attention must be one of {', '.join(ATTENTIONS)} (got {attention!r})")
-        rates = torch.linspace(0, drop_path, n_layers).tolist() if n_layers > 1 else [drop_path]
+        rates = drop_path_rates(n_layers, drop_path)
         layers: list[nn.Module] = []
         width = c_in
         for i in range(n_layers):
@@ -280,11 +354,16 @@ class TAU(EncodeTranslateDecode):
 # --------------------------------------------------------------------------------------------
 
 
+#: The guard inside the reference's KL terms, p log(p / (q + eps) + eps) (see the module docstring).
+DDR_EPS = 1e-12
+
+
 def differential_divergence(pred: torch.Tensor, target: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
     """L_reg of Eq. 5 for each sequence: (B, T', C, H, W) x 2 -> (B,).
 
     KL(softmax(dpred / tau) || softmax(dtarget / tau)) over the C*H*W positions of each forward
-    difference, summed over the T'-1 differences. Zero for T' < 2.
+    difference (element-wise as the reference writes it, with :data:`DDR_EPS`), summed over the
+    T'-1 differences. Zero for T' < 2.
     """
     if pred.shape != target.shape:
         raise BenchError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
@@ -295,19 +374,23 @@ def differential_divergence(pred: torch.Tensor, target: torch.Tensor, tau: float
         return pred.new_zeros(b)
     d_pred = (pred[:, 1:] - pred[:, :-1]).reshape(b, t - 1, -1)
     d_true = (target[:, 1:] - target[:, :-1]).reshape(b, t - 1, -1)
-    log_p = F.log_softmax(d_pred / tau, dim=-1)
-    log_q = F.log_softmax(d_true / tau, dim=-1)
-    kl = (log_p.exp() * (log_p - log_q)).sum(dim=-1)  # (B, T'-1)
+    p = F.softmax(d_pred / tau, dim=-1)
+    q = F.softmax(d_true / tau, dim=-1)
+    kl = (p * torch.log(p / (q + DDR_EPS) + DDR_EPS)).sum(dim=-1)  # (B, T'-1)
     return kl.sum(dim=1)
 
 
 def tau_loss(pred: torch.Tensor, target: torch.Tensor, hp: Mapping[str, Any]) -> torch.Tensor:
-    """Eq. 6 per predicted value: MSE_mean + ddr_weight * mean_b(L_reg) / (T' * C * H * W)."""
+    """Eq. 6 as the authors' code scales it: MSE_mean + ddr_weight * mean_b(L_reg) / ((T' - 1) * C * H * W).
+
+    Each term is the mean over the elements it sums (B*T'*C*H*W squared errors, B*(T'-1)*C*H*W
+    KL terms); see the module docstring.
+    """
     mse = F.mse_loss(pred, target)
     weight = float(hp.get("ddr_weight", 0.1))
-    if weight == 0.0:
+    if weight == 0.0 or pred.shape[1] < 2:
         return mse
-    per_sequence = pred[0].numel()
+    per_sequence = (pred.shape[1] - 1) * pred[0, 0].numel()
     ddr = differential_divergence(pred, target, float(hp.get("ddr_tau", 0.1))).mean()
     return mse + weight * ddr / per_sequence
 
@@ -340,6 +423,11 @@ def tau_loss(pred: torch.Tensor, target: torch.Tensor, hp: Mapping[str, Any]) ->
     },
     tiny={"hid_S": 8, "hid_T": 16, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0},
     loss=tau_loss,
+    params={"hid_S": Int(min=1), "hid_T": Int(min=1), "N_S": Int(min=1), "N_T": Int(min=1),
+            "translator": Choice(*TRANSLATORS), "attention": Choice(*ATTENTIONS),
+            "mlp_ratio": Float(min=0.0, min_exclusive=True), "se_reduction": Int(min=1),
+            "drop_path": Float(min=0.0, max=1.0), "dec_skip": Choice("concat", "add"),
+            "ddr_weight": Float(min=0.0), "ddr_tau": Float(min=0.0, min_exclusive=True)},
 )
 def build_tau(data: DatasetSpec, hid_S: int = 64, hid_T: int = 512, N_S: int = 4, N_T: int = 8,
               translator: str = "tau", attention: str = "full", mlp_ratio: float = 8.0, se_reduction: int = 16,

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.registry import get_method
+from bench.result_record import read_result as read_record
+from run_helpers import comparable, complete_result, failed_result, only, run_dirs, work_dirs
 
 runner = CliRunner()
 TINY = ["--datasets", "mmnist", "--tiny", "--quick", "--quiet", "--sizes", "train=8,val=4,test=4"]
@@ -21,7 +23,7 @@ def bench(*args):
 
 
 def read_result(root, label="simvp", seed=0):
-    return json.loads((root / "mmnist" / label.replace(":", "+") / f"seed{seed}" / "result.json").read_text())
+    return complete_result(root, label, seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -34,29 +36,36 @@ def simvp_run(tmp_path_factory):
 
 def test_result_records_everything(simvp_run):
     r = read_result(simvp_run)
-    assert r["status"] == "complete" and r["key"]["seed"] == 0
-    assert r["config"]["hparams"]["hid_S"] > 0 and r["config"]["epochs"] == 2
-    assert r["config"]["sizes"] == {"train": 8, "val": 4, "test": 4}
-    assert r["dataset"]["info"]["digit_source"] == "sklearn-digits"
-    env = r["environment"]
-    assert env["torch"] and env["python"] and "git" in env and env["device"] == "cpu"
-    assert [h["epoch"] for h in r["history"]] == [1, 2]
-    for h in r["history"]:
-        assert h["seconds"] > 0 and math.isfinite(h["train_loss"])
-        assert {"val_mse", "val_mae", "val_ssim", "val_psnr"} <= set(h)
-    assert r["best_epoch"] == min(r["history"], key=lambda h: h["val_mse"])["epoch"]
-    assert {"mse", "mae", "ssim", "ssim_legacy", "psnr", "mse_pixel", "mae_pixel"} <= set(r["test"])
-    eff = r["efficiency"]
-    assert eff["params"] > 0 and eff["flops"] > 0 and eff["fps"] > 0 and eff["train_seconds_per_epoch"] > 0
-    assert "summed over C*H*W" in r["metric_convention"] or "C*H*W" in r["metric_convention"]
-    hist = pd.read_csv(simvp_run / "mmnist" / "simvp" / "seed0" / "history.csv")
+    assert r.complete and r.spec.seed == 0 and r.schema == 2
+    assert r.spec.hparams["hid_S"] > 0 and r.spec.epochs == 2 and r.spec.tiny and r.spec.quick
+    assert r.spec.sizes == {"train": 8, "val": 4, "test": 4} == r.dataset.sizes
+    assert r.dataset.info["digit_source"] == "sklearn-digits"
+    env = r.environment
+    assert env.torch and env.python and env.device == "cpu"
+    assert [h.epoch for h in r.history] == [1, 2]
+    for h in r.history:
+        assert h.seconds > 0 and math.isfinite(h.train_loss)
+        assert {"mse", "mae", "ssim", "psnr", "mse_clipped"} <= set(h.val)
+    assert r.best_epoch == min(r.history, key=lambda h: h.val["mse"]).epoch
+    assert {"mse", "mae", "ssim", "ssim_legacy", "psnr", "mse_pixel", "mae_pixel", "mse_clipped",
+            "mae_clipped"} <= set(r.test)
+    assert {k: len(v) for k, v in r.test_per_frame.items()} == {k: 10 for k in r.test}  # frames 1..T'
+    assert sum(r.test_per_frame["mse"]) / 10 == pytest.approx(r.test["mse"], rel=1e-9)
+    eff = r.efficiency
+    assert eff.params > 0 and eff.flops > 0 and eff.fps > 0 and eff.train_seconds_per_epoch > 0
+    assert len(eff.fps_repeats) == 3 and min(eff.fps_repeats) <= eff.fps <= max(eff.fps_repeats)
+    assert r.scoring.protocol == "published" and "RAW" in r.scoring.text
+    run_dir = only(run_dirs(simvp_run))
+    assert run_dir.parent.name == r.spec.hash == r.spec_hash
+    hist = pd.read_csv(run_dir / "history.csv")
     assert list(hist["epoch"]) == [1, 2]
-    assert hist["val_mse"].tolist() == pytest.approx([h["val_mse"] for h in r["history"]], rel=1e-5)
+    assert hist["val_mse"].tolist() == pytest.approx([h.val["mse"] for h in r.history], rel=1e-5)
     import numpy as np
 
-    preds = np.load(simvp_run / "mmnist" / "simvp" / "seed0" / "predictions.npz")
+    preds = np.load(run_dir / "predictions.npz")
     assert preds["pred"].shape == preds["truth"].shape == (4, 10, 1, 64, 64)
     assert not list(simvp_run.rglob("*.tmp")) and not list(simvp_run.rglob("last.pt"))
+    assert not work_dirs(simvp_run)  # committed whole: no work directory left
 
 
 def test_rerun_skips_unless_forced(simvp_run):
@@ -67,10 +76,9 @@ def test_rerun_skips_unless_forced(simvp_run):
     res = bench("run", "--methods", "simvp", *TINY, "--epochs", 2, "--results", simvp_run, "--force")
     assert res.exit_code == 0
     again = read_result(simvp_run)
-    assert again["timing"] != before["timing"] or again["history"][0]["seconds"] != before["history"][0]["seconds"]
+    assert again.timing != before.timing or again.history[0].seconds != before.history[0].seconds
     # determinism on CPU: the same seed repeats exactly
-    assert [h["train_loss"] for h in again["history"]] == [h["train_loss"] for h in before["history"]]
-    assert again["test"] == before["test"]
+    assert comparable(again) == comparable(before)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -123,18 +131,18 @@ def test_interrupt_leaves_no_half_file_and_resumes_exactly(tmp_path, monkeypatch
     finally:
         object.__setattr__(spec, "loss", original)
     assert res.exit_code == 130 and "interrupted" in res.stderr
-    run_dir = tmp_path / "a" / "mmnist" / "simvp" / "seed0"
-    assert not (run_dir / "result.json").exists() and (run_dir / "last.pt").exists()
+    work = only(work_dirs(tmp_path / "a"))
+    assert not run_dirs(tmp_path / "a") and (work / "last.pt").exists()
     assert not list((tmp_path / "a").rglob("*.tmp"))
-    other = [a if a != 3 else 5 for a in args]  # a different budget must not silently resume
+    other = [a if a != 3 else 5 for a in args]  # a different budget is another configuration: a fresh run
     res = bench(*other, "--results", tmp_path / "a")
-    assert res.exit_code == 1 and "other hyperparameters" in read_result(tmp_path / "a")["error"]
+    assert res.exit_code == 0, res.output
+    assert (work / "last.pt").exists()  # the interrupted 3-epoch run is untouched, still resumable
     assert bench(*args, "--results", tmp_path / "a").exit_code == 0
     assert bench(*args, "--results", tmp_path / "b").exit_code == 0
-    resumed, straight = read_result(tmp_path / "a"), read_result(tmp_path / "b")
-    strip = lambda r: [{k: v for k, v in h.items() if "seconds" not in k} for h in r["history"]]
-    assert strip(resumed) == strip(straight)
-    assert resumed["test"] == straight["test"]
+    resumed = [r for r in (read_record(d / "result.json") for d in run_dirs(tmp_path / "a")) if r.spec.epochs == 3]
+    straight = read_result(tmp_path / "b")
+    assert len(resumed) == 1 and comparable(resumed[0]) == comparable(straight)
 
 
 def test_nan_loss_fails_that_run_only(tmp_path):
@@ -152,16 +160,17 @@ def test_nan_loss_fails_that_run_only(tmp_path):
     finally:
         object.__setattr__(spec, "loss", original)
     assert res.exit_code == 1 and "1 of 2 run(s) failed" in res.stderr
-    failed = read_result(tmp_path, "simvp")
-    assert failed["status"] == "failed" and "step 2" in failed["error"] and failed["last_good_epoch"] == 0
-    assert read_result(tmp_path, "tau")["status"] == "complete"
+    failed = failed_result(tmp_path, "simvp")
+    assert failed.status == "failed" and "step 2" in failed.error and failed.last_good_epoch == 0
+    assert not run_dirs(tmp_path, "simvp")  # a failure is never committed as a result
+    assert read_result(tmp_path, "tau").complete
 
 
 def test_list_and_help():
     res = bench("list")
     assert res.exit_code == 0 and "simvp" in res.output and "mmnist" in res.output and "no-ddr" in res.output
     res = bench("list", "--hparams", "tau:no-ddr")
-    assert res.exit_code == 0 and "ddr" in res.output
+    assert res.exit_code == 0 and "ddr" in res.output and "an integer >= 1" in res.output
     res = bench("run", "--help")
     assert res.exit_code == 0 and "--quick" in res.output and "Examples" in res.output
 

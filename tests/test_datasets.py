@@ -11,7 +11,6 @@ import dataclasses
 import gzip
 import hashlib
 import http.server
-import json
 import socket
 import threading
 from pathlib import Path
@@ -28,7 +27,8 @@ from bench.datasets import kitti_caltech, kth, mmnist_real, taxibj
 from bench.datasets._files import SOURCES, RemoteFile, download, read_hickle_strings
 from bench.errors import BenchError
 from bench.registry import DataConfig, get_dataset, get_method
-from bench.runner import evaluate, rollout
+from bench.training import evaluate, rollout
+from run_helpers import complete_result
 
 cli = CliRunner()
 
@@ -335,8 +335,8 @@ def test_kth_recursive_rollout_feed_forward_and_native_recurrent(data):
     model = conv.create_model(kth_spec, hp).eval()
     with torch.no_grad():
         pred = rollout(conv, model, x, hp, 40)
-    assert pred.shape == (2, 40, 1, 128, 128) and float(pred.min()) >= 0 and float(pred.max()) <= 1
-    metrics, _ = evaluate(conv, model, s, "test", hp, torch.device("cpu"), 40, 2)
+    assert pred.shape == (2, 40, 1, 128, 128) and bool(torch.isfinite(pred).all())  # raw, not clipped
+    metrics = evaluate(conv, model, s, "test", hp, torch.device("cpu"), 40, 2).metrics
     assert np.isfinite(metrics["ssim"]) and np.isfinite(metrics["psnr"])
 
 
@@ -587,7 +587,7 @@ def test_cli_download_mmnist_std_then_check(tmp_path, monkeypatch):
         monkeypatch.setattr(mmnist_real, "MNIST_N", 60)
         fixture = (dataclasses.replace(mmnist_real.MNIST_REMOTE, md5=hashlib.md5(idx).hexdigest(), size=len(idx)),
                    mmnist_real.TEST_REMOTE)
-        monkeypatch.setitem(SOURCES, "mmnist_std", dataclasses.replace(SOURCES["mmnist_std"], remote=fixture))
+        monkeypatch.setitem(SOURCES._items, "mmnist_std", dataclasses.replace(SOURCES.get("mmnist_std"), remote=fixture))
         res = cli.invoke(data_app, ["download", "mmnist_std", "--data-dir", str(dest), "--base-url", srv.url])
         assert res.exit_code == 0, res.output
         assert "mmnist_std: all files present" in res.output
@@ -637,8 +637,9 @@ def test_end_to_end_run_on_taxibj_fixture(data, tmp_path):
                            "--epochs", "1", "--data-dir", str(data), "--sizes", "train=8,val=4,test=4",
                            "--results", str(tmp_path)])
     assert res.exit_code == 0, res.output + str(res.exception)
-    r = json.loads((tmp_path / "taxibj" / "tau" / "seed0" / "result.json").read_text())
-    assert r["status"] == "complete" and r["dataset"]["channels"] == 2 and r["config"]["pred_len"] == 4
-    assert r["config"]["sizes"] == {"train": 8, "val": 4, "test": 4}
-    assert r["dataset"]["info"]["source"].endswith("dataset.npz")
-    assert np.isfinite(r["test"]["mse"]) and 0 < r["test"]["ssim"] <= 1
+    r = complete_result(tmp_path, "tau", "taxibj")
+    assert r.complete and r.dataset.channels == 2 and r.spec.pred_len == 4
+    assert r.dataset.sizes == {"train": 8, "val": 4, "test": 4}
+    assert r.dataset.info["source"].endswith("dataset.npz")
+    assert np.isfinite(r.test["mse"]) and 0 < r.test["ssim"] <= 1
+    assert len(r.test_per_frame["mse"]) == 4

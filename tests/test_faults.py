@@ -15,44 +15,37 @@ from pathlib import Path
 import pytest
 
 from bench import results as store
+from bench.result_record import load_results
+from run_helpers import comparable, complete_result, failed_result, only, work_dirs
 
 RUN = [sys.executable, "-m", "bench", "run", "--methods", "simvp", "--datasets", "mmnist", "--tiny", "--quiet",
        "--epochs", "4", "--batch-size", "4", "--sizes", "train=24,val=4,test=4"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def result(root: Path, label: str = "simvp") -> dict:
-    return json.loads((root / "mmnist" / label / "seed0" / "result.json").read_text())
-
-
-def comparable(r: dict) -> tuple:
-    history = [{k: v for k, v in h.items() if "seconds" not in k} for h in r["history"]]
-    return history, r["test"], r["best_epoch"]
-
-
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     straight = subprocess.run([*RUN, "--results", str(tmp_path / "straight")], env=ENV, capture_output=True,
                               text=True, timeout=300)
     assert straight.returncode == 0, straight.stderr
-    run_dir = tmp_path / "killed" / "mmnist" / "simvp" / "seed0"
     rng = random.Random(7)
     proc = subprocess.Popen([*RUN, "--results", str(tmp_path / "killed")], env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while not (run_dir / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+    while not list((tmp_path / "killed").rglob("last.pt")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     time.sleep(rng.uniform(0.0, 0.3))  # a random point inside a later epoch
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert not (run_dir / "result.json").exists(), "the run finished before it could be killed"
+    run_dir = only(work_dirs(tmp_path / "killed"))
+    assert not list((tmp_path / "killed").rglob("result.json")), "the run finished before it could be killed"
     history_rows = (run_dir / "history.csv").read_text().strip().splitlines()
     assert 2 <= len(history_rows) <= 4  # header + 1..3 finished epochs: whole lines only
     resumed = subprocess.run([*RUN, "--results", str(tmp_path / "killed")], env=ENV, capture_output=True,
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert comparable(result(tmp_path / "killed")) == comparable(result(tmp_path / "straight"))
-    assert not (run_dir / "last.pt").exists()
+    assert comparable(complete_result(tmp_path / "killed")) == comparable(complete_result(tmp_path / "straight"))
+    assert not run_dir.exists() and not list((tmp_path / "killed").rglob("last.pt"))
 
 
 WRITER = textwrap.dedent("""
@@ -78,12 +71,12 @@ def test_sigkill_mid_write_never_leaves_a_half_written_file(tmp_path):
     proc.wait()
     assert json.loads(target.read_text()) == {"old": 1}
     # the temporary file is never mistaken for a result
-    runs, problems = store.load_results(tmp_path)
+    runs, problems = load_results(tmp_path)
     assert runs == [] and problems == []
 
 
 def test_run_lock_is_exclusive(tmp_path):
-    a, b = store.RunLock(tmp_path), store.RunLock(tmp_path)
+    a, b = store.RunLock(tmp_path / "seed0.lock"), store.RunLock(tmp_path / "seed0.lock")
     assert a.acquire()
     assert not b.acquire()
     a.release()
@@ -99,21 +92,44 @@ def test_two_concurrent_writers_lose_nothing(tmp_path):
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
-    runs, problems = store.load_results(tmp_path)
+    runs, problems = load_results(tmp_path)
     assert problems == []
-    assert sorted(r["key"]["label"] for r in runs) == ["simvp", "tau"]
-    assert all(r["status"] == "complete" and len(r["history"]) == 2 for r in runs)
+    assert sorted(r.label for r in runs) == ["simvp", "tau"]
+    assert all(r.complete and len(r.history) == 2 for r in runs)
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-@pytest.mark.parametrize("content", [b"", b"garbage, not a checkpoint", b"PK\x03\x04truncated zip"])
-def test_corrupt_checkpoint_is_a_one_line_failure(tmp_path, content):
-    run_dir = tmp_path / "mmnist" / "simvp" / "seed0"
-    run_dir.mkdir(parents=True)
-    (run_dir / "last.pt").write_bytes(content)
+def _work_dir_of(args: list[str], root: Path) -> Path:
+    """The work directory the run of ``args`` would use (its spec resolved the way the CLI does)."""
+    from bench.cli import resolve_runs, resolve_targets
+    from bench.run_spec import SpecOptions
+
+    keys, datasets = resolve_targets("simvp", "mmnist", {})
+    epochs = int(args[len(args) - 1 - args[::-1].index("--epochs") + 1])  # the last --epochs wins
+    options = SpecOptions(epochs=epochs, batch_size=4, tiny=True, sizes={"train": 24, "val": 4, "test": 4})
+    ((spec, _),) = resolve_runs(keys, datasets, [0], options)
+    return store.partial_dir(store.run_dir(root, spec))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "corrupt or not a bench checkpoint"),
+    (b"garbage, not a checkpoint", "corrupt or not a bench checkpoint"),
+    (b"PK\x03\x04truncated zip", "corrupt or not a bench checkpoint"),
+    ("fields", "lacks"),  # a real torch file that loads but is not a whole training state
+])
+def test_corrupt_checkpoint_is_a_one_line_failure(tmp_path, content, message):
+    import torch
+
+    work = _work_dir_of([*RUN, "--epochs", "1"], tmp_path)
+    work.mkdir(parents=True)
+    if content == "fields":
+        torch.save({"epoch": "three", "model": {}}, work / "last.pt")
+    else:
+        (work / "last.pt").write_bytes(content)
     res = subprocess.run([*RUN, "--epochs", "1", "--results", str(tmp_path)], env=ENV, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 1
-    failed = result(tmp_path)
-    assert failed["status"] == "failed" and "corrupt or not a bench checkpoint" in failed["error"]
-    assert "delete it" in failed["error"] and "\n" not in failed["error"]
+    failed = failed_result(tmp_path)
+    assert failed.status == "failed" and message in failed.error
+    assert "delete it" in failed.error and "\n" not in failed.error
+    assert failed.last_good_epoch == 0

@@ -343,9 +343,9 @@ def test_state_dict_roundtrip_reset_and_empty():
         st.compute()
     st.update(pred, true)
     sd = st.state_dict()
-    assert sd["keys"] == list(METRIC_KEYS) and sd["count"] == 12.0
+    assert sd["keys"] == list(METRIC_KEYS) and sd["counts"].tolist() == [4.0, 4.0, 4.0]
     other = MetricState()
-    other.load_state_dict(json.loads(json.dumps({**sd, "sums": sd["sums"].tolist()})))
+    other.load_state_dict(json.loads(json.dumps({**sd, "sums": sd["sums"].tolist(), "counts": sd["counts"].tolist()})))
     _assert_same(st.compute(), other.compute())
     with pytest.raises(BenchError, match="keys"):
         other.load_state_dict({**sd, "keys": ["mse"]})
@@ -358,9 +358,12 @@ def test_update_returns_per_frame_and_matches_functions():
     pred, true = _batch(6, c=3)
     per = MetricState().update(pred, true)
     ref = per_frame_metrics(pred, true)
-    for k in METRIC_KEYS:
+    assert list(per) == list(METRIC_KEYS)
+    for k in ref:
         assert per[k].shape == (4, 3)
         assert torch.equal(per[k], ref[k])
+    # predictions inside [0, 1]: the clipped variants equal the raw ones
+    assert torch.equal(per["mse_clipped"], per["mse"]) and torch.equal(per["mae_clipped"], per["mae"])
     assert torch.allclose(per["ssim"], ssim_per_frame(pred, true), atol=1e-14, rtol=0)
     assert torch.allclose(per["ssim_legacy"], ssim_legacy_per_frame(pred, true), atol=1e-14, rtol=0)
 
@@ -401,7 +404,7 @@ def test_all_reduce_sums_states_of_all_processes(gloo_group, monkeypatch):
     rank0.update(pred[:1], true[:1])
     rank1.update(pred[1:], true[1:])
     peer = rank1.state_dict()
-    peer_tensor = torch.cat([peer["sums"], torch.tensor([peer["count"]], dtype=torch.float64)])
+    peer_tensor = torch.cat([peer["sums"], peer["counts"][None]])
 
     real_all_reduce = gloo_group.all_reduce
     calls = []
@@ -413,11 +416,11 @@ def test_all_reduce_sums_states_of_all_processes(gloo_group, monkeypatch):
 
     monkeypatch.setattr(gloo_group, "all_reduce", two_rank_all_reduce)
     assert rank0.all_reduce() is rank0
-    assert calls == [(torch.float64, (len(METRIC_KEYS) + 1,), gloo_group.ReduceOp.SUM)]  # one collective
+    assert calls == [(torch.float64, (len(METRIC_KEYS) + 1, 3), gloo_group.ReduceOp.SUM)]  # one collective
     assert rank0.n_frames == 9
     _assert_same(rank0.compute(), whole.compute())
     # a rank that scored nothing still takes part (with zeros) and ends with the peer's state
-    idle = MetricState()
+    idle = MetricState(horizon=3)
     idle.all_reduce()
     _assert_same(idle.compute(), rank1.compute())
 
@@ -460,7 +463,7 @@ def test_cuda_matches_cpu():
     pred, true = _batch(9, c=3, h=32, w=32)
     cpu = per_frame_metrics(pred, true)
     gpu = per_frame_metrics(pred.cuda(), true.cuda())
-    for k in METRIC_KEYS:
+    for k in cpu:
         assert gpu[k].device.type == "cuda"
         assert torch.allclose(gpu[k].cpu(), cpu[k], atol=1e-9, rtol=1e-9), k
     st = MetricState()
@@ -468,3 +471,59 @@ def test_cuda_matches_cpu():
     ref = MetricState()
     ref.update(pred, true)
     _assert_same(st.compute(), ref.compute(), tol=1e-9)
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring protocol (issue 12): raw MSE/MAE as the SimVP/TAU/OpenSTL code, clipped SSIM/PSNR
+# --------------------------------------------------------------------------------------------
+
+
+def _openstl_style(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """The published protocol written out independently with numpy, as that code's ``metric``
+    function does it: MSE/MAE = mean over (batch, time) of the error summed over C, H, W, on the
+    raw predictions; then clip to [0, 1]; SSIM per frame with scikit-image on the clipped ones."""
+    from skimage.metrics import structural_similarity
+
+    out = {"mse": float(np.mean((pred - true) ** 2, axis=(0, 1)).sum()),
+           "mae": float(np.mean(np.abs(pred - true), axis=(0, 1)).sum())}
+    clipped = np.minimum(np.maximum(pred, 0.0), 1.0)
+    ssim = [structural_similarity(true[b, t].transpose(1, 2, 0), clipped[b, t].transpose(1, 2, 0),
+                                  channel_axis=2, data_range=1.0)
+            for b in range(pred.shape[0]) for t in range(pred.shape[1])]
+    out["ssim"] = float(np.mean(ssim))
+    out["mse_clipped"] = float(np.mean((clipped - true) ** 2, axis=(0, 1)).sum())
+    return out
+
+
+def test_published_protocol_scores_raw_mse_and_clipped_ssim():
+    g = _gen(21)
+    true = torch.rand(3, 4, 2, 16, 16, generator=g, dtype=torch.float64)
+    pred = true + 0.6 * torch.randn(3, 4, 2, 16, 16, generator=g, dtype=torch.float64)  # leaves [0, 1] often
+    assert (pred < 0).any() and (pred > 1).any()
+    st = MetricState()
+    st.update(pred, true)
+    ours = st.compute()
+    ref = _openstl_style(pred.numpy(), true.numpy())
+    assert ours["mse"] == pytest.approx(ref["mse"], rel=1e-12)
+    assert ours["mae"] == pytest.approx(ref["mae"], rel=1e-12)
+    assert ours["ssim"] == pytest.approx(ref["ssim"], abs=1e-10)
+    assert ours["mse_clipped"] == pytest.approx(ref["mse_clipped"], rel=1e-12)
+    assert ours["mse"] > ours["mse_clipped"] * 1.05  # the two conventions differ here, and are kept apart
+    assert ours["psnr"] == pytest.approx(psnr_per_frame(pred.clamp(0, 1), true).mean().item(), rel=1e-12)
+
+
+def test_per_frame_index_means_are_the_horizon_curve():
+    p1, t1 = _batch(30, b=2, t=4)
+    p2, t2 = _batch(31, b=3, t=4)
+    st = MetricState()
+    st.update(p1, t1)
+    st.update(p2, t2)
+    curve = st.compute_per_frame()
+    both_p, both_t = torch.cat([p1, p2]), torch.cat([t1, t2])
+    want = mse_per_frame(both_p, both_t).mean(dim=0).tolist()
+    assert curve["mse"] == pytest.approx(want, rel=1e-12)
+    assert curve["ssim"] == pytest.approx(ssim_per_frame(both_p, both_t).mean(dim=0).tolist(), abs=1e-12)
+    assert len(curve["psnr"]) == 4
+    assert np.mean(curve["mse"]) == pytest.approx(st.compute()["mse"], rel=1e-12)
+    with pytest.raises(BenchError, match="horizon"):
+        st.update(*_batch(32, b=1, t=3))

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+from run_helpers import complete_result
 
 from bench.errors import BenchError
 from bench.registry import (TRAIN_KEYS, get_dataset, get_method, list_datasets, list_methods, model_hparams,
@@ -117,9 +118,109 @@ def test_entry_point_plugin_registers_and_runs(plugin_path, tmp_path):
                    "--sizes", "train=4,val=2,test=2", "--results", str(tmp_path / "res"), "--quiet"],
                   plugin_path, tmp_path)
     assert ran.returncode == 0, ran.stderr + ran.stdout
-    result = json.loads((tmp_path / "res" / "mmnist" / "demo" / "seed0" / "result.json").read_text())
-    assert result["status"] == "complete" and result["method"]["citation"] == "Nobody, A Demo Plugin, 2026"
+    result = complete_result(tmp_path / "res", "demo")
+    assert result.complete and result.method.citation == "Nobody, A Demo Plugin, 2026"
     # without the plugin on the path the name is unknown again
     missing = subprocess.run([sys.executable, "-m", "bench", "run", "--methods", "demo"], capture_output=True,
                              text=True, cwd=tmp_path, timeout=120)
     assert missing.returncode != 0 and "unknown method 'demo'" in missing.stderr
+
+
+def make_plugin(tmp_path, name: str, body: str, group: str = "bench.methods", entry: str | None = None):
+    """A throwaway installed distribution whose entry point ``entry`` (default: ``name``) loads ``body``."""
+    site = tmp_path / f"site_{name}"
+    pkg = site / f"benchplugin_{name}"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent(body))
+    dist = site / f"benchplugin_{name}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: benchplugin-{name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{group}]\n{entry or name} = benchplugin_{name}\n")
+    return site
+
+
+SHADOW = """
+    from bench.registry import register_method
+    from torch import nn
+
+    @register_method("tau", citation="An impostor")
+    def build(data):
+        return nn.Identity()
+"""
+
+
+def test_a_plugin_cannot_shadow_a_builtin_name(tmp_path):
+    site = make_plugin(tmp_path, "shadow", SHADOW, entry="shadow")
+    listed = run_cli(["list", "tau"], site, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "Temporal Attention Unit" in listed.stdout and "An impostor" not in listed.stdout
+    warning = [line for line in listed.stderr.splitlines() if "refused" in line]
+    assert len(warning) == 1 and "benchplugin_shadow" in warning[0] and "bench.methods.tau" in warning[0]
+
+
+def test_shadowing_needs_an_explicit_opt_in():
+    from bench.registry import METHODS, MethodSpec, add_method, get_method
+    from torch import nn
+
+    original = get_method("tau")
+    impostor = MethodSpec(name="tau", build=lambda data: nn.Identity(), citation="An impostor")
+    with pytest.warns(UserWarning, match="refused"):
+        assert add_method(impostor) is original
+    assert get_method("tau") is original
+    try:
+        assert add_method(impostor, replace=True) is impostor and get_method("tau") is impostor
+    finally:
+        METHODS.add("tau", original, METHODS.source("tau"), replace=True)
+        METHODS._sources["tau"] = original.build.__module__
+    assert get_method("tau") is original
+
+
+@pytest.mark.parametrize("body, kind", [
+    ("raise SystemExit(3)", "SystemExit"),
+    ("raise RuntimeError('broken on purpose')", "RuntimeError"),
+    ("import not_a_module_anywhere", "ModuleNotFoundError"),
+])
+def test_a_plugin_that_fails_to_import_never_takes_the_cli_down(tmp_path, body, kind):
+    site = make_plugin(tmp_path, "broken", body, entry="broken")
+    listed = run_cli(["list"], site, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "tau" in listed.stdout and "broken" in listed.stderr and kind in listed.stderr
+    ran = run_cli(["run", "--methods", "broken", "--results", str(tmp_path / "r")], site, tmp_path)
+    assert ran.returncode == 2
+    err = ran.stderr.strip()
+    assert len(err.splitlines()) == 1 and "failed to load" in err and kind in err
+
+
+def test_every_in_tree_hyperparameter_is_declared():
+    """Types and ranges are declared once with each method (bench.hparams), so `--set` checks them all."""
+    from bench.registry import TRAIN_PARAMS
+
+    for name in list_methods():
+        spec = get_method(name)
+        if not spec.build.__module__.startswith("bench."):
+            continue
+        keys = set(spec.declarations())
+        undeclared = sorted(k for k in keys if k not in spec.params and k not in TRAIN_PARAMS)
+        assert undeclared == [], f"{name} does not declare {undeclared}"
+        for variant in [None, *spec.variants]:
+            spec.resolve_hparams("mmnist", variant)  # every paper configuration passes its own declarations
+            spec.resolve_hparams("mmnist", variant, tiny=True)
+
+
+@pytest.mark.parametrize("text, value", [("3", 3), ("0.5", 0.5), ("(3,5)", (3, 5)), ("[3, 5]", [3, 5]),
+                                         ("True", True), ("none", None), ("adamw", "adamw"), ("1e-3", 1e-3)])
+def test_cli_values_are_read_as_literals(text, value):
+    assert parse_assignment(f"k={text}") == ("k", value)
+
+
+def test_declarations_check_type_and_range():
+    from bench.hparams import Choice, Float, Int, IntTuple
+
+    assert Int(min=1).check("n", 3) == 3
+    assert Float(min=0.0).check("lr", 1) == 1.0 and isinstance(Float().check("lr", 1), float)
+    assert IntTuple(min=1).check("k", [3, 5]) == (3, 5)
+    for decl, bad in ((Int(min=1), 0), (Int(), 1.5), (Int(), True), (Float(), "abc"), (Float(), float("nan")),
+                      (Float(min=0.0, min_exclusive=True), 0.0), (Choice("a", "b"), "c"), (Choice(1, 2), True),
+                      (IntTuple(min=1), (3, 0)), (IntTuple(), ()), (Float(max=1.0), 1.5)):
+        with pytest.raises(BenchError, match="is invalid: expected"):
+            decl.check("key", bad, "m")

@@ -51,13 +51,16 @@ def tiny_model(method: str, data: DatasetSpec, variant: str | None = None, **ove
 # --------------------------------------------------------------------------------------------
 
 
-def ddr_by_loops(pred: torch.Tensor, target: torch.Tensor, tau: float) -> torch.Tensor:
-    """Eq. 3-5 written out element by element in float64: sum_i sum_jkl p log(p / q)."""
+def ddr_terms_by_loops(pred: torch.Tensor, target: torch.Tensor, tau: float) -> list[list[float]]:
+    """Eq. 3-5 written out element by element in float64: for each sequence, every KL term
+    p log(p / q) of its T'-1 differences -- each written as the authors' code writes it,
+    p * log(p / (q + 1e-12) + 1e-12)."""
+    eps = 1e-12
     pred, target = pred.double(), target.double()
     b_size, t_size = pred.shape[:2]
-    out = torch.zeros(b_size, dtype=torch.float64)
+    terms: list[list[float]] = []
     for b in range(b_size):
-        total = 0.0
+        seq: list[float] = []
         for i in range(t_size - 1):
             dp = [float(v) for v in (pred[b, i + 1] - pred[b, i]).flatten()]
             dq = [float(v) for v in (target[b, i + 1] - target[b, i]).flatten()]
@@ -66,9 +69,21 @@ def ddr_by_loops(pred: torch.Tensor, target: torch.Tensor, tau: float) -> torch.
             for vp, vq in zip(dp, dq):
                 p = math.exp(vp / tau) / zp
                 q = math.exp(vq / tau) / zq
-                total += p * math.log(p / q)
-        out[b] = total
-    return out
+                seq.append(p * math.log(p / (q + eps) + eps))
+        terms.append(seq)
+    return terms
+
+
+def ddr_by_loops(pred: torch.Tensor, target: torch.Tensor, tau: float) -> torch.Tensor:
+    """L_reg of Eq. 5 per sequence: the sum of its KL terms."""
+    return torch.tensor([sum(seq) for seq in ddr_terms_by_loops(pred, target, tau)], dtype=torch.float64)
+
+
+def ddr_reference_mean_by_loops(pred: torch.Tensor, target: torch.Tensor, tau: float) -> float:
+    """The authors' normalisation: the arithmetic mean of all B*(T'-1)*C*H*W KL terms."""
+    terms = [t for seq in ddr_terms_by_loops(pred, target, tau) for t in seq]
+    assert len(terms) == pred.shape[0] * (pred.shape[1] - 1) * pred[0, 0].numel()
+    return sum(terms) / len(terms)
 
 
 def test_ddr_matches_direct_computation():
@@ -98,8 +113,10 @@ def test_ddr_direction_is_prediction_first():
 def test_ddr_zero_iff_equal_and_positive_otherwise():
     g = torch.Generator().manual_seed(3)
     target = torch.rand(3, 5, 1, 8, 8, generator=g)
-    assert torch.equal(differential_divergence(target, target.clone(), 0.1), torch.zeros(3))
-    assert tau_loss(target, target.clone(), {"ddr_weight": 0.1, "ddr_tau": 0.1}).item() == 0.0
+    # equal inputs: only the reference's eps guard remains, -(C*H*W - 1) * 1e-12 per difference
+    same = differential_divergence(target.double(), target.double(), 0.1)
+    torch.testing.assert_close(same, torch.full((3,), -4 * 63 * 1e-12, dtype=torch.float64), rtol=1e-3, atol=0)
+    assert abs(tau_loss(target, target.clone(), {"ddr_weight": 0.1, "ddr_tau": 0.1}).item()) < 1e-12
     pred = target + 0.05 * torch.randn(3, 5, 1, 8, 8, generator=g)
     assert bool((differential_divergence(pred, target, 0.1) > 0).all())
     # shifting every frame by the same constant leaves the forward differences unchanged
@@ -109,14 +126,17 @@ def test_ddr_zero_iff_equal_and_positive_otherwise():
     assert torch.equal(differential_divergence(pred[:, :1], target[:, :1], 0.1), torch.zeros(3))
 
 
-def test_tau_loss_is_mse_plus_weighted_normalised_ddr():
+def test_tau_loss_is_mse_plus_weighted_reference_normalised_ddr():
+    """loss = MSE + alpha * (mean of the B*(T'-1)*C*H*W KL terms), the authors' code's scaling of Eq. 6."""
     g = torch.Generator().manual_seed(4)
     pred = torch.rand(2, 4, 1, 6, 6, generator=g)
     target = torch.rand(2, 4, 1, 6, 6, generator=g)
     hp = {"ddr_weight": 0.1, "ddr_tau": 0.1}
-    n = 4 * 1 * 6 * 6
-    want = F.mse_loss(pred, target) + 0.1 * ddr_by_loops(pred, target, 0.1).mean().float() / n
-    torch.testing.assert_close(tau_loss(pred, target, hp), want, rtol=1e-5, atol=1e-7)
+    mse = sum((float(a) - float(b)) ** 2 for a, b in zip(pred.flatten(), target.flatten())) / pred.numel()
+    want = mse + 0.1 * ddr_reference_mean_by_loops(pred, target, 0.1)
+    assert math.isclose(tau_loss(pred.double(), target.double(), hp).item(), want, rel_tol=1e-12)
+    torch.testing.assert_close(tau_loss(pred, target, hp).double(), torch.tensor(want, dtype=torch.float64),
+                               rtol=1e-5, atol=1e-7)
     assert get_method("tau").loss is tau_loss
     # the regulariser has gradients towards the target's temporal differences
     p = pred.clone().requires_grad_(True)

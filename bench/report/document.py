@@ -1,0 +1,153 @@
+"""Assembling the report: every section in order, written as report.md / report.csv / report.tex.
+
+Only the formats asked for are written; the figures are drawn only with ``md`` (report.md links
+them). Markdown sections: skipped files, failed runs, comparison (per dataset, per group, with its
+figures), per-frame tables (on request), ablations, sweeps, efficiency, the cost audit, and the
+published numbers. CSV and TeX hold the same tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from bench import results as store
+from bench.errors import BenchError
+from bench.report.appendix import published_appendix
+from bench.report.comparison import comparison_table
+from bench.report.context import Context, ReportOptions, build_context
+from bench.report.efficiency import audit_table, efficiency_table
+from bench.report.figures import render_figures
+from bench.report.groups import Group, differing_fields
+from bench.report.notes import dataset_name
+from bench.report.perframe import per_frame_tables
+from bench.report.render_csv import render_csv
+from bench.report.render_md import md_escape, md_table_block
+from bench.report.render_tex import render_tex
+from bench.report.runs import Inputs
+from bench.report.table import RANK_RULE, Table
+from bench.report.values import NA
+from bench.report.variants import ablation_tables, sweep_tables
+
+
+def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md",), mse_line: float | None = None,
+                 figures: bool = True, samples: Sequence[int] = (0,), per_frame: bool = False,
+                 clipped: bool = False) -> list[Path]:
+    """Render the report of ``results_dir`` into ``out_dir``; returns the files written.
+
+    ``formats``: any of ``md``, ``csv``, ``tex`` (only those are written). ``mse_line`` draws a
+    horizontal reference line (display scale) on every learning-curve figure. ``figures=False``
+    skips the PNGs (and their links). ``samples``: indices of the stored test sequences shown in the
+    qualitative grids. ``per_frame``: add the per-frame tables. ``clipped``: add the clipped MSE/MAE
+    columns (see :class:`~bench.report.context.ReportOptions`).
+    """
+    options = ReportOptions(tuple(formats), mse_line, figures, tuple(samples), per_frame, clipped).check()
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    ctx, inputs = build_context(results_dir, out_dir, options)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot create the report directory {out_dir}: {exc.strerror}; choose another with "
+                         "--out DIR") from None
+
+    by_dataset: dict[str, list[Group]] = {}
+    for g in ctx.groups:
+        by_dataset.setdefault(g.dataset, []).append(g)
+    comparison: list[Table] = []
+    frames: list[Table] = []
+    draw = figures and "md" in options.formats
+    for ds in sorted(by_dataset):
+        groups = by_dataset[ds]
+        for g in groups:
+            others = [o for o in groups if o is not g]
+            diff = [n for n in differing_fields(groups) if any(o.key.fields[n] != g.key.fields[n] for o in others)]
+            t = comparison_table(ctx, g, diff)
+            if draw:
+                drawn = render_figures(ctx, g)
+                t.figures, t.notes = drawn.links, t.notes + drawn.notes
+            comparison.append(t)
+            if per_frame:
+                frames += per_frame_tables(ctx, g)
+    ablations = ablation_tables(ctx)
+    sweeps = sweep_tables(ctx)
+    efficiency = [efficiency_table(ctx, g) for g in ctx.groups]
+    audit = audit_table(ctx)
+    appendix = published_appendix(ctx, sorted(by_dataset))
+    all_tables = comparison + frames + ablations + sweeps + efficiency + ([audit] if audit else []) + appendix
+
+    written = []
+    try:
+        if "md" in options.formats:
+            md = render_markdown(ctx, inputs, by_dataset, comparison, frames, ablations, sweeps, efficiency, audit,
+                                 appendix)
+            store.atomic_write_text(out_dir / "report.md", md)
+            written.append(out_dir / "report.md")
+        if "csv" in options.formats:
+            store.atomic_write_text(out_dir / "report.csv", render_csv(all_tables))
+            written.append(out_dir / "report.csv")
+        if "tex" in options.formats:
+            store.atomic_write_text(out_dir / "report.tex", render_tex(all_tables))
+            written.append(out_dir / "report.tex")
+    except OSError as exc:
+        raise BenchError(f"cannot write the report into {out_dir}: {exc.strerror}; choose another place with "
+                         "--out DIR") from None
+    return written + sorted(ctx.figures)
+
+
+def _failed_lines(inputs: Inputs) -> list[str]:
+    kept = {(r.spec.hash, r.spec.seed) for r in inputs.complete}
+    lines = ["| Dataset | Method | Spec | Seed | Last good epoch | Error |", "|---|---|---|---:|---:|---|"]
+    for r in inputs.failed:
+        note = " (a failed re-run; the complete result of this run is kept)" if (r.spec.hash, r.spec.seed) in kept \
+            else ""
+        epoch = NA if r.last_good_epoch is None else str(r.last_good_epoch)
+        lines.append(f"| {md_escape(r.spec.dataset)} | {md_escape(r.label)} | {r.spec.hash} | {r.spec.seed} | "
+                     f"{epoch} | {md_escape(str(r.error or 'unrecorded'))}{note} |")
+    return lines
+
+
+def render_markdown(ctx: Context, inputs: Inputs, by_dataset, comparison, frames, ablations, sweeps, efficiency,
+                    audit, appendix) -> str:
+    out: list[str] = ["# Benchmark report", ""]
+    specs = {r.spec.hash for r in inputs.complete}
+    out += [f"Results directory: `{ctx.results_dir}`. {len(inputs.complete)} complete run(s) of {len(specs)} run "
+            f"specification(s) on {len(by_dataset)} dataset(s) in {len(ctx.groups)} comparability group(s); "
+            f"{len(inputs.failed)} failed run(s); {len(ctx.problems)} file(s) skipped.", "",
+            "How to read the tables: runs are grouped by everything that makes numbers comparable (dataset, "
+            "horizon, frame size, epochs, tiny vs paper-size model, quick, split sizes, data source, data seed, "
+            "precision, scoring convention); each group is one table and ranks never cross tables. A row is one "
+            "run specification (method, variant and every resolved hyperparameter; its hash names the run "
+            "directory) over its seeds. Published numbers appear as italic \"paper\" rows beside ours and are "
+            "never ranked. " + RANK_RULE, ""]
+    if ctx.problems:
+        out += ["## Skipped files", "",
+                "These files could not be trusted and were left out of every table and figure (each line names the "
+                "file and the field that is wrong):", ""]
+        out += [f"- {md_escape(p)}" for p in sorted(set(ctx.problems))] + [""]
+    if inputs.failed:
+        out += ["## Failed runs", ""] + _failed_lines(inputs) + [""]
+    out += ["## Comparison", ""]
+    for ds in sorted(by_dataset):
+        out += [f"### {dataset_name(ds)} (`{ds}`)", ""]
+        if len(by_dataset[ds]) > 1:
+            out += [f"{len(by_dataset[ds])} groups of runs that are not comparable with each other (they differ in: "
+                    f"{', '.join(differing_fields(by_dataset[ds]))}); each has its own table.", ""]
+        for t in [t for t in comparison if t.dataset == ds]:
+            out += md_table_block(t, "####")
+    for title, tables in (("Per-frame metrics", frames), ("Ablations", ablations), ("Hyperparameter sweeps", sweeps)):
+        if tables:
+            out += [f"## {title}", ""]
+            for t in tables:
+                out += md_table_block(t, "###")
+    out += ["## Efficiency", ""]
+    for t in efficiency:
+        out += md_table_block(t, "###")
+    if audit:
+        out += md_table_block(audit, "###")
+    out += ["## Published numbers", "",
+            "Every transcribed table of the datasets above (bench/data/published.json; TAU Tables 2-6 and PLA-SM "
+            "Tables II-XI), as printed, with the SSIM/PSNR convention of the code behind each row. Registry keys "
+            "name the methods this harness implements.", ""]
+    for t in appendix:
+        out += md_table_block(t, "###")
+    return "\n".join(out).rstrip("\n") + "\n"

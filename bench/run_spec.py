@@ -1,0 +1,202 @@
+"""The run specification: everything that changes a run's numbers, as one frozen record with a hash.
+
+A :class:`RunSpec` holds the method (name, variant, key overrides), every resolved
+hyperparameter (the paper configuration, the variant, ``--set``, ``--epochs``, ``--batch-size``,
+``--quick``'s caps), the dataset, the split sizes, ``--tiny``/``--quick``, the data seed, the
+evaluation horizon and the numeric precision, plus the seed. :attr:`RunSpec.hash` is a stable short
+hash of all of it except the seed (and of :data:`SPEC_VERSION`): runs with the same hash are the
+same experiment and differ only by seed.
+
+The hash names the run's directory (``results/<dataset>/<label>/<hash>/seed<k>``, see
+:mod:`bench.results`), so a tiny, quick, 2-epoch or ``--set lr=...`` result is never served for
+another configuration, and an interrupted run resumes only into the same configuration; the
+checkpoint carries the spec too and the runner refuses one that differs. ``bench report`` groups
+and labels runs by the same record.
+
+What is NOT in the spec (it does not change what the numbers mean): the device, the data
+directory, channels-last, ``torch.compile``, the number of processes, the fps batch.
+
+:func:`resolve_run_spec` builds the spec from a method key, a dataset and the command's options,
+validating every value (:mod:`bench.hparams`), and :func:`check_buildable` builds the model on the
+``meta`` device, so a configuration that cannot be built fails in one line before any training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+
+from bench.errors import BenchError
+from bench.registry import DatasetSpec, MethodKey, MethodSpec, format_value, get_method
+
+#: Bump when the meaning of a field changes: every hash changes with it.
+SPEC_VERSION = 1
+QUICK_EPOCHS = 2
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def canonical(obj: Any) -> Any:
+    """``obj`` in JSON form with tuples as lists and keys sorted: the form hashed and stored."""
+    if isinstance(obj, Mapping):
+        return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    return obj
+
+
+def _tuples(obj: Any) -> Any:
+    """JSON lists back to tuples (hyperparameter values are tuples in the registry)."""
+    if isinstance(obj, list):
+        return tuple(_tuples(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _tuples(v) for k, v in obj.items()}
+    return obj
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that changes a run's numbers (see the module docstring)."""
+
+    dataset: str
+    method: str
+    variant: str | None
+    overrides: Mapping[str, Any]
+    seed: int
+    hparams: Mapping[str, Any]
+    sizes: Mapping[str, int]
+    tiny: bool
+    quick: bool
+    data_seed: int
+    pred_len: int
+    precision: str
+    sets: Mapping[str, Any] = field(default_factory=dict)  # the --set part of ``hparams`` (shown, not hashed)
+
+    @property
+    def label(self) -> str:
+        """The canonical method key, e.g. ``plasm:mask-sm:r0=0.9``."""
+        parts = [self.method] + ([self.variant] if self.variant else [])
+        parts += [f"{k}={format_value(v)}" for k, v in sorted(self.overrides.items())]
+        return ":".join(parts)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.hparams["epochs"])
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.hparams["batch_size"])
+
+    def identity(self) -> dict[str, Any]:
+        """The hashed fields: everything but the seed and the display-only ``sets``."""
+        return canonical({"version": SPEC_VERSION, "dataset": self.dataset, "label": self.label,
+                          "hparams": self.hparams, "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick,
+                          "data_seed": self.data_seed, "pred_len": self.pred_len, "precision": self.precision})
+
+    @property
+    def hash(self) -> str:
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    def to_json(self) -> dict[str, Any]:
+        return canonical({"dataset": self.dataset, "method": self.method, "variant": self.variant,
+                          "overrides": self.overrides, "seed": self.seed, "hparams": self.hparams,
+                          "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick, "data_seed": self.data_seed,
+                          "pred_len": self.pred_len, "precision": self.precision, "sets": self.sets})
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "RunSpec":
+        """The inverse of :meth:`to_json` (fields already type-checked by the result schema)."""
+        return cls(dataset=data["dataset"], method=data["method"], variant=data.get("variant"),
+                   overrides=_tuples(dict(data.get("overrides") or {})), seed=int(data["seed"]),
+                   hparams=_tuples(dict(data["hparams"])), sizes={k: int(v) for k, v in data["sizes"].items()},
+                   tiny=bool(data["tiny"]), quick=bool(data["quick"]), data_seed=int(data["data_seed"]),
+                   pred_len=int(data["pred_len"]), precision=data["precision"],
+                   sets=_tuples(dict(data.get("sets") or {})))
+
+    @classmethod
+    def from_json_fields(cls, fields: Mapping[str, Any]) -> "RunSpec":
+        """Hook of :func:`bench.typed_json.from_json`: JSON lists back to tuples."""
+        return cls.from_json(fields)
+
+    def method_spec(self) -> MethodSpec:
+        return get_method(self.method)
+
+
+@dataclass(frozen=True)
+class SpecOptions:
+    """The command-line options that enter a run spec (one per command; the seed comes per run)."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    quick: bool = False
+    tiny: bool = False
+    sizes: Mapping[str, int] = field(default_factory=dict)
+    data_seed: int = 0
+    sets: Mapping[str, Any] = field(default_factory=dict)
+    pred_len: int | None = None
+    precision: str = "fp32"
+
+
+def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOptions) -> RunSpec:
+    """The spec of one run, with every value validated (one-line BenchError otherwise).
+
+    Precedence of the epochs: ``--epochs`` > ``--quick``'s cap (:data:`QUICK_EPOCHS`, also applied
+    to stage budgets such as ``pretrain_epochs``) > the method's configuration.
+    """
+    if opts.precision not in PRECISIONS:
+        raise BenchError(f"--precision {opts.precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if seed < 0 or data_seed_invalid(opts.data_seed):
+        raise BenchError(f"seeds must be non-negative integers (got seed {seed}, data seed {opts.data_seed})")
+    horizon = data.check_pred_len(opts.pred_len)
+    overrides = dict(opts.sets)
+    if opts.epochs is not None:
+        overrides["epochs"] = opts.epochs
+    if opts.batch_size is not None:
+        overrides["batch_size"] = opts.batch_size
+    hp = key.resolve(data.name, overrides, tiny=opts.tiny)  # validates names, types and ranges
+    if opts.quick:
+        if opts.epochs is None:
+            hp["epochs"] = min(int(hp["epochs"]), QUICK_EPOCHS)
+        for name in [k for k in hp if k.endswith("_epochs") and isinstance(hp[k], int) and not isinstance(hp[k], bool)]:
+            hp[name] = min(hp[name], QUICK_EPOCHS)
+    if opts.pred_len is not None:
+        hp["pred_len"] = horizon
+    sizes = {**(dict(data.quick_sizes) if opts.quick else {}), **dict(opts.sizes)}
+    for split, n in sizes.items():
+        if split not in ("train", "val", "test") or isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise BenchError(f"split size {split}={n!r} is invalid; write e.g. --sizes train=256,val=64,test=64")
+    return RunSpec(dataset=data.name, method=key.spec.name, variant=key.variant, overrides=dict(key.overrides),
+                   seed=seed, hparams=hp, sizes=sizes, tiny=opts.tiny, quick=opts.quick, data_seed=opts.data_seed,
+                   pred_len=horizon, precision=opts.precision, sets=dict(opts.sets))
+
+
+def data_seed_invalid(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int) or value < 0
+
+
+def check_buildable(spec: RunSpec, data: DatasetSpec) -> None:
+    """Build the model once before any training, so that a configuration its builder rejects (e.g. a
+    width not divisible by its groups) fails in one line up front. The build runs on the ``meta``
+    device (no memory, no arithmetic); a builder that needs real tensors is built on the CPU instead,
+    with the global RNG state saved and restored."""
+    method = spec.method_spec()
+    try:
+        try:
+            with torch.device("meta"):
+                method.create_model(data, spec.hparams)
+        except BenchError:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. an initialiser that copies data: build for real
+            with torch.random.fork_rng(devices=[]):
+                method.create_model(data, spec.hparams)
+    except BenchError as exc:
+        raise BenchError(f"{spec.label} on {spec.dataset}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a builder's own error, reported in one line
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise BenchError(f"{spec.label} on {spec.dataset} cannot be built with these hyperparameters "
+                         f"({type(exc).__name__}: {first}); check the values with `bench list --hparams {spec.label}`"
+                         ) from None
