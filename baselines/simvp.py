@@ -78,8 +78,7 @@ from torch import nn
 from bench.errors import BenchError
 from bench.hparams import Int, IntTuple
 from bench.masked_layers import sparse_conv_norm_act
-from bench.masked_pretrain import (R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, check_sm_hparams,
-                                   sm_pretrain_stage)
+from bench.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
 from bench.registry import DatasetSpec, register_method
 
 __all__ = [
@@ -353,7 +352,6 @@ def build_simvp(data: DatasetSpec, hid_S: int = 64, hid_T: int = 512, N_S: int =
                 r0: float = 0.96, r: float = 0.1, pretrain_epochs: int = 50, pretrain_lr: float = 0.01) -> nn.Module:
     """Build SimVP for ``data`` (T = data.in_frames -> T' = data.out_frames); pretrain, sm, r0, r and
     pretrain_* only steer the SM pretraining stage (``simvp:sm``)."""
-    check_sm_hparams({"r0": r0, "r": r, "pretrain_epochs": pretrain_epochs, "pretrain_lr": pretrain_lr}, "simvp")
     check_geometry(data, N_S)
     return SimVP(data.in_frames, data.out_frames, data.channels, hid_S=hid_S, hid_T=hid_T, N_S=N_S,
                  N_T=N_T, incep_ker=incep_ker, groups=groups)

@@ -1,8 +1,10 @@
 """Checkpoints of a run in progress: save after every epoch, resume only into the same run spec.
 
 ``last.pt`` holds the whole training state (model, optimiser, schedule, gradient scaler, history,
-best epoch, RNG states and the run spec's identity); ``best.pt`` the weights of the best
-validation epoch. Both are written atomically and load with ``weights_only=True``. A checkpoint
+best epoch, RNG states and the run spec's identity); ``best.pt`` the best validation epoch's
+number and weights (``{"epoch": int, "model": state_dict}``). ``last.pt`` is written first, so
+after a crash between the two files the best epoch is either in ``best.pt`` or is ``last.pt``'s
+own epoch, whose weights ``last.pt`` holds; :func:`resume` takes whichever matches. Both are written atomically and load with ``weights_only=True``. A checkpoint
 made for another configuration (any field of :meth:`bench.run_spec.RunSpec.identity`: a data
 seed, split sizes, horizon or hyperparameter) is refused in one line, and one that lacks a field
 or does not load is a one-line BenchError naming the file and saying to delete it.
@@ -84,8 +86,8 @@ def save_last(work: Path, spec: RunSpec, epoch: int, model, optimizer, scheduler
         "spec": spec.identity()})
 
 
-def save_best(work: Path, state: dict[str, torch.Tensor]) -> None:
-    store.atomic_torch_save(work / BEST, state)
+def save_best(work: Path, epoch: int, state: dict[str, torch.Tensor]) -> None:
+    store.atomic_torch_save(work / BEST, {"epoch": epoch, "model": state})
 
 
 def resume(work: Path, spec: RunSpec, model, optimizer, scheduler, scaler) -> Progress | None:
@@ -121,6 +123,20 @@ def resume(work: Path, spec: RunSpec, model, optimizer, scheduler, scaler) -> Pr
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise BenchError(f"checkpoint {path} does not fit this model ({type(exc).__name__}: {first}); "
                          f"delete it to start the run afresh") from None
-    if (work / BEST).exists():
-        progress.best_state = load_checkpoint(work / BEST)
+    progress.best_state = _best_state(work, ckpt, progress.best_epoch)
     return progress
+
+
+def _best_state(work: Path, ckpt: Mapping[str, Any], best_epoch: int) -> dict[str, torch.Tensor] | None:
+    """The weights of ``best_epoch``: from ``best.pt`` when it holds that epoch, else from ``last.pt``
+    when the best epoch is its own (a crash came between writing the two files)."""
+    if best_epoch == 0:
+        return None
+    if (work / BEST).exists():
+        best = load_checkpoint(work / BEST)
+        if best.get("epoch") == best_epoch and isinstance(best.get("model"), dict):
+            return best["model"]
+    if int(ckpt["epoch"]) == best_epoch:
+        return {k: v.clone() for k, v in ckpt["model"].items()}
+    raise BenchError(f"{work / BEST} does not hold the best epoch {best_epoch} that {work / LAST} names; "
+                     f"delete {work} to start the run afresh")

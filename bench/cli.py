@@ -9,13 +9,17 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from bench.cli_common import (check_results_dir, check_writable_dir, console, err_console, fail, parse_seeds,
+                              parse_sets, parse_sizes, resolve_runs, resolve_targets, split_list,
+                              warn_plugin_problems)
 from bench.errors import BenchError
+
+__all__ = ["app", "main", "parse_sets", "split_list", "resolve_runs", "resolve_targets", "check_results_dir"]
 
 app = typer.Typer(
     name="bench",
@@ -25,120 +29,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 # the CLI prints refused registrations itself, one line each (see warn_plugin_problems)
 warnings.filterwarnings("ignore", message=r".* refused: the name is already registered", category=UserWarning)
 
 
 def _mount_subapps() -> None:
+    from bench.cli_efficiency import audit, perf
     from bench.data_cli import data_app
 
     app.add_typer(data_app, name="data", help="List, check and download datasets.")
+    app.command()(audit)
+    app.command()(perf)
 
-
-_mount_subapps()
-
-
-def fail(message: str, code: int = 2) -> "typer.Exit":
-    err_console.print(f"error: {message}", markup=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def warn_plugin_problems() -> None:
-    """One line on stderr per plug-in that failed to load or whose registration was refused."""
-    from bench.registry import plugin_errors
-
-    for line in plugin_errors():
-        err_console.print(f"warning: {line}", markup=False, soft_wrap=True)
-
-
-def split_list(text: str | None) -> list[str]:
-    """Comma-separated items, ignoring commas inside brackets (``simvp:incep_ker=(3,5),tau``)."""
-    from bench.hparams import split_top_level
-
-    return split_top_level(text or "")
-
-
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in split_list(text)]
-    except ValueError:
-        raise BenchError(f"--seeds {text!r} is not a comma-separated list of integers; write e.g. --seeds 0,1,2") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise BenchError(f"--seeds {text!r} must list non-negative integers; write e.g. --seeds 0,1")
-    return seeds
-
-
-def parse_sizes(text: str | None) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for part in split_list(text):
-        name, _, value = part.partition("=")
-        value = value.strip()
-        if name.strip() not in ("train", "val", "test") or not (value.isascii() and value.isdigit()) or int(value) < 1:
-            raise BenchError(f"--sizes {text!r}: write split=count with splits train, val, test and positive counts, "
-                             f"e.g. --sizes train=256,val=64,test=64")
-        sizes[name.strip()] = int(value)
-    return sizes
-
-
-def parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """``--set`` options -> {key: value} (``--set incep_ker=3,5,7`` is a tuple; see bench.hparams)."""
-    from bench.hparams import parse_set_items
-
-    return parse_set_items(items)
-
-
-def check_results_dir(path: Path) -> None:
-    """The results directory must be a writable directory (created if missing)."""
-    check_writable_dir(path, "results directory", "--results DIR")
-
-
-def check_writable_dir(path: Path, what: str, flag: str) -> None:
-    """``path`` must be a directory we can write (created if missing); one-line BenchError otherwise."""
-    if path.exists() and not path.is_dir():
-        raise BenchError(f"{what} {path} is a file, not a directory; pass {flag} with a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BenchError(f"cannot create {what} {path}: {exc.strerror}; pass {flag} with a writable directory") from None
-    try:  # a real probe: permission bits do not tell for root or read-only mounts
-        import tempfile
-
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".bench-probe-"):
-            pass
-    except OSError as exc:
-        raise BenchError(f"{what} {path} is not writable ({exc.strerror}); fix its permissions or pass {flag} "
-                         f"with a writable directory") from None
-
-
-def resolve_targets(methods: str, datasets: str, sets: dict[str, Any]):
-    """Parse and validate ``--methods``/``--datasets`` (and ``--set`` against every method)."""
-    from bench.registry import get_dataset, parse_method_key
-
-    keys = [parse_method_key(m) for m in split_list(methods)]
-    if not keys:
-        raise BenchError("no method given; pass --methods, e.g. --methods simvp (see `bench list`)")
-    specs = [get_dataset(d) for d in split_list(datasets)]
-    if not specs:
-        raise BenchError("no dataset given; pass --datasets, e.g. --datasets mmnist (see `bench list`)")
-    for key in keys:  # validate --set keys against every method/dataset before training anything
-        for data in specs:
-            key.resolve(data.name, sets)
-    return keys, specs
-
-
-def resolve_runs(keys, datasets, seeds: list[int], options) -> list:
-    """Every (RunSpec, DatasetSpec) of a sweep, validated and buildable, before anything trains."""
-    from bench.run_spec import check_buildable, resolve_run_spec
-
-    runs = []
-    for data in datasets:
-        for key in keys:
-            specs = [resolve_run_spec(key, data, seed, options) for seed in seeds]
-            check_buildable(specs[0], data)
-            runs += [(spec, data) for spec in specs]
-    return runs
 
 
 @app.command()
@@ -195,15 +97,10 @@ def run(
             raise BenchError(f"--epochs must be at least 1 (got {epochs})")
         if batch_size is not None and batch_size < 1:
             raise BenchError(f"--batch-size must be at least 1 (got {batch_size})")
-        if pred_len is not None and pred_len < 1:
-            raise BenchError(f"--pred-len must be at least 1 (got {pred_len})")
-        if data_seed < 0:
-            raise BenchError(f"--data-seed must be a non-negative integer (got {data_seed})")
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise BenchError(f"--precision {precision!r}: choose fp32, bf16 or fp16")
         keys, specs = resolve_targets(methods, datasets, sets)
         options = SpecOptions(epochs=epochs, batch_size=batch_size, quick=quick, tiny=tiny, sizes=size_map,
-                              data_seed=data_seed, sets=sets, pred_len=pred_len, precision=precision)
+                              data_seed=data_seed, sets=sets, pred_len=pred_len, precision=precision,
+                              data_dir=data_dir)
         runs = resolve_runs(keys, specs, seed_list, options)
         dev = resolve_device(device)
         check_results_dir(results)
@@ -292,67 +189,6 @@ def list_(
 
 
 @app.command()
-def audit(
-    methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated method keys"),
-    datasets: str = typer.Option("mmnist", "--datasets", "-d", help="Comma-separated dataset names"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    fps_batch: int = typer.Option(16, "--fps-batch", help="Fixed batch for the fps measurement"),
-    tiny: bool = typer.Option(False, "--tiny", help="Audit the smoke-test model sizes"),
-    results: Path = typer.Option(Path("results"), "--results", "-r", help="Where to store the audit records"),
-) -> None:
-    """Params, fvcore FLOPs (and skipped operators) and test fps, without training; stored for the report.
-
-    Example: bench audit --methods simvp,tau,convlstm,predrnn,plasm,plasm:released --datasets mmnist
-    """
-    from bench import results as store
-    from bench.audit import REFERENCE_COST, audit_one
-    from bench.runner import resolve_device
-
-    try:
-        if fps_batch < 1:
-            raise BenchError(f"--fps-batch must be at least 1 (got {fps_batch})")
-        keys, specs = resolve_targets(methods, datasets, {})
-        dev = resolve_device(device)
-        check_results_dir(results)
-    except BenchError as exc:
-        raise fail(str(exc), exc.exit_code)
-    table = Table(title=f"efficiency audit on {dev} (FLOPs: fvcore, one sample; fps: batch {fps_batch})")
-    width = max(len(k.label) for k in keys)
-    for col in ("dataset", "method", "params (M)", "ref (M)", "diff", "FLOPs (G)", "ref (G)", "diff", "fps"):
-        table.add_column(col, no_wrap=True, min_width=width if col == "method" else None,
-                         justify="left" if col in ("dataset", "method") else "right")
-    skipped_lines, explained = [], []
-    for data in specs:
-        for key in keys:
-            try:
-                rec = audit_one(key, data, str(dev), tiny=tiny, fps_batch=fps_batch)
-            except BenchError as exc:
-                raise fail(str(exc), exc.exit_code)
-            store.atomic_write_json(store.audit_path(results, data.name, key.label + (":tiny" if tiny else "")), rec)
-            ref = rec.get("reference") or {}
-            pct = lambda v: f"{v:+.1%}" if v is not None else "-"
-            table.add_row(
-                data.name, key.label, f"{rec['params'] / 1e6:.2f}",
-                f"{ref['params'] / 1e6:.1f}" if ref.get("params") else "-", pct(ref.get("params_diff")),
-                f"{rec['flops'] / 1e9:.2f}", f"{ref['flops'] / 1e9:.2f}" if ref else "-", pct(ref.get("flops_diff")),
-                f"{rec['fps']:.1f}")
-            skipped_lines.append(f"{data.name} {key.label}: " + (", ".join(rec["flops_skipped"]) or "none"))
-            for line in ref.get("explanation") or []:
-                explained.append(f"{data.name} {key.label}: {line}")
-    # piped output (logs, CI) has no terminal width: never truncate the figures to 80 columns there
-    (console if console.is_terminal else Console(highlight=False, width=max(console.width, 120))).print(table)
-    if explained:
-        console.print("where the differences to the reference come from (measured):", markup=False)
-        for line in explained:
-            console.print(f"  {line}", markup=False, soft_wrap=True)
-    console.print("operators fvcore skipped (not counted in FLOPs):", markup=False)
-    for line in skipped_lines:
-        console.print(f"  {line}", markup=False)
-    console.print("references: " + "; ".join(sorted({f"{m}: {src}" for (m, _), (_, _, src) in REFERENCE_COST.items()})),
-                  markup=False, soft_wrap=True)
-
-
-@app.command()
 def report(
     results: Path = typer.Option(Path("results"), "--results", "-r", help="Results directory to read"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: RESULTS/report)"),
@@ -391,38 +227,7 @@ def report(
         console.print(str(path), markup=False)
 
 
-@app.command()
-def perf(
-    methods: str = typer.Option("simvp,tau,convlstm,predrnn,plasm", "--methods", "-m", help="Comma-separated method keys"),
-    datasets: str = typer.Option("mmnist", "--datasets", "-d", help="Comma-separated dataset names"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Batch of the timed train steps"),
-    iters: int = typer.Option(3, "--iters", help="Timed train steps (after one warm-up step)"),
-    metric_frames: int = typer.Option(1000, "--metric-frames", help="Frames for the SSIM throughput comparison"),
-    tiny: bool = typer.Option(False, "--tiny", help="Smoke-test model sizes"),
-    skip_metrics: bool = typer.Option(False, "--skip-metrics", help="Skip the SSIM throughput comparison"),
-    precisions: str = typer.Option("fp32", "--precisions", help="Comma-separated precisions to time, e.g. fp32,bf16"),
-    results: Path = typer.Option(Path("results"), "--results", "-r", help="Where to store the figures"),
-) -> None:
-    """Benchmark (not a test): train samples/s and eval sequences/s per method at its real configuration,
-    peak memory, and SSIM throughput (ours vs scikit-image on the same frames)."""
-    from bench.perf import perf_report
-
-    try:
-        if batch_size < 1 or iters < 1 or metric_frames < 1:
-            raise BenchError("--batch-size, --iters and --metric-frames must be at least 1")
-        keys, specs = resolve_targets(methods, datasets, {})
-        from bench.runner import resolve_device
-
-        dev = resolve_device(device)
-        check_results_dir(results)
-        precision_list = split_list(precisions)
-        if not precision_list or any(p not in ("fp32", "bf16", "fp16") for p in precision_list):
-            raise BenchError(f"--precisions {precisions!r}: choose from fp32, bf16, fp16 (comma-separated)")
-        perf_report(keys, specs, dev, batch_size, iters, None if skip_metrics else metric_frames, tiny, results, console,
-                    precisions=precision_list)
-    except BenchError as exc:
-        raise fail(str(exc), exc.exit_code)
+_mount_subapps()
 
 
 def main() -> None:

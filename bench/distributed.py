@@ -3,7 +3,7 @@
 ``torchrun --nproc_per_node=N -m bench run ...`` sets RANK / WORLD_SIZE / LOCAL_RANK; the runner
 then initialises a process group (NCCL on GPU, gloo on CPU), shards every split across ranks
 (:func:`bench.data.shard_range`), trains a :class:`torch.nn.parallel.DistributedDataParallel`
-model, reduces metrics exactly (sums and counts, :class:`bench.metrics.MetricState`), and only
+model, reduces metrics exactly (sums and counts, :class:`bench.metric_state.MetricState`), and only
 rank 0 writes results.
 
 Batch-size and learning-rate rule (recorded in every result): ``batch_size`` is the GLOBAL batch;

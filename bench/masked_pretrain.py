@@ -54,8 +54,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import results as store
 from bench.errors import BenchError
 from bench.hparams import Bool, Float, HParam, Int
 from bench.masked_layers import SpatialMasking, kaiming_init, pixel_mask
@@ -158,19 +157,6 @@ def reconstruction_loss(pred: torch.Tensor, frames: torch.Tensor) -> torch.Tenso
     return F.mse_loss(pred, frames)
 
 
-def check_sm_hparams(hp: Mapping[str, Any], method: str) -> None:
-    """BenchError for pretraining hyperparameters out of range."""
-    for name in ("r0", "r"):
-        if not isinstance(hp[name], (int, float)) or not 0.0 <= float(hp[name]) <= 1.0:
-            raise BenchError(f"{method} mask ratio {name}={hp[name]!r} must lie in [0, 1]; set e.g. {method}:{name}=0.1")
-    if not isinstance(hp["pretrain_epochs"], int) or hp["pretrain_epochs"] < 1:
-        raise BenchError(f"{method} pretrain_epochs={hp['pretrain_epochs']!r} must be a positive integer; "
-                         f"set e.g. {method}:pretrain_epochs=50")
-    if not isinstance(hp["pretrain_lr"], (int, float)) or not hp["pretrain_lr"] > 0:
-        raise BenchError(f"{method} pretrain_lr={hp['pretrain_lr']!r} must be a positive number; "
-                         f"set e.g. {method}:pretrain_lr=0.01")
-
-
 def pretrain_key(recipe: SMRecipe, data: DatasetSpec, hp: Mapping[str, Any], seed: int,
                  extra: Mapping[str, Any]) -> str:
     """Hash of everything the pretrained encoder/decoder depend on."""
@@ -227,18 +213,6 @@ def run_pretraining(net: MaskedAutoencoder, ctx: Any) -> list[float]:
     return losses
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _corrupt(path: Path | None, why: str) -> BenchError:
     return BenchError(f"the pretraining cache {path} is corrupt or from another version ({why}); delete it and "
                       f"run again to pretrain afresh")
@@ -282,7 +256,7 @@ def sm_pretrain(recipe: SMRecipe, model: nn.Module, ctx: Any) -> dict:
             "seconds": time.perf_counter() - start,
         }
         if path is not None:
-            _save_atomic(state, path)
+            store.atomic_torch_save(path, state)
     encoder, decoder = getattr(model, recipe.encoder), getattr(model, recipe.decoder)
     try:
         encoder.load_state_dict(state["encoder"])

@@ -3,7 +3,7 @@
 All per-frame functions take ``pred`` and ``true`` of shape (B, T, C, H, W), on any device, and
 return one value per frame, shape (B, T), as float64 on the inputs' device. They score exactly
 what they are given: they do NOT clamp. :func:`score_frames` applies the scoring protocol below
-(which metrics see raw and which see clipped predictions) and :class:`MetricState` accumulates it.
+(which metrics see raw and which see clipped predictions) and :class:`bench.metric_state.MetricState` accumulates it.
 
 The scoring protocol: whose code does what. The papers say nothing about clipping: TAU Sec. 4
 "Measurement" and PLA-SM Sec. IV-A "Evaluation Metrics" only name the metrics. The code that
@@ -55,18 +55,14 @@ and averaged over sequences and frames, and SSIM with scikit-image's ``structura
   [0, 1] without ``data_range``) used that value, so ``ssim_legacy`` is the number to compare with
   them. It is higher than ``ssim`` because C1 and C2 are 4x larger.
 
-:class:`MetricState` accumulates float64 sums and a frame count on the device (no host sync per
+:class:`bench.metric_state.MetricState` accumulates float64 sums and a frame count on the device (no host sync per
 update), can be merged and all-reduced across processes exactly (sums, not averages of averages),
 and turns into a ``{key: float}`` dict with :meth:`MetricState.compute`.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Mapping
-
 import torch
-import torch.nn.functional as F
 
 from bench.errors import BenchError
 
@@ -281,7 +277,9 @@ def ssim_legacy_per_frame(pred: torch.Tensor, true: torch.Tensor,
 
 
 def per_frame_metrics(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
-    """All :data:`METRIC_KEYS` per frame: ``{key: (B, T) float64 tensor}`` on the inputs' device.
+    """mse, mae, mse_pixel, mae_pixel, psnr, ssim and ssim_legacy of exactly the given frames, per
+    frame: ``{key: (B, T) float64 tensor}`` on the inputs' device (no clipping; :func:`score_frames`
+    applies the scoring protocol).
 
     Shares the error tensor and the SSIM moments between metrics, so it is cheaper than calling
     the individual functions.
@@ -316,247 +314,11 @@ def score_frames(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tens
     return {k: out[k] for k in METRIC_KEYS}
 
 
-# --------------------------------------------------------------------------------------------
-# Accumulating state
-# --------------------------------------------------------------------------------------------
-
-
-class MetricState:
-    """Running sums of the per-frame metrics per predicted-frame index (torchmetrics style).
-
-    The state is ONE float64 tensor of shape (K + 1, T): row k holds the sum of metric
-    ``METRIC_KEYS[k]`` over every sequence at predicted frame t, the last row the number of frames
-    summed at each t. It lives on the device of the first update (or ``device``), so
-    :meth:`update` never syncs with the host and :meth:`all_reduce` is a single collective.
-    :meth:`compute` gives the mean over all frames (all frames of all sequences weigh the same);
-    :meth:`compute_per_frame` the mean at each predicted frame 1..T (the per-horizon curve).
-
-    ``update`` scores with :func:`score_frames` (the scoring protocol) unless ``protocol=False``,
-    which scores exactly what it is given (:func:`per_frame_metrics`, with the clipped keys equal to
-    the raw ones). Call :meth:`all_reduce` once, after the last update and before :meth:`compute`.
-    """
-
-    keys: tuple[str, ...] = METRIC_KEYS
-
-    def __init__(self, device: torch.device | str | None = None, horizon: int | None = None,
-                 protocol: bool = True) -> None:
-        self._state: torch.Tensor | None = None
-        self._device = None if device is None else torch.device(device)
-        self._horizon = horizon
-        self._protocol = protocol
-        if device is not None and horizon is not None:
-            self._ensure(self._device, horizon)
-
-    # -- accumulation ----------------------------------------------------------------------
-
-    def _ensure(self, device: torch.device, horizon: int) -> torch.Tensor:
-        if self._state is None:
-            self._state = torch.zeros(len(METRIC_KEYS) + 1, horizon, dtype=torch.float64, device=device)
-        elif self._state.shape[1] != horizon:
-            raise BenchError(f"a metric state of {self._state.shape[1]} predicted frames cannot take a batch of "
-                             f"{horizon}; score one horizon per state")
-        return self._state
-
-    @torch.no_grad()
-    def update(self, pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Add a batch of frames; returns the per-frame metrics ``{key: (B, T)}`` (on the device)."""
-        if self._protocol:
-            per_frame = score_frames(pred.detach(), true.detach())
-        else:
-            per_frame = per_frame_metrics(pred.detach(), true.detach())
-            per_frame["mse_clipped"], per_frame["mae_clipped"] = per_frame["mse"], per_frame["mae"]
-        state = self._ensure(self._device or pred.device, pred.shape[1])
-        sums = torch.stack([per_frame[k].sum(dim=0) for k in METRIC_KEYS])  # (K, T)
-        counts = sums.new_full((1, pred.shape[1]), float(pred.shape[0]))
-        state.add_(torch.cat([sums, counts]).to(state.device))
-        return per_frame
-
-    def merge(self, other: "MetricState") -> "MetricState":
-        """Add ``other``'s sums and counts into this state (exact); returns self."""
-        if other._state is None:
-            return self
-        if self._state is None:
-            self._state = other._state.detach().clone()
-        else:
-            self._ensure(self._state.device, other._state.shape[1]).add_(other._state.to(self._state.device))
-        return self
-
-    def reset(self) -> None:
-        if self._state is not None:
-            self._state.zero_()
-
-    def all_reduce(self, group: Any = None) -> "MetricState":
-        """Sum the state over all torch.distributed processes (a no-op when not initialised).
-
-        Sums and counts are reduced, so the result equals one state that saw every process's
-        frames. A process that scored nothing takes part with zeros (it needs ``horizon``).
-        Returns self.
-        """
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            return self
-        backend = dist.get_backend(group)
-        if backend == "nccl":
-            comm_device = torch.device("cuda", torch.cuda.current_device())
-        else:
-            comm_device = self._state.device if self._state is not None else torch.device("cpu")
-        if self._state is None and self._horizon is None:
-            raise BenchError("an empty metric state needs its horizon to take part in all_reduce; "
-                             "pass MetricState(horizon=T)")
-        state = self._ensure(comm_device, self._state.shape[1] if self._state is not None else self._horizon)
-        buf = state if state.device == comm_device else state.to(comm_device)
-        dist.all_reduce(buf, op=dist.ReduceOp.SUM, group=group)
-        if buf is not state:
-            state.copy_(buf)
-        return self
-
-    # -- results ----------------------------------------------------------------------------
-
-    @property
-    def n_frames(self) -> int:
-        """Frames accumulated so far (syncs with the device)."""
-        return 0 if self._state is None else int(self._state[-1].sum().item())
-
-    def _host(self) -> torch.Tensor:
-        if self._state is None or float(self._state[-1].sum().item()) == 0.0:
-            raise BenchError("no frames were scored, so there are no metrics; score at least one batch "
-                             "(is the test split empty?)")
-        return self._state.detach().cpu()
-
-    def compute(self) -> dict[str, float]:
-        """``{key: mean over all frames}`` for every key of :data:`METRIC_KEYS` (one host sync)."""
-        state = self._host()
-        totals = state.sum(dim=1).tolist()
-        return {k: totals[i] / totals[-1] for i, k in enumerate(METRIC_KEYS)}
-
-    def compute_per_frame(self) -> dict[str, list[float]]:
-        """``{key: [mean at predicted frame 1, ..., T]}`` (frames no sequence reached are omitted)."""
-        state = self._host()
-        counts = state[-1]
-        seen = counts > 0
-        means = state[:-1, seen] / counts[seen]
-        return {k: means[i].tolist() for i, k in enumerate(METRIC_KEYS)}
-
-    def state_dict(self) -> dict[str, Any]:
-        """Portable copy: ``{"keys": [...], "sums": (K, T) float64 CPU tensor, "counts": (T,)}``."""
-        if self._state is None:
-            sums, counts = torch.zeros(len(METRIC_KEYS), 0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64)
-        else:
-            cpu = self._state.detach().cpu()
-            sums, counts = cpu[:-1].clone(), cpu[-1].clone()
-        return {"keys": list(METRIC_KEYS), "sums": sums, "counts": counts}
-
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        keys = list(state_dict.get("keys", []))
-        if keys != list(METRIC_KEYS):
-            raise BenchError(
-                f"metric state has keys {keys}, this version expects {list(METRIC_KEYS)}; "
-                "re-score the run instead of resuming its metric state"
-            )
-        sums = torch.as_tensor(state_dict["sums"], dtype=torch.float64).reshape(len(METRIC_KEYS), -1)
-        counts = torch.as_tensor(state_dict["counts"], dtype=torch.float64).reshape(1, -1)
-        device = self._state.device if self._state is not None else (self._device or sums.device)
-        self._state = torch.cat([sums.cpu(), counts.cpu()]).to(device)
-
-    def __repr__(self) -> str:
-        where = "empty" if self._state is None else f"device={self._state.device}, horizon={self._state.shape[1]}"
-        return f"MetricState({where})"
-
-
-# --------------------------------------------------------------------------------------------
-# SSIM speed / agreement benchmark
-# --------------------------------------------------------------------------------------------
-
-
-def structured_frames(n_frames: int, size: int = 64, seed: int = 0,
-                      device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Deterministic (pred, true) float32 pairs of shape (1, n_frames, 1, size, size) in [0, 1].
-
-    ``true`` alternates smooth random fields (bicubic upsampled 8x8 noise plus fine noise) and
-    Gaussian blobs on a black background (Moving-MNIST-like sparsity); ``pred`` is a 3x3-blurred,
-    noisy, clamped copy, so SSIM spans a realistic range.
-    """
-    g = torch.Generator().manual_seed(seed)
-    n = n_frames
-    low = torch.rand(n, 1, 8, 8, generator=g)
-    smooth = F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
-    smooth = (smooth + 0.1 * torch.rand(n, 1, size, size, generator=g)).clamp(0.0, 1.0)
-    coords = torch.arange(size, dtype=torch.float32)
-    yy, xx = coords.view(1, 1, size, 1), coords.view(1, 1, 1, size)
-    cy = torch.rand(n, 1, 1, 1, generator=g) * size
-    cx = torch.rand(n, 1, 1, 1, generator=g) * size
-    width = 4.0 + 12.0 * torch.rand(n, 1, 1, 1, generator=g)
-    blobs = torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * width))
-    odd = (torch.arange(n) % 2 == 1).view(n, 1, 1, 1)
-    true = torch.where(odd, blobs, smooth)
-    noise = 0.05 * torch.randn(n, 1, size, size, generator=g)
-    pred = (F.avg_pool2d(true, 3, stride=1, padding=1, count_include_pad=False) + noise).clamp(0.0, 1.0)
-    return pred.unsqueeze(0).to(device), true.unsqueeze(0).to(device)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def ssim_speed(n_frames: int = 1000, size: int = 64, seed: int = 0, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """SSIM throughput and agreement: our batched torch SSIM vs scikit-image, on the same frames.
-
-    Scores ``n_frames`` structured ``size`` x ``size`` single-channel frames (see
-    :func:`structured_frames`) once with :func:`ssim_per_frame` (all frames in one batch, float64
-    and float32 pooling, after one warm-up call) and once with scikit-image, one frame at a time as a
-    user would (float64 NumPy copies of the same float32 frames, ``data_range=1``). Returns frames/s
-    for each, and the max abs difference per frame and of the mean SSIM vs scikit-image.
-    """
-    import numpy as np
-    from skimage.metrics import structural_similarity
-
-    dev = torch.device(device)
-    pred, true = structured_frames(n_frames, size, seed, dev)
-
-    def timed(dtype: torch.dtype) -> tuple[torch.Tensor, float]:
-        ssim_per_frame(pred[:, : min(8, n_frames)], true[:, : min(8, n_frames)], dtype=dtype)  # warm-up
-        _sync(dev)
-        t0 = time.perf_counter()
-        out = ssim_per_frame(pred, true, dtype=dtype)
-        _sync(dev)
-        return out, time.perf_counter() - t0
-
-    ours64, t64 = timed(torch.float64)
-    ours32, t32 = timed(torch.float32)
-
-    p_np = pred[0, :, 0].detach().cpu().numpy().astype(np.float64)
-    t_np = true[0, :, 0].detach().cpu().numpy().astype(np.float64)
-    t0 = time.perf_counter()
-    ref = np.array([structural_similarity(t_np[i], p_np[i], data_range=1.0) for i in range(n_frames)])
-    t_sk = time.perf_counter() - t0
-
-    o64 = ours64[0].cpu().numpy()
-    o32 = ours32[0].cpu().numpy()
-    return {
-        "n_frames": n_frames,
-        "size": size,
-        "device": str(dev),
-        "torch_fps": n_frames / t64,
-        "torch_float32_fps": n_frames / t32,
-        "skimage_fps": n_frames / t_sk,
-        "speedup": t_sk / t64,
-        "max_abs_diff": float(np.abs(o64 - ref).max()),
-        "mean_abs_diff": float(abs(o64.mean() - ref.mean())),
-        "max_abs_diff_float32": float(np.abs(o32 - ref).max()),
-        "mean_abs_diff_float32": float(abs(o32.mean() - ref.mean())),
-        "mean_ssim": float(ref.mean()),
-        "threads": torch.get_num_threads(),
-    }
-
-
 __all__ = [
     "HIGHER_IS_BETTER",
     "LEGACY_SSIM_DATA_RANGE",
     "METRIC_CONVENTION",
     "METRIC_KEYS",
-    "MetricState",
     "PSNR_MAX_DB",
     "mae_per_frame",
     "mse_per_frame",
@@ -564,7 +326,5 @@ __all__ = [
     "psnr_per_frame",
     "ssim_legacy_per_frame",
     "ssim_per_frame",
-    "ssim_speed",
-    "structured_frames",
 ]
 

@@ -94,7 +94,7 @@ def perf_report(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], devi
                               "environment": store.environment(device), "methods": rows,
                               "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if metric_frames:
-        from bench.metrics import ssim_speed
+        from bench.metric_speed import ssim_speed
 
         speed = ssim_speed(n_frames=metric_frames, device=str(device))
         record["ssim_speed"] = speed

@@ -35,17 +35,18 @@ module registered (``tau``) unless it passes ``replace=True``, and a plug-in tha
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 from importlib import import_module, metadata
 from typing import Any, Callable, Iterator, Mapping
 
-import torch
 from torch import nn
 
+from bench.dataset_spec import DataConfig, DatasetSpec
 from bench.errors import BenchError
-from bench.generic_registry import Registry, suggest
-from bench.hparams import (TRAIN_DEFAULTS, TRAIN_KEYS, TRAIN_PARAMS, HParam, check_all, infer, parse_assignment,
-                           split_top_level)
+from bench.generic_registry import Registry
+from bench.hparams import TRAIN_DEFAULTS, TRAIN_KEYS, TRAIN_PARAMS, HParam, parse_assignment, split_top_level
+from bench.method_spec import MethodSpec, format_value, method_label, model_hparams
 
 METHOD_GROUP = "bench.methods"
 DATASET_GROUP = "bench.datasets"
@@ -53,201 +54,7 @@ DATASET_GROUP = "bench.datasets"
 __all__ = ["TRAIN_DEFAULTS", "TRAIN_KEYS", "TRAIN_PARAMS", "HParam", "parse_assignment", "DataConfig", "DatasetSpec",
            "MethodSpec", "MethodKey", "register_method", "register_dataset", "add_method", "add_dataset",
            "get_method", "get_dataset", "list_methods", "list_datasets", "parse_method_key", "create_model",
-           "METHODS", "DATASETS", "plugin_errors", "model_hparams"]
-
-
-# --------------------------------------------------------------------------------------------
-# Datasets
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """What a dataset loader needs to build its splits.
-
-    ``sizes`` maps split name (train/val/test) to a number of sequences; a missing key means the
-    dataset's standard size. ``seed`` seeds the *training stream*; the validation and test sets
-    are fixed by ``data_seed`` so that runs with different seeds are scored on the same sequences.
-    """
-
-    data_dir: str | None = None
-    seed: int = 0
-    data_seed: int = 0
-    sizes: Mapping[str, int] = field(default_factory=dict)
-    rank: int = 0
-    world_size: int = 1
-    pred_len: int | None = None  # evaluation horizon when it exceeds the dataset's out_frames (--pred-len)
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A registered dataset: its geometry, protocol and loader.
-
-    ``load(spec, config) -> Splits`` builds the train/val/test splits (see :mod:`bench.data`).
-    ``metric_scale`` maps metric name to the factor the papers display it with (TaxiBJ MSE x100).
-    """
-
-    name: str
-    in_frames: int
-    out_frames: int
-    channels: int
-    height: int
-    width: int
-    load: Callable[["DatasetSpec", DataConfig], Any]
-    description: str = ""
-    citation: str = ""
-    sizes: Mapping[str, int] = field(default_factory=dict)
-    quick_sizes: Mapping[str, int] = field(default_factory=dict)
-    metrics: tuple[str, ...] = ("mse", "mae", "ssim", "psnr")
-    metric_scale: Mapping[str, float] = field(default_factory=dict)
-    #: the longest evaluation horizon (``--pred-len``) the data provides; None: any (generated data)
-    max_pred_len: int | None = None
-    display_name: str = ""  # how reports name it, e.g. "Moving MNIST"; defaults to ``name``
-
-    @property
-    def frame_shape(self) -> tuple[int, int, int]:
-        return (self.channels, self.height, self.width)
-
-    @property
-    def title(self) -> str:
-        return self.display_name or self.name
-
-    def check_pred_len(self, pred_len: int | None) -> int:
-        """The evaluation horizon for ``--pred-len`` (None: the dataset's own), or a one-line BenchError."""
-        if pred_len is None:
-            return self.out_frames
-        if pred_len < 1:
-            raise BenchError(f"--pred-len must be at least 1 (got {pred_len})")
-        if self.max_pred_len is not None and pred_len > self.max_pred_len:
-            raise BenchError(f"--pred-len {pred_len} exceeds the {self.max_pred_len} target frames dataset "
-                             f"{self.name!r} provides; use --pred-len <= {self.max_pred_len}")
-        return pred_len
-
-    def with_frames(self, in_frames: int | None = None, out_frames: int | None = None) -> "DatasetSpec":
-        from dataclasses import replace
-
-        return replace(
-            self,
-            in_frames=self.in_frames if in_frames is None else in_frames,
-            out_frames=self.out_frames if out_frames is None else out_frames,
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# Methods
-# --------------------------------------------------------------------------------------------
-
-
-def mse_loss(pred: torch.Tensor, target: torch.Tensor, hp: Mapping[str, Any]) -> torch.Tensor:
-    """Default training loss: per-pixel mean squared error."""
-    return torch.nn.functional.mse_loss(pred, target)
-
-
-def default_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, hp: Mapping[str, Any],
-                       progress: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Default training forward: ``pred = model(x)``, scored against ``y``.
-
-    Returns ``(pred, target)``; recurrent methods override this to predict every next frame of
-    ``cat(x, y)`` with scheduled sampling (``progress`` is the fraction of training done, in [0, 1]).
-    """
-    return model(x), y
-
-
-def default_predict(model: nn.Module, x: torch.Tensor, hp: Mapping[str, Any]) -> torch.Tensor:
-    """Default evaluation forward: the model's native output ``model(x)``."""
-    return model(x)
-
-
-def default_flops_inputs(data: DatasetSpec) -> tuple[torch.Tensor, ...]:
-    """One sample of shape (1, T, C, H, W): the convention the papers count FLOPs with."""
-    return (torch.zeros(1, data.in_frames, *data.frame_shape),)
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """Everything the harness needs to train and evaluate one method.
-
-    Attributes:
-        name: registry name (lower case, no ``:``).
-        build: ``build(data: DatasetSpec, **model_hparams) -> nn.Module`` mapping
-            (B, T, C, H, W) to (B, T', C, H, W).
-        citation: the paper, as it should appear in a report.
-        hparams: dataset name -> hyperparameters (model and training keys together);
-            ``"*"`` holds the fallback for every dataset.
-        variants: named ablations: variant name -> hyperparameter overrides.
-        tiny: overrides giving a seconds-fast model for tests and ``--tiny`` smoke runs.
-        loss: ``loss(pred, target, hp) -> scalar``; default per-pixel MSE.
-        train_step: ``train_step(model, x, y, hp, progress) -> (pred, target)``.
-        predict: ``predict(model, x, hp) -> (B, T', C, H, W)`` at evaluation time.
-        pretrain: optional first stage, ``pretrain(model, ctx: PretrainContext) -> dict`` (a record
-            stored in the result); it runs before the main training loop.
-        flops_inputs: inputs fvcore traces to count FLOPs.
-        recurrent: True if ``predict`` rolls out natively to any horizon (``hp["pred_len"]``).
-        params: type and range of each hyperparameter (:mod:`bench.hparams`), declared once here;
-            a key not declared is checked against the type of its default value.
-    """
-
-    name: str
-    build: Callable[..., nn.Module]
-    citation: str = ""
-    hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    tiny: Mapping[str, Any] = field(default_factory=dict)
-    loss: Callable[[torch.Tensor, torch.Tensor, Mapping[str, Any]], torch.Tensor] = mse_loss
-    train_step: Callable[..., tuple[torch.Tensor, torch.Tensor]] = default_train_step
-    predict: Callable[..., torch.Tensor] = default_predict
-    pretrain: Callable[..., dict] | None = None
-    flops_inputs: Callable[[DatasetSpec], tuple[torch.Tensor, ...]] = default_flops_inputs
-    recurrent: bool = False
-    description: str = ""
-    params: Mapping[str, HParam] = field(default_factory=dict)
-
-    def declarations(self) -> dict[str, HParam]:
-        """Every hyperparameter's declaration: the training keys', then inferred from defaults, then ``params``."""
-        decl: dict[str, HParam] = dict(TRAIN_PARAMS)
-        for source in (*self.hparams.values(), self.tiny, *self.variants.values()):
-            for key, value in source.items():
-                if key not in decl and key not in self.params and infer(value) is not None:
-                    decl[key] = infer(value)
-        decl.update(self.params)
-        return decl
-
-    def resolve_hparams(self, dataset: str, variant: str | None = None,
-                        overrides: Mapping[str, Any] | None = None, tiny: bool = False) -> dict[str, Any]:
-        """The full, validated hyperparameter dict for ``dataset`` (see the module docstring for precedence).
-
-        Every value is checked against its declaration (:meth:`declarations`); a bad value is a
-        one-line BenchError naming the key, the value and what is expected.
-        """
-        hp: dict[str, Any] = dict(TRAIN_DEFAULTS)
-        hp.update(self.hparams.get("*", {}))
-        hp.update(self.hparams.get(dataset, {}))
-        if tiny:
-            hp.update(self.tiny)
-        if variant:
-            if variant not in self.variants:
-                raise BenchError(
-                    f"method {self.name!r} has no variant {variant!r}{suggest(variant, list(self.variants))}; "
-                    f"its variants are: {', '.join(sorted(self.variants)) or '(none)'}"
-                )
-            hp.update(self.variants[variant])
-        for key, value in (overrides or {}).items():
-            if key not in hp:
-                raise BenchError(
-                    f"method {self.name!r} has no hyperparameter {key!r}{suggest(key, list(hp))}; "
-                    f"run `bench list --hparams {self.name}` to see them"
-                )
-            hp[key] = value
-        return check_all(hp, self.declarations(), self.name)
-
-    def create_model(self, data: DatasetSpec, hp: Mapping[str, Any]) -> nn.Module:
-        """Build the model from the model keys of ``hp`` (the training keys are left out)."""
-        return self.build(data, **model_hparams(hp))
-
-
-def model_hparams(hp: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys of ``hp`` that the builder receives (everything but the training keys)."""
-    return {k: v for k, v in hp.items() if k not in TRAIN_KEYS and k != "pred_len"}
+           "METHODS", "DATASETS", "plugin_errors", "model_hparams", "method_label", "format_value"]
 
 
 @dataclass(frozen=True)
@@ -261,11 +68,7 @@ class MethodKey:
     @property
     def label(self) -> str:
         """Canonical text of the key, e.g. ``plasm:mask-sm:r0=0.9`` or ``simvp:incep_ker=(3,5)``."""
-        parts = [self.spec.name]
-        if self.variant:
-            parts.append(self.variant)
-        parts += [f"{k}={format_value(v)}" for k, v in sorted(self.overrides.items())]
-        return ":".join(parts)
+        return method_label(self.spec.name, self.variant, self.overrides)
 
     def resolve(self, dataset: str, extra: Mapping[str, Any] | None = None, tiny: bool = False) -> dict[str, Any]:
         overrides = dict(self.overrides)
@@ -292,20 +95,24 @@ DATASETS: Registry[DatasetSpec] = Registry("dataset", "run `bench list` to see t
                                            _ensure_loaded)
 
 
-def add_method(spec: MethodSpec, replace: bool = False) -> MethodSpec:
-    """Register a :class:`MethodSpec`; a name another module registered is refused (see :class:`Registry`)."""
+def add_method(spec: MethodSpec, replace: bool = False, source: str | None = None) -> MethodSpec:
+    """Register a :class:`MethodSpec`; a name another module registered is refused (see :class:`Registry`).
+
+    ``source`` is who registers it (default: the calling module), so a plug-in that reuses an
+    in-tree builder is still a different source."""
     if not spec.name or any(ch in spec.name for ch in ":,=()[] ") or spec.name != spec.name.strip():
         raise ValueError(f"method name {spec.name!r} may not be empty or contain ':', ',', '=', brackets or spaces")
-    return METHODS.add(spec.name, spec, _source_of(spec.build), replace)
+    return METHODS.add(spec.name, spec, source or _caller_module(), replace)
 
 
-def add_dataset(spec: DatasetSpec, replace: bool = False) -> DatasetSpec:
+def add_dataset(spec: DatasetSpec, replace: bool = False, source: str | None = None) -> DatasetSpec:
     """Register a :class:`DatasetSpec`; a name another module registered is refused (see :class:`Registry`)."""
-    return DATASETS.add(spec.name, spec, _source_of(spec.load), replace)
+    return DATASETS.add(spec.name, spec, source or _caller_module(), replace)
 
 
-def _source_of(fn: Callable[..., Any]) -> str:
-    return str(getattr(fn, "__module__", None) or repr(fn))
+def _caller_module(depth: int = 2) -> str:
+    """The module that called our caller (who registers, not where the builder lives)."""
+    return str(sys._getframe(depth).f_globals.get("__name__", "?"))
 
 
 def register_method(name: str, replace: bool = False,
@@ -313,7 +120,7 @@ def register_method(name: str, replace: bool = False,
     """Decorator: register the decorated builder as method ``name`` (other fields as in MethodSpec)."""
 
     def decorate(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        add_method(MethodSpec(name=name, build=build, **fields), replace=replace)
+        add_method(MethodSpec(name=name, build=build, **fields), replace=replace, source=_caller_module())
         return build
 
     return decorate
@@ -323,7 +130,7 @@ def register_dataset(name: str, replace: bool = False, **fields: Any) -> Callabl
     """Decorator: register the decorated loader as dataset ``name`` (other fields as in DatasetSpec)."""
 
     def decorate(load: Callable[..., Any]) -> Callable[..., Any]:
-        add_dataset(DatasetSpec(name=name, load=load, **fields), replace=replace)
+        add_dataset(DatasetSpec(name=name, load=load, **fields), replace=replace, source=_caller_module())
         return load
 
     return decorate
@@ -354,7 +161,7 @@ def _load_plugins() -> None:
                 if callable(obj) and not isinstance(obj, (MethodSpec, DatasetSpec)) and not hasattr(obj, "__path__"):
                     obj = obj()
                 if isinstance(obj, (MethodSpec, DatasetSpec)):
-                    add(obj)
+                    add(obj, source=f"plug-in {ep.name} ({ep.value})")
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - SystemExit too: a broken plug-in must not end the CLI
@@ -430,12 +237,3 @@ def create_model(key: str, data: DatasetSpec | str, tiny: bool = False, **overri
 def iter_method_keys() -> Iterator[str]:
     """Every registered method and every one of its variants, as CLI keys."""
     yield from list_methods(variants=True)
-
-
-def format_value(value: Any) -> str:
-    """A hyperparameter value as a method key writes it: ``(3,5)`` for tuples, quoted text with ``,``/``:``."""
-    if isinstance(value, (tuple, list)):
-        return "(" + ",".join(format_value(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-    if isinstance(value, str) and any(ch in value for ch in ",:=()[]"):
-        return repr(value)
-    return str(value)

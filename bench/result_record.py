@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.errors import BenchError
-from bench.run_spec import RunSpec, canonical
+from bench.results import RESULT_FILE
+from bench.run_spec import SPEC_VERSION, RunSpec, canonical
 from bench.typed_json import SchemaError, from_json, to_json
 
 SCHEMA = 2
-RESULT_FILE = "result.json"
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,7 @@ class RunResult:
     error: str | None = None
     last_good_epoch: int | None = None
     traceback: str | None = None
+    spec_version: int = SPEC_VERSION  # the run-spec rules its hash was made with
     path: str | None = None  # where it was read from (not stored)
 
     @property
@@ -163,7 +164,7 @@ class RunResult:
         """The rules beyond types; SchemaError naming the field otherwise."""
         if self.schema not in (1, SCHEMA):
             raise SchemaError("schema", f"is {self.schema}, expected {SCHEMA}")
-        if self.spec_hash != self.spec.hash and self.schema == SCHEMA:
+        if self.schema == SCHEMA and self.spec_version == SPEC_VERSION and self.spec_hash != self.spec.hash:
             raise SchemaError("spec_hash", f"is {self.spec_hash!r} but the spec hashes to {self.spec.hash!r} "
                                            "(the spec was edited)")
         if self.status == "complete":
@@ -305,13 +306,18 @@ def load_results(root: Path) -> tuple[list[RunResult], list[str]]:
     """All results under ``root``: (valid results, one problem line per file that is not valid).
 
     A failed attempt whose configuration also has a complete result is kept too: the report
-    lists it as a failed re-run beside the result it did not replace.
+    lists it as a failed re-run beside the result it did not replace. A complete result still in
+    its work directory (a crash just before the commit) is left out until it is committed.
     """
     results, problems = [], []
     for path in result_files(root):
         try:
-            results.append(read_result(path))
+            result = read_result(path)
         except BenchError as exc:
             problems.append(str(exc))
+            continue
+        if _PARTIAL_DIR.fullmatch(path.parent.name) and result.complete:
+            continue  # finished but not yet committed: the next `bench run` commits it; counted then
+        results.append(result)
     results.sort(key=lambda r: (r.spec.dataset, r.label, r.spec.hash, r.spec.seed, r.status))
     return results, problems

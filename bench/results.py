@@ -72,10 +72,6 @@ def label_to_dirname(label: str) -> str:
     return name
 
 
-def dirname_to_label(name: str) -> str:
-    return name.replace("+", ":")
-
-
 def config_dir(root: Path, dataset: str, label: str, spec_hash: str) -> Path:
     """The directory of one configuration (all its seeds)."""
     return Path(root) / dataset / label_to_dirname(label) / spec_hash
@@ -102,27 +98,43 @@ def audit_path(root: Path, dataset: str, label: str) -> Path:
     return Path(root) / "audit" / dataset / f"{label_to_dirname(label)}.json"
 
 
-def has_complete_result(final: Path) -> bool:
-    """Whether ``final`` holds a readable, complete result."""
+def committed_state(final: Path) -> str:
+    """``missing``, ``complete``, or why the committed result in ``final`` cannot be used."""
     from bench.result_record import read_result
 
+    if not final.exists():
+        return "missing"
     if not (final / RESULT_FILE).exists():
-        return False
+        return f"no {RESULT_FILE} in it"
     try:
-        return read_result(final / RESULT_FILE).complete
-    except BenchError:
-        return False
+        result = read_result(final / RESULT_FILE)
+    except BenchError as exc:
+        return str(exc)
+    return "complete" if result.complete else f"its {RESULT_FILE} has status {result.status!r}"
+
+
+def has_complete_result(final: Path) -> bool:
+    """Whether ``final`` holds a readable, complete result."""
+    return committed_state(final) == "complete"
 
 
 def recover_run(final: Path) -> None:
-    """Finish or undo a ``--force`` swap that was interrupted between its two renames."""
+    """Bring a run's directories to a consistent state after a crash (call under the run's lock).
+
+    - a ``--force`` swap interrupted between its two renames is undone (the previous result goes
+      back into place) or, if the new result is already in place, finished;
+    - a run whose complete result was written in ``seed<k>.partial`` but not yet moved into place
+      (a crash just before the commit) is committed now, never trained again.
+    """
     old = replaced_dir(final)
-    if not old.exists():
-        return
-    if final.exists():  # the new run is in place: the old one only waited to be deleted
-        shutil.rmtree(old, ignore_errors=True)
-    else:  # interrupted after moving the old result aside: put it back (the new one is still in .partial)
-        os.replace(old, final)
+    if old.exists():
+        if final.exists():  # the new run is in place: the old one only waited to be deleted
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # interrupted after moving the old result aside: put it back
+            os.replace(old, final)
+    work = partial_dir(final)
+    if work.exists() and has_complete_result(work):
+        commit_run(work, final)
 
 
 def commit_run(work: Path, final: Path) -> None:
@@ -275,17 +287,6 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BenchError(f"{path} does not hold a JSON object; delete it or re-run that run with --force")
     return data
-
-
-def load_audits(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    root = Path(root)
-    audits, problems = [], []
-    for path in sorted((root / "audit").glob("*/*.json")):
-        try:
-            audits.append(read_json(path))
-        except BenchError as exc:
-            problems.append(str(exc))
-    return audits, problems
 
 
 # ----------------------------------------------------------------------------------- provenance

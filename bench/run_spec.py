@@ -14,7 +14,9 @@ checkpoint carries the spec too and the runner refuses one that differs. ``bench
 and labels runs by the same record.
 
 What is NOT in the spec (it does not change what the numbers mean): the device, the data
-directory, channels-last, ``torch.compile``, the number of processes, the fps batch.
+directory's path, channels-last, ``torch.compile``, the number of processes, the fps batch. What
+the data directory holds does count where a dataset can tell cheaply (``data_source``, e.g. which
+digit images Moving MNIST is generated from: MNIST or the bundled scikit-learn digits).
 
 :func:`resolve_run_spec` builds the spec from a method key, a dataset and the command's options,
 validating every value (:mod:`bench.hparams`), and :func:`check_buildable` builds the model on the
@@ -31,7 +33,8 @@ from typing import Any, Mapping
 import torch
 
 from bench.errors import BenchError
-from bench.registry import DatasetSpec, MethodKey, MethodSpec, format_value, get_method
+from bench.registry import DataConfig, DatasetSpec, MethodKey, MethodSpec, get_method, method_label
+from bench.typed_json import to_json
 
 #: Bump when the meaning of a field changes: every hash changes with it.
 SPEC_VERSION = 1
@@ -40,12 +43,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def canonical(obj: Any) -> Any:
-    """``obj`` in JSON form with tuples as lists and keys sorted: the form hashed and stored."""
-    if isinstance(obj, Mapping):
-        return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(obj, (list, tuple)):
-        return [canonical(v) for v in obj]
-    return obj
+    """``obj`` in JSON form (tuples as lists); hashed with sorted keys."""
+    return to_json(obj)
 
 
 def _tuples(obj: Any) -> Any:
@@ -74,13 +73,12 @@ class RunSpec:
     pred_len: int
     precision: str
     sets: Mapping[str, Any] = field(default_factory=dict)  # the --set part of ``hparams`` (shown, not hashed)
+    data_source: Mapping[str, Any] = field(default_factory=dict)  # DatasetSpec.source_identity (hashed)
 
     @property
     def label(self) -> str:
         """The canonical method key, e.g. ``plasm:mask-sm:r0=0.9``."""
-        parts = [self.method] + ([self.variant] if self.variant else [])
-        parts += [f"{k}={format_value(v)}" for k, v in sorted(self.overrides.items())]
-        return ":".join(parts)
+        return method_label(self.method, self.variant, self.overrides)
 
     @property
     def epochs(self) -> int:
@@ -94,7 +92,8 @@ class RunSpec:
         """The hashed fields: everything but the seed and the display-only ``sets``."""
         return canonical({"version": SPEC_VERSION, "dataset": self.dataset, "label": self.label,
                           "hparams": self.hparams, "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick,
-                          "data_seed": self.data_seed, "pred_len": self.pred_len, "precision": self.precision})
+                          "data_seed": self.data_seed, "pred_len": self.pred_len, "precision": self.precision,
+                          "data_source": self.data_source})
 
     @property
     def hash(self) -> str:
@@ -105,7 +104,8 @@ class RunSpec:
         return canonical({"dataset": self.dataset, "method": self.method, "variant": self.variant,
                           "overrides": self.overrides, "seed": self.seed, "hparams": self.hparams,
                           "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick, "data_seed": self.data_seed,
-                          "pred_len": self.pred_len, "precision": self.precision, "sets": self.sets})
+                          "pred_len": self.pred_len, "precision": self.precision, "sets": self.sets,
+                          "data_source": self.data_source})
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "RunSpec":
@@ -115,7 +115,7 @@ class RunSpec:
                    hparams=_tuples(dict(data["hparams"])), sizes={k: int(v) for k, v in data["sizes"].items()},
                    tiny=bool(data["tiny"]), quick=bool(data["quick"]), data_seed=int(data["data_seed"]),
                    pred_len=int(data["pred_len"]), precision=data["precision"],
-                   sets=_tuples(dict(data.get("sets") or {})))
+                   sets=_tuples(dict(data.get("sets") or {})), data_source=dict(data.get("data_source") or {}))
 
     @classmethod
     def from_json_fields(cls, fields: Mapping[str, Any]) -> "RunSpec":
@@ -139,6 +139,7 @@ class SpecOptions:
     sets: Mapping[str, Any] = field(default_factory=dict)
     pred_len: int | None = None
     precision: str = "fp32"
+    data_dir: str | None = None  # not in the spec: only asked what it holds (DatasetSpec.source_identity)
 
 
 def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOptions) -> RunSpec:
@@ -152,16 +153,20 @@ def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOpt
     if seed < 0 or data_seed_invalid(opts.data_seed):
         raise BenchError(f"seeds must be non-negative integers (got seed {seed}, data seed {opts.data_seed})")
     horizon = data.check_pred_len(opts.pred_len)
-    overrides = dict(opts.sets)
-    if opts.epochs is not None:
-        overrides["epochs"] = opts.epochs
-    if opts.batch_size is not None:
-        overrides["batch_size"] = opts.batch_size
+    given = {name: ("--set", value) for name, value in opts.sets.items()}
+    for flag, name, value in (("--epochs", "epochs", opts.epochs), ("--batch-size", "batch_size", opts.batch_size)):
+        if value is not None:
+            given[name] = (flag, value)
+    for name, (flag, value) in given.items():  # set twice: the label would show one value, the run use another
+        if name in key.overrides and key.overrides[name] != value:
+            raise BenchError(f"{name} is set twice: {key.label} says {name}={key.overrides[name]!r} and {flag} "
+                             f"says {value!r}; give it once")
+    overrides = {name: value for name, (_, value) in given.items()}
     hp = key.resolve(data.name, overrides, tiny=opts.tiny)  # validates names, types and ranges
-    if opts.quick:
-        if opts.epochs is None:
-            hp["epochs"] = min(int(hp["epochs"]), QUICK_EPOCHS)
-        for name in [k for k in hp if k.endswith("_epochs") and isinstance(hp[k], int) and not isinstance(hp[k], bool)]:
+    if opts.quick:  # caps the budgets nobody set explicitly (stage budgets such as pretrain_epochs too)
+        explicit = set(overrides) | set(key.overrides)
+        for name in [k for k in hp if (k == "epochs" or k.endswith("_epochs")) and k not in explicit
+                     and isinstance(hp[k], int) and not isinstance(hp[k], bool)]:
             hp[name] = min(hp[name], QUICK_EPOCHS)
     if opts.pred_len is not None:
         hp["pred_len"] = horizon
@@ -169,9 +174,10 @@ def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOpt
     for split, n in sizes.items():
         if split not in ("train", "val", "test") or isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise BenchError(f"split size {split}={n!r} is invalid; write e.g. --sizes train=256,val=64,test=64")
+    source = dict(data.source_identity(DataConfig(data_dir=opts.data_dir))) if data.source_identity else {}
     return RunSpec(dataset=data.name, method=key.spec.name, variant=key.variant, overrides=dict(key.overrides),
                    seed=seed, hparams=hp, sizes=sizes, tiny=opts.tiny, quick=opts.quick, data_seed=opts.data_seed,
-                   pred_len=horizon, precision=opts.precision, sets=dict(opts.sets))
+                   pred_len=horizon, precision=opts.precision, sets=dict(opts.sets), data_source=source)
 
 
 def data_seed_invalid(value: Any) -> bool:
@@ -179,24 +185,40 @@ def data_seed_invalid(value: Any) -> bool:
 
 
 def check_buildable(spec: RunSpec, data: DatasetSpec) -> None:
-    """Build the model once before any training, so that a configuration its builder rejects (e.g. a
-    width not divisible by its groups) fails in one line up front. The build runs on the ``meta``
-    device (no memory, no arithmetic); a builder that needs real tensors is built on the CPU instead,
-    with the global RNG state saved and restored."""
+    """Build the model and run one forward pass before any training, so that a configuration its
+    builder or its forward rejects (a width not divisible by its groups, an even kernel that breaks
+    the shapes) fails in one line up front. Both run on the ``meta`` device (no memory, no
+    arithmetic); a builder that needs real tensors is built on the CPU instead (RNG state saved and
+    restored), and a forward whose operators the meta device lacks is skipped."""
     method = spec.method_spec()
     try:
         try:
             with torch.device("meta"):
-                method.create_model(data, spec.hparams)
+                model = method.create_model(data, spec.hparams)
         except BenchError:
             raise
         except Exception:  # noqa: BLE001 - e.g. an initialiser that copies data: build for real
             with torch.random.fork_rng(devices=[]):
-                method.create_model(data, spec.hparams)
+                model = method.create_model(data, spec.hparams)
+        _meta_forward(method, model, data)
     except BenchError as exc:
         raise BenchError(f"{spec.label} on {spec.dataset}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a builder's own error, reported in one line
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise BenchError(f"{spec.label} on {spec.dataset} cannot be built with these hyperparameters "
                          f"({type(exc).__name__}: {first}); check the values with `bench list --hparams {spec.label}`"
                          ) from None
+
+
+def _meta_forward(method: MethodSpec, model: torch.nn.Module, data: DatasetSpec) -> None:
+    """One forward pass of ``model`` on meta inputs shaped like ``method.flops_inputs(data)``."""
+    try:
+        model = model.to("meta")
+        inputs = tuple(t.to("meta") for t in method.flops_inputs(data))
+    except Exception:  # noqa: BLE001 - cannot move it to meta: nothing to check cheaply
+        return
+    try:
+        with torch.no_grad():
+            model.eval()(*inputs)
+    except NotImplementedError:  # an operator without a meta kernel: not a configuration error
+        return

@@ -38,10 +38,11 @@ import torch
 from torch import nn
 
 from bench import results as store
-from bench.checkpoint import Progress, resume, save_best, save_last
+from bench.checkpoint import LAST, Progress, resume, save_best, save_last
 from bench.data import Splits
-from bench.distributed import DistInfo, barrier, env_world_size, init_from_env, wrap_for_training
+from bench.distributed import DistInfo, barrier, broadcast_object, env_world_size, init_from_env, wrap_for_training
 from bench.errors import BenchError
+from bench.failure import record_failure
 from bench.efficiency import count_flops, count_params, fps_repeats, load_average, median
 from bench.metrics import METRIC_CONVENTION, SCORING_PROTOCOL
 from bench.pretrain import PretrainContext
@@ -87,60 +88,71 @@ class Outcome:
 
 
 def run_one(spec: RunSpec, data: DatasetSpec, opts: RunOptions) -> Outcome:
-    """Run ``spec`` unless its result exists; returns the outcome (exceptions mean failure).
+    """Run ``spec`` unless its result exists; returns the outcome (a failure is recorded, not raised).
 
     The run trains in ``seed<k>.partial`` and is committed whole (:func:`bench.results.commit_run`).
     An existing complete result is kept unless ``opts.force``; with ``--force`` it stays in place
     until the new run is complete. An interrupted run resumes from its last epoch. A run another
-    process is training (its lock is held) is skipped. Under ``torchrun`` all ranks share one run
-    and only rank 0 writes.
+    process is training (its lock is held) is skipped. Everything that decides or writes happens
+    under the run's lock. Under ``torchrun`` all ranks share one run, rank 0 decides and writes, and
+    a failure ends the job (rank 0 records it).
     """
     final = store.run_dir(opts.results, spec)
+    work = store.partial_dir(final)
     where = f"{spec.label} on {spec.dataset} seed {spec.seed}"
-    if env_world_size() > 1:
-        return _run_distributed(spec, data, opts, final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    distributed = env_world_size() > 1
+    info = init_from_env(resolve_device(opts.device))[0] if distributed else DistInfo()
     lock = store.RunLock(store.lock_path(final))
-    if not lock.acquire():
-        opts.log(f"{where}: another process is running it, skipped")
-        return Outcome(spec, "skipped", "another process holds its run lock", path=final)
+    decision: tuple[str, str] = ("run", "")
+    if info.is_main:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        decision = _decide(final, work, lock, opts.force)
+    decision = broadcast_object(decision, info)
     try:
-        store.recover_run(final)
-        if store.has_complete_result(final) and not opts.force:
-            opts.log(f"{where}: result exists at {final}, kept (use --force to re-run)")
-            return Outcome(spec, "skipped", "existing result kept (use --force to re-run)", path=final)
-        work = _prepare_work_dir(final, opts.force)
+        action, detail = decision
+        if action == "skip":
+            opts.log(f"{where}: {detail}")
+            return Outcome(spec, "skipped", detail, path=final)
+        if action == "refuse":
+            raise BenchError(detail)
         result = execute_run(spec, data, work, opts)
+        if not info.is_main:
+            return Outcome(spec, "complete", "rank > 0")
         store.commit_run(work, final)
         return Outcome(spec, "complete", _summary(result), result, final)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - isolation: record, report, go on
+        if distributed:
+            raise  # a failing rank ends the torchrun job
+        reason = record_failure(spec, work, opts.device, exc)
+        opts.log(f"FAILED {where}: {reason}")
+        return Outcome(spec, "failed", reason, path=final)
     finally:
         lock.release()
 
 
-def _prepare_work_dir(final: Path, force: bool) -> Path:
+def _decide(final: Path, work: Path, lock: store.RunLock, force: bool) -> tuple[str, str]:
+    """Under the run's lock: ("skip", why), ("refuse", one-line error) or ("run", "") with ``work`` ready."""
+    if not lock.acquire():
+        return "skip", "another process holds its run lock"
+    store.recover_run(final)
+    state = store.committed_state(final)
+    if state == "complete" and not force:
+        return "skip", f"result exists at {final}, kept (use --force to re-run)"
+    if state not in ("missing", "complete") and not force:
+        return "refuse", (f"{final} holds a result this version cannot read ({state}); move it away, or re-run with "
+                          f"--force to replace it")
+    _prepare_work_dir(work, force)
+    return "run", ""
+
+
+def _prepare_work_dir(work: Path, force: bool) -> None:
     """``seed<k>.partial``: fresh with ``--force``, else kept so that an interrupted run resumes."""
-    work = store.partial_dir(final)
     if force and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     (work / store.RESULT_FILE).unlink(missing_ok=True)  # a failure record of an earlier attempt
-    return work
-
-
-def _run_distributed(spec: RunSpec, data: DatasetSpec, opts: RunOptions, final: Path) -> Outcome:
-    from bench.distributed import env_rank
-
-    main = env_rank() == 0
-    if store.has_complete_result(final) and not opts.force:
-        return Outcome(spec, "skipped", "existing result kept (use --force to re-run)", path=final)
-    work = store.partial_dir(final)
-    if main:
-        _prepare_work_dir(final, opts.force)
-    result = execute_run(spec, data, work, opts)
-    if result is None:  # not rank 0
-        return Outcome(spec, "complete", "rank > 0")
-    store.commit_run(work, final)
-    return Outcome(spec, "complete", _summary(result), result, final)
 
 
 def _summary(result: RunResult) -> str:
@@ -243,13 +255,14 @@ def train_run(run: PreparedRun) -> Progress:
         progress.history.append({"epoch": epoch, "train_loss": stats.train_loss, "val": val,
                                  "lr": float(optimizer.param_groups[0]["lr"]), "seconds": stats.seconds,
                                  "eval_seconds": time.perf_counter() - t1, "train_samples": stats.samples})
-        if val["mse"] < progress.best_mse:
+        improved = val["mse"] < progress.best_mse
+        if improved:
             progress.best_mse, progress.best_epoch = val["mse"], epoch
             progress.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            if run.info.is_main:
-                save_best(run.work, progress.best_state)
-        if run.info.is_main:
+        if run.info.is_main:  # last.pt first: it can always restore the best epoch if it is this one
             save_last(run.work, spec, epoch, model, optimizer, scheduler, scaler, progress)
+            if improved:
+                save_best(run.work, epoch, progress.best_state)
             store.write_history_csv(run.work / "history.csv", [_flat(r) for r in progress.history])
         run.log(f"{run.where}: epoch {epoch}/{spec.epochs} train_loss {stats.train_loss:.5f} "
                 f"val_mse {val['mse']:.3f} ({stats.seconds:.1f}s)")
@@ -270,18 +283,19 @@ def test_and_record(run: PreparedRun, progress: Progress) -> RunResult | None:
         stored = evaluate(method, model, _FirstBatch(whole, NUM_STORED_PREDICTIONS), "test", hp, run.device,
                           spec.pred_len, NUM_STORED_PREDICTIONS, keep=NUM_STORED_PREDICTIONS,
                           precision=spec.precision, reduce=False).kept
-    if not run.info.is_main:
-        barrier(run.info)
-        return None
-    efficiency = (measure_efficiency(method, model, run.data, hp, run.splits, run.device, run.opts.fps_batch)
-                  if run.opts.efficiency else Efficiency())
-    result = build_result(run, progress, test, efficiency)
-    (run.work / "last.pt").unlink(missing_ok=True)
-    if stored:
-        store.atomic_save_npz(run.work / "predictions.npz", **stored)
-    store.atomic_write_text(run.work / store.RESULT_FILE, write_json_text(result))
-    barrier(run.info)
-    return result
+    try:
+        if not run.info.is_main:
+            return None
+        efficiency = (measure_efficiency(method, model, run.data, hp, run.splits, run.device, run.opts.fps_batch)
+                      if run.opts.efficiency else Efficiency())
+        result = build_result(run, progress, test, efficiency)
+        if stored:
+            store.atomic_save_npz(run.work / "predictions.npz", **stored)
+        store.atomic_write_text(run.work / store.RESULT_FILE, write_json_text(result))
+        (run.work / LAST).unlink(missing_ok=True)  # only now: until result.json exists, last.pt is the way back
+        return result
+    finally:
+        barrier(run.info)  # every rank leaves together, also when rank 0 failed here
 
 
 def _data_config(spec: RunSpec, opts: RunOptions, info: DistInfo) -> DataConfig:

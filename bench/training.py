@@ -27,7 +27,7 @@ from bench.data import Splits
 from bench.distributed import DistInfo
 from bench.efficiency import synchronize
 from bench.errors import BenchError, NonFiniteLossError
-from bench.metrics import MetricState
+from bench.metric_state import MetricState
 from bench.registry import MethodSpec
 
 
@@ -192,6 +192,8 @@ def evaluate(spec: MethodSpec, model: nn.Module, splits: Splits, split: str, hp:
     state = MetricState(device=device, horizon=horizon)
     kept: dict[str, list[torch.Tensor]] = {"inputs": [], "truth": [], "pred": []}
     n_kept = 0
+    distributed = reduce and torch.distributed.is_available() and torch.distributed.is_initialized()
+    nonfinite = torch.zeros((), dtype=torch.float64, device=device)  # every rank learns of any rank's NaN
     with torch.no_grad():
         for x, y in prefetch(splits.batches(split, batch_size), device):
             if y.shape[1] < horizon:
@@ -202,20 +204,30 @@ def evaluate(spec: MethodSpec, model: nn.Module, splits: Splits, split: str, hp:
                 pred = rollout(spec, model, x, hp, horizon)
             pred = pred.float()
             if not bool(torch.isfinite(pred).all()):
-                raise NonFiniteLossError(
-                    f"the model predicts non-finite values (NaN/Inf) on the {split} split (its weights diverged); "
-                    f"lower the learning rate (lr=...) or enable clipping (clip_grad=1.0)")
+                if not distributed:
+                    raise _nonfinite_predictions(split)
+                nonfinite.fill_(1.0)
+                continue
             state.update(pred, y)
             if n_kept < keep:
                 take = min(keep - n_kept, len(x))
                 for name, t in (("inputs", x), ("truth", y), ("pred", pred.clamp(0.0, 1.0))):
                     kept[name].append(t[:take].detach())
                 n_kept += take
+    if distributed:
+        torch.distributed.all_reduce(nonfinite, op=torch.distributed.ReduceOp.MAX)
+        if nonfinite.item():
+            raise _nonfinite_predictions(split)
     if reduce:
         state.all_reduce()
     model.train()
     stored = {k: (torch.cat(v).float().cpu().numpy() * 255).round().astype(np.uint8) for k, v in kept.items() if v}
     return Evaluation(state.compute(), state.compute_per_frame(), stored)
+
+
+def _nonfinite_predictions(split: str) -> NonFiniteLossError:
+    return NonFiniteLossError(f"the model predicts non-finite values (NaN/Inf) on the {split} split (its weights "
+                              f"diverged); lower the learning rate (lr=...) or enable clipping (clip_grad=1.0)")
 
 
 @dataclass

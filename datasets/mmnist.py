@@ -70,6 +70,14 @@ def find_mnist_idx(root: Path | None) -> Path | None:
     return None
 
 
+def digit_source_identity(config: DataConfig) -> dict[str, Any]:
+    """Which digits the sequences are drawn from (for the run spec's hash), without loading them."""
+    idx = find_mnist_idx(data_dir(config.data_dir))
+    if idx is None:
+        return {"digit_source": "sklearn-digits"}
+    return {"digit_source": "mnist-idx", "digit_file_bytes": idx.stat().st_size}
+
+
 def read_idx_images(path: Path) -> np.ndarray:
     """Read an idx3-ubyte image file (optionally gzipped) into a (N, rows, cols) uint8 array."""
     opener = gzip.open if path.suffix == ".gz" else open
@@ -219,6 +227,7 @@ class MovingMNISTSplits:
     "mmnist",
     in_frames=10, out_frames=10, channels=1, height=64, width=64,
     display_name="Moving MNIST",
+    source_identity=digit_source_identity,
     description="Moving MNIST generated offline: two bouncing digits, 64x64, 10 -> 10",
     citation="Srivastava et al., Unsupervised Learning of Video Representations using LSTMs, ICML 2015",
     sizes={"train": 10000, "val": 1000, "test": 10000},

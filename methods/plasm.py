@@ -176,8 +176,7 @@ from torch import nn
 from bench.errors import BenchError
 from bench.masked_layers import kaiming_init, pixel_mask
 from bench.hparams import Bool, Choice, Float, Int
-from bench.masked_pretrain import (SM_HPARAMS, SM_PARAMS, MaskedAutoencoder, SMRecipe, check_sm_hparams,
-                                  sm_pretrain)
+from bench.masked_pretrain import SM_HPARAMS, SM_PARAMS, MaskedAutoencoder, SMRecipe, sm_pretrain
 from bench.masked_pretrain import build_pretrain_net as _build_net
 from bench.masked_pretrain import pretrain_key as _pretrain_key
 from bench.methods.plasm_modules import QK, TRANSLATOR_IN, UPSAMPLE, Decoder, Encoder, Translator
@@ -337,7 +336,6 @@ def build_plasm(data: DatasetSpec, enc_channels: int, hid_channels: int, enc_lay
                 pretrain: bool, sm: bool, pretrain_epochs: int, pretrain_lr: float, upsample: str = "transposed",
                 translator_in: str = "projection", qk: str = "conv1x1", eca_kernel: int = 3) -> PLASM:
     """Build PLA-SM for ``data``; r0, r, sm, pretrain* only steer the pretraining stage."""
-    check_sm_hparams({"r0": r0, "r": r, "pretrain_epochs": pretrain_epochs, "pretrain_lr": pretrain_lr}, "plasm")
     for name, value in (("enc_channels", enc_channels), ("hid_channels", hid_channels)):
         if value % groups:
             raise BenchError(f"PLA-SM {name}={value} is not divisible by groups={groups}; change one of them")

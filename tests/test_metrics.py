@@ -13,12 +13,13 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import bench.metrics as M
 from bench.errors import BenchError
+from bench.metric_speed import ssim_speed
+from bench.metric_state import MetricState
 from bench.metrics import (
     HIGHER_IS_BETTER,
     METRIC_CONVENTION,
     METRIC_KEYS,
     PSNR_MAX_DB,
-    MetricState,
     mae_per_frame,
     mse_per_frame,
     per_frame_metrics,
@@ -450,7 +451,7 @@ def test_convention_text_and_direction_table():
 
 
 def test_ssim_speed_small():
-    res = M.ssim_speed(n_frames=16, size=24, seed=1)
+    res = ssim_speed(n_frames=16, size=24, seed=1)
     assert res["n_frames"] == 16 and res["device"] == "cpu"
     assert res["torch_fps"] > 0 and res["skimage_fps"] > 0 and res["torch_float32_fps"] > 0
     assert res["max_abs_diff"] <= TOL_EXACT and res["mean_abs_diff"] <= TOL_EXACT

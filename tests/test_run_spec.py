@@ -174,7 +174,7 @@ def test_pred_len_beyond_the_data_fails_up_front(tmp_path):
     res = bench("run", "--methods", "simvp", "--datasets", "taxibj", "--pred-len", 6, "--tiny", "--results", tmp_path)
     err = res.stderr.strip()
     assert res.exit_code == 2 and "--pred-len 6 exceeds the 4" in err and len(err.splitlines()) == 1
-    assert "data" not in os.listdir(tmp_path) if tmp_path.exists() else True
+    assert not (tmp_path / "taxibj").exists()  # refused before any data was read or any run started
 
 
 @pytest.mark.parametrize("sizes", ["train=³", "train=٣", "val=-1", "test=1.5", "bogus=3"])
@@ -316,3 +316,91 @@ def test_a_result_field_of_the_wrong_type_is_named(finished):
     path.write_text(text.replace('"epochs": 1', '"epochs": 2', 1))  # an edited spec no longer matches its hash
     with pytest.raises(BenchError, match="spec_hash"):
         read_result(path)
+
+
+
+def test_a_value_set_twice_is_refused_and_an_explicit_budget_is_not_capped(tmp_path):
+    res = bench("run", "--methods", "simvp:lr=0.01", "--set", "lr=0.1", *TINY, "--results", tmp_path)
+    err = res.stderr.strip()
+    assert res.exit_code == 2 and "lr is set twice" in err and len(err.splitlines()) == 1
+    res = bench("run", "--methods", "simvp:epochs=3", "--epochs", 2, *TINY, "--results", tmp_path)
+    assert res.exit_code == 2 and "epochs is set twice" in res.stderr
+    assert spec_of("simvp:epochs=3", tiny=True, quick=True).epochs == 3  # the label says 3: it runs 3
+
+
+def test_an_even_kernel_that_breaks_the_forward_fails_up_front(tmp_path):
+    res = bench("run", "--methods", "simvp:incep_ker=(4,)", *TINY, "--epochs", 1, "--results", tmp_path)
+    err = res.stderr.strip()
+    assert res.exit_code == 2 and len(err.splitlines()) == 1 and "cannot be built" in err, err
+    assert not (tmp_path / "mmnist").exists()
+
+
+def test_the_digit_source_is_part_of_the_spec(tmp_path):
+    sklearn = spec_of(tiny=True, data_dir=str(tmp_path))
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\0" * 16)  # present: the sequences would use MNIST
+    mnist = spec_of(tiny=True, data_dir=str(tmp_path))
+    assert sklearn.data_source == {"digit_source": "sklearn-digits"}
+    assert mnist.data_source["digit_source"] == "mnist-idx" and mnist.hash != sklearn.hash
+
+
+def test_a_finished_run_that_was_not_committed_is_committed_not_retrained(finished):
+    root, before = finished
+    final = only(run_dirs(root))
+    os.replace(final, store.partial_dir(final))  # killed after writing result.json, before the commit
+    assert load_results(root) == ([], [])  # not counted while it waits
+    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root)
+    assert res.exit_code == 0 and "kept" in res.output  # committed, then served: no epoch was trained again
+    assert complete_result(root) == before and not work_dirs(root)
+
+
+def test_an_unreadable_result_is_never_replaced_without_force(finished):
+    root, before = finished
+    path = only(run_dirs(root)) / "result.json"
+    path.write_text(path.read_text().replace('"schema": 2', '"schema": 3'))
+    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root)
+    assert res.exit_code == 1 and '"schema": 3' in path.read_text()  # left alone
+    assert "cannot read" in failed_result(root).error and "--force" in failed_result(root).error
+    assert bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root, "--force").exit_code == 0
+    assert complete_result(root).schema == 2
+
+
+def test_best_epoch_weights_survive_a_crash_between_the_two_checkpoint_files(tmp_path):
+    from bench.checkpoint import BEST, Progress, resume, save_best, save_last
+    from bench.training import make_optimizer, make_scheduler
+
+    spec = spec_of(tiny=True, epochs=3)
+    data = get_dataset("mmnist")
+    model = get_method("simvp").create_model(data, spec.hparams)
+    opt = make_optimizer(list(model.parameters()), spec.hparams)
+    sched, scaler = make_scheduler(opt, spec.hparams, 3), torch.amp.GradScaler("cpu", enabled=False)
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    save_last(tmp_path, spec, 1, model, opt, sched, scaler, Progress(history=[{"epoch": 1}], best_mse=5.0, best_epoch=1))
+    save_best(tmp_path, 1, first)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    # epoch 2 is better: last.pt is written, then the process dies before best.pt
+    save_last(tmp_path, spec, 2, model, opt, sched, scaler,
+              Progress(history=[{"epoch": 1}, {"epoch": 2}], best_mse=4.0, best_epoch=2))
+    progress = resume(tmp_path, spec, model, opt, sched, scaler)
+    assert progress.best_epoch == 2
+    assert all(torch.equal(progress.best_state[k], v) for k, v in model.state_dict().items())
+    assert torch.load(tmp_path / BEST, weights_only=True)["epoch"] == 1
+
+
+def test_a_plugin_reusing_an_in_tree_builder_is_still_another_source():
+    import dataclasses
+
+    from bench.registry import add_method
+
+    original = get_method("tau")
+    with pytest.warns(UserWarning, match="refused"):
+        add_method(dataclasses.replace(original, citation="An impostor"))
+    assert get_method("tau") is original
+
+
+def test_pretraining_cache_files_follow_the_umask(tmp_path):
+    res = bench("run", "--methods", "simvp:sm", *TINY, "--epochs", 1, "--quick", "--results", tmp_path)
+    assert res.exit_code == 0, res.output
+    (cache,) = (tmp_path / "_cache").rglob("*.pt")
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o666 & ~_umask()
