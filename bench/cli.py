@@ -83,11 +83,8 @@ def run(
     run is complete. An interrupted run resumes from its last epoch checkpoint. Tuple values:
     --set incep_ker=3,5,7 or simvp:incep_ker=(3,5,7).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from bench.run_spec import SpecOptions
-    from bench.runner import RunOptions, resolve_device
-    from bench.sweep import run_sweep
+    from bench.runner import resolve_device
 
     try:
         sets = parse_sets(set_)
@@ -108,14 +105,27 @@ def run(
         raise fail(str(exc), exc.exit_code)
     warn_plugin_problems()
 
+    outcomes = execute_sweep(runs, results, str(dev), force, data_dir, quiet, channels_last, compile_, quick)
+    if outcomes is not None:
+        print_outcomes(outcomes, results)
+
+
+def execute_sweep(runs, results: Path, device: str, force: bool, data_dir: str | None, quiet: bool,
+                  channels_last: bool = False, compile_: bool = False, quick: bool = False):
+    """Run a validated sweep with a progress bar per run (or one line per epoch when not a terminal);
+    None on ranks > 0 under torchrun."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     from bench.distributed import env_rank
+    from bench.runner import RunOptions
+    from bench.sweep import run_sweep
 
     quiet = quiet or env_rank() != 0  # under torchrun only rank 0 talks
     progress = None if quiet else Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True, refresh_per_second=4)
     log = (lambda s: None) if quiet else (lambda s: (progress.console if progress else console).print(s, markup=False))
-    opts = RunOptions(results=results, device=str(dev), force=force, data_dir=data_dir, log=log, progress=progress,
+    opts = RunOptions(results=results, device=device, force=force, data_dir=data_dir, log=log, progress=progress,
                       channels_last=channels_last, compile=compile_)
     if quick and not quiet:
         log("--quick: a smoke test of the paper-size configuration (at most 2 epochs, small splits), not a "
@@ -129,9 +139,11 @@ def run(
     except KeyboardInterrupt:
         raise fail("interrupted: committed results are intact and no file is half-written; run the same "
                    "command again to resume from the last completed epoch", 130)
+    return None if env_rank() != 0 else outcomes
 
-    if env_rank() != 0:
-        return
+
+def print_outcomes(outcomes, results: Path) -> None:
+    """The sweep's summary table; a non-zero exit when a run failed."""
     table = Table(title=f"bench run: {len(outcomes)} run(s) -> {results}")
     for col in ("dataset", "method", "seed", "status", "detail"):
         table.add_column(col, overflow="fold")
@@ -143,6 +155,40 @@ def run(
     if failed:
         raise fail(f"{len(failed)} of {len(outcomes)} run(s) failed (see the table above; records in "
                    f"<run>.partial/result.json)", 1)
+
+
+@app.command()
+def demo(
+    results: Path = typer.Option(Path("results/demo"), "--results", "-r", help="Results directory of the demo"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines"),
+) -> None:
+    """The first five minutes: three methods at the small (--tiny) configuration on offline Moving MNIST,
+    then the report (about 4-5 minutes on 2 CPU cores). Not a benchmark: the numbers are labelled tiny.
+    """
+    from bench.demo import DEMO, NEXT_STEP
+    from bench.report import write_report
+    from bench.run_spec import SpecOptions
+    from bench.runner import resolve_device
+
+    console.print(f"demo: {DEMO.run_command(str(results))}, then bench report --results {results}", markup=False,
+                  soft_wrap=True)
+    try:
+        keys, specs = resolve_targets(DEMO.methods, DEMO.dataset, {})
+        runs = resolve_runs(keys, specs, [0], SpecOptions(tiny=True, sizes=parse_sizes(DEMO.sizes),
+                                                          epochs=DEMO.epochs))
+        check_results_dir(results)
+        device = str(resolve_device("auto"))
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+    outcomes = execute_sweep(runs, results, device, False, None, quiet)
+    print_outcomes(outcomes, results)
+    try:
+        written = write_report(results, results / "report", ("md",))
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+    figures = sorted(p for p in written if p.suffix == ".png")
+    console.print(f"Report: {results / 'report' / 'report.md'} ({len(figures)} figures in "
+                  f"{results / 'report' / 'figures'}). Next: {NEXT_STEP}", markup=False, soft_wrap=True)
 
 
 @app.command("list")

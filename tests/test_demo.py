@@ -1,0 +1,46 @@
+"""Issue 15: the demo's configuration learns, and `bench demo` ends in a report and a next step."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+import bench.demo as demo_module
+from bench.cli import app
+from bench.demo import DEMO, DemoRecipe
+from bench.result_record import load_results
+
+runner = CliRunner()
+
+
+def test_the_demo_configuration_learns_at_an_even_smaller_size(tmp_path):
+    """The demo's methods at their --tiny widths, on a sixth of its data: validation MSE falls."""
+    res = runner.invoke(app, ["run", "--methods", DEMO.methods, "--datasets", DEMO.dataset, "--tiny", "--quiet",
+                              "--sizes", "train=128,val=32,test=8", "--epochs", "3", "--results", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    results, problems = load_results(tmp_path)
+    assert problems == [] and sorted(r.label for r in results) == sorted(DEMO.methods.split(","))
+    for r in results:
+        curve = [h.val["mse"] for h in r.history]
+        assert all(b < a for a, b in zip(curve, curve[1:])), (r.label, curve)  # falls at every epoch
+        assert curve[-1] < curve[0] - 3.0, (r.label, curve)  # by more than rounding (runs are deterministic)
+        assert r.spec.tiny and r.best_epoch == min(range(1, 4), key=lambda e: curve[e - 1])
+
+
+def test_bench_demo_runs_reports_and_says_what_next(tmp_path, monkeypatch):
+    small = DemoRecipe(sizes="train=16,val=8,test=4", epochs=1)
+    monkeypatch.setattr(demo_module, "DEMO", small)
+    res = runner.invoke(app, ["demo", "--results", str(tmp_path / "demo"), "--quiet"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert small.run_command(str(tmp_path / "demo")) in res.output  # it says which command it is
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("Report: ") and "report.md" in last and "--device cuda" in last
+    report = (tmp_path / "demo" / "report" / "report.md").read_text()
+    assert "tiny models" in report and "not comparable with published numbers" in report
+    assert len(list((tmp_path / "demo" / "report" / "figures").glob("*.png"))) >= 3
+
+
+@pytest.mark.parametrize("field", ["methods", "sizes", "epochs"])
+def test_the_recipe_is_the_command_it_prints(field):
+    text = DEMO.run_command("results/demo")
+    assert str(getattr(DEMO, field)) in text and "--tiny" in text and "--quick" not in text
