@@ -6,6 +6,7 @@ everything is validated before any training starts.
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from bench.cli_common import (check_results_dir, check_writable_dir, console, err_console, fail, parse_seeds,
+from bench.cli_common import (as_dir, check_results_dir, check_writable_dir, console, err_console, fail, parse_seeds,
                               parse_sets, parse_sizes, resolve_runs, resolve_targets, split_list,
                               warn_plugin_problems)
 from bench.errors import BenchError
@@ -52,11 +53,11 @@ def run(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size (default: the paper's)"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
     quick: bool = typer.Option(False, "--quick", help="Smoke test of the paper-size model (at most 2 epochs, small splits); not a benchmark"),
-    tiny: bool = typer.Option(False, "--tiny", help="Smoke-test model sizes (results flagged, never ranked with real ones)"),
+    tiny: bool = typer.Option(False, "--tiny", help="The small configuration: paper recipes at small widths, learns in minutes on a CPU (results labelled tiny, never ranked with paper-size ones)"),
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Sequences per split, e.g. train=256,val=64,test=64"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override hyperparameters for every method: key=value (repeatable)"),
     pred_len: Optional[int] = typer.Option(None, "--pred-len", help="Frames to predict at evaluation (recursive rollout beyond the native length)"),
-    results: Path = typer.Option(Path("results"), "--results", "-r", help="Results directory"),
+    results_: str = typer.Option("results", "--results", "-r", help="Results directory"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data directory (default: $BENCH_DATA)"),
     data_seed: int = typer.Option(0, "--data-seed", help="Seed of the fixed validation/test sets"),
     force: bool = typer.Option(False, "--force", help="Re-run and replace existing results"),
@@ -87,6 +88,7 @@ def run(
     from bench.runner import resolve_device
 
     try:
+        results = as_dir(results_, "--results")
         sets = parse_sets(set_)
         seed_list = parse_seeds(seeds)
         size_map = parse_sizes(sizes)
@@ -137,6 +139,10 @@ def execute_sweep(runs, results: Path, device: str, force: bool, data_dir: str |
         else:
             outcomes = run_sweep(runs, opts)
     except KeyboardInterrupt:
+        if force:
+            raise fail("interrupted: the previous results are intact and no file is half-written; run the same "
+                       "command again to start the forced re-runs over, or drop --force to keep the previous "
+                       "results", 130)
         raise fail("interrupted: committed results are intact and no file is half-written; run the same "
                    "command again to resume from the last completed epoch", 130)
     return None if env_rank() != 0 else outcomes
@@ -159,7 +165,7 @@ def print_outcomes(outcomes, results: Path) -> None:
 
 @app.command()
 def demo(
-    results: Path = typer.Option(Path("results/demo"), "--results", "-r", help="Results directory of the demo"),
+    results_: str = typer.Option("results/demo", "--results", "-r", help="Results directory of the demo"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines"),
 ) -> None:
     """The first five minutes: three methods at the small (--tiny) configuration on offline Moving MNIST,
@@ -170,9 +176,8 @@ def demo(
     from bench.run_spec import SpecOptions
     from bench.runner import resolve_device
 
-    console.print(f"demo: {DEMO.run_command(str(results))}, then bench report --results {results}", markup=False,
-                  soft_wrap=True)
     try:
+        results = as_dir(results_, "--results")
         keys, specs = resolve_targets(DEMO.methods, DEMO.dataset, {})
         runs = resolve_runs(keys, specs, [0], SpecOptions(tiny=True, sizes=parse_sizes(DEMO.sizes),
                                                           epochs=DEMO.epochs))
@@ -180,6 +185,8 @@ def demo(
         device = str(resolve_device("auto"))
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)
+    console.print(f"demo: {DEMO.run_command(str(results))}, then bench report --results {results}", markup=False,
+                  soft_wrap=True)
     outcomes = execute_sweep(runs, results, device, False, None, quiet)
     print_outcomes(outcomes, results)
     try:
@@ -236,8 +243,8 @@ def list_(
 
 @app.command()
 def report(
-    results: Path = typer.Option(Path("results"), "--results", "-r", help="Results directory to read"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: RESULTS/report)"),
+    results_: str = typer.Option("results", "--results", "-r", help="Results directory to read"),
+    out_: Optional[str] = typer.Option(None, "--out", "-o", help="Output directory (default: RESULTS/report)"),
     format_: str = typer.Option("md", "--format",
                                 help="Comma-separated formats: md, csv, tex; only these are written (figures come "
                                      "with md)"),
@@ -263,9 +270,16 @@ def report(
         indices = []
     if not indices or any(i < 0 for i in indices):
         raise fail(f"--samples {samples!r}: give test sequence indices >= 0, comma-separated, e.g. --samples 0,2")
+    if mse_line is not None and not (math.isfinite(mse_line) and mse_line > 0):
+        raise fail(f"--mse-line {mse_line}: give a positive MSE, e.g. --mse-line 35")
     try:
-        check_writable_dir(out or results / "report", "report directory", "--out DIR")
-        written = write_report(results, out or results / "report", formats, mse_line, figures=not no_figures,
+        results = as_dir(results_, "--results")
+        if not results.is_dir():
+            what = "is a file, not a directory" if results.exists() else "does not exist"
+            raise BenchError(f"results directory {results} {what}: run `bench run ...` first, or pass --results DIR")
+        out = as_dir(out_, "--out") if out_ is not None else results / "report"
+        check_writable_dir(out, "report directory", "--out DIR")
+        written = write_report(results, out, formats, mse_line, figures=not no_figures,
                                samples=indices, per_frame=per_frame, clipped=clipped)
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)

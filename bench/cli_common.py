@@ -34,24 +34,34 @@ def split_list(text: str | None) -> list[str]:
     return split_top_level(text or "")
 
 
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes a 64-bit integer
+
+
 def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in split_list(text)]
     except ValueError:
         raise BenchError(f"--seeds {text!r} is not a comma-separated list of integers; write e.g. --seeds 0,1,2") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise BenchError(f"--seeds {text!r} must list non-negative integers; write e.g. --seeds 0,1")
+    if not seeds or any(s < 0 or s > MAX_SEED for s in seeds):
+        raise BenchError(f"--seeds {text!r} must list integers from 0 to 2**63-1; write e.g. --seeds 0,1")
+    if len(set(seeds)) != len(seeds):
+        raise BenchError(f"--seeds {text!r} lists a seed twice; give each seed once")
     return seeds
 
 
 def parse_sizes(text: str | None) -> dict[str, int]:
     sizes: dict[str, int] = {}
+    if text is not None and not split_list(text):
+        raise BenchError("--sizes is empty; write e.g. --sizes train=256,val=64,test=64, or leave it out for the "
+                         "dataset's standard sizes")
     for part in split_list(text):
         name, _, value = part.partition("=")
         value = value.strip()
         if name.strip() not in ("train", "val", "test") or not (value.isascii() and value.isdigit()) or int(value) < 1:
             raise BenchError(f"--sizes {text!r}: write split=count with splits train, val, test and positive counts, "
                              f"e.g. --sizes train=256,val=64,test=64")
+        if name.strip() in sizes:
+            raise BenchError(f"--sizes {text!r} gives {name.strip()} twice; give each split once")
         sizes[name.strip()] = int(value)
     return sizes
 
@@ -60,7 +70,16 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     """``--set`` options -> {key: value} (``--set incep_ker=3,5,7`` is a tuple; see bench.hparams)."""
     from bench.hparams import parse_set_items
 
+    if any(not item.strip() for item in items or []):
+        raise BenchError("--set with an empty value; write e.g. --set lr=0.001")
     return parse_set_items(items)
+
+
+def as_dir(text: str, flag: str) -> Path:
+    """A directory option's value as a Path; an empty value is a one-line BenchError (not the cwd)."""
+    if not text.strip():
+        raise BenchError(f"{flag} is empty; pass a directory, e.g. {flag} results")
+    return Path(text)
 
 
 def check_results_dir(path: Path) -> None:
@@ -102,6 +121,21 @@ def resolve_targets(methods: str, datasets: str, sets: dict[str, Any]):
     return keys, specs
 
 
+def check_data_present(dataset: str, data_dir: str | None) -> None:
+    """A dataset that reads files must find them before any run starts (one line with how to get them)."""
+    from bench.datasets._files import SOURCES, data_root
+
+    if dataset not in SOURCES:
+        return
+    source = SOURCES.get(dataset)
+    root = data_root(data_dir)
+    status, where = source.present(root)
+    if status == "missing":
+        hint = "pass --data-dir DIR or set BENCH_DATA=DIR" if root is None else f"under {root}"
+        raise BenchError(f"dataset {dataset!r} has no data ({hint}): expected {where}; to get it: "
+                         f"{source.how_to_get} (then check with `bench data check {dataset}`)")
+
+
 def resolve_runs(keys, datasets, seeds: list[int], options) -> list:
     """Every (RunSpec, DatasetSpec) of a sweep, validated and buildable, before anything trains."""
     from bench.distributed import env_world_size
@@ -117,4 +151,6 @@ def resolve_runs(keys, datasets, seeds: list[int], options) -> list:
                 raise BenchError(f"{specs[0].label}: batch size {specs[0].batch_size} is not divisible by the {world} "
                                  f"processes; pass --batch-size as a multiple of --nproc_per_node")
             runs += [(spec, data) for spec in specs]
+    for data in datasets:  # after the options (a bad option is the first thing to fix)
+        check_data_present(data.name, options.data_dir)
     return runs

@@ -17,7 +17,7 @@ def audit(
     datasets: str = typer.Option("mmnist", "--datasets", "-d", help="Comma-separated dataset names"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
     fps_batch: int = typer.Option(16, "--fps-batch", help="Fixed batch for the fps measurement"),
-    tiny: bool = typer.Option(False, "--tiny", help="Audit the smoke-test model sizes"),
+    tiny: bool = typer.Option(False, "--tiny", help="Audit the small (--tiny) model sizes"),
     results: Path = typer.Option(Path("results"), "--results", "-r", help="Where to store the audit records"),
 ) -> None:
     """Params, fvcore FLOPs (and skipped operators) and test fps, without training; stored for the report.
@@ -79,7 +79,7 @@ def perf(
     batch_size: int = typer.Option(4, "--batch-size", "-b", help="Batch of the timed train steps"),
     iters: int = typer.Option(3, "--iters", help="Timed train steps (after one warm-up step)"),
     metric_frames: int = typer.Option(1000, "--metric-frames", help="Frames for the SSIM throughput comparison"),
-    tiny: bool = typer.Option(False, "--tiny", help="Smoke-test model sizes"),
+    tiny: bool = typer.Option(False, "--tiny", help="The small (--tiny) model sizes"),
     skip_metrics: bool = typer.Option(False, "--skip-metrics", help="Skip the SSIM throughput comparison"),
     precisions: str = typer.Option("fp32", "--precisions", help="Comma-separated precisions to time, e.g. fp32,bf16"),
     results: Path = typer.Option(Path("results"), "--results", "-r", help="Where to store the figures"),

@@ -233,5 +233,7 @@ def parse_set_items(items: list[str] | None) -> dict[str, Any]:
                 joined[-1] += "," + part
         for part in joined:
             key, value = parse_assignment(part)
+            if key in out and out[key] != value:
+                raise BenchError(f"{key} is set twice (--set {key}={out[key]!r} and --set {key}={value!r}); give it once")
             out[key] = value
     return out

@@ -176,6 +176,7 @@ def pretrain_key(recipe: SMRecipe, data: DatasetSpec, hp: Mapping[str, Any], see
         "seed": seed,
         "sizes": dict(sorted((extra.get("sizes") or {}).items())),
         "data_seed": extra.get("data_seed"),
+        "data_source": dict(sorted((extra.get("data_source") or {}).items())),  # e.g. MNIST vs bundled digits
     }
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -54,7 +54,8 @@ class MethodSpec:
         hparams: dataset name -> hyperparameters (model and training keys together);
             ``"*"`` holds the fallback for every dataset.
         variants: named ablations: variant name -> hyperparameter overrides.
-        tiny: overrides giving a seconds-fast model for tests and ``--tiny`` smoke runs.
+        tiny: overrides giving the small ``--tiny`` configuration (small widths that learn in minutes on a
+            CPU: ``bench demo`` and the tests).
         loss: ``loss(pred, target, hp) -> scalar``; default per-pixel MSE.
         train_step: ``train_step(model, x, y, hp, progress) -> (pred, target)``.
         predict: ``predict(model, x, hp) -> (B, T', C, H, W)`` at evaluation time.

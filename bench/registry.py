@@ -216,6 +216,8 @@ def parse_method_key(text: str) -> MethodKey:
     for part in parts[1:]:
         if "=" in part:
             key, value = parse_assignment(part)
+            if key in overrides:
+                raise BenchError(f"method key {text!r} sets {key} twice; give it once")
             overrides[key] = value
         elif variant is None and part:
             variant = part

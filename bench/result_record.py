@@ -163,10 +163,11 @@ class RunResult:
     def check(self) -> "RunResult":
         """The rules beyond types; SchemaError naming the field otherwise."""
         if self.schema not in (1, SCHEMA):
-            raise SchemaError("schema", f"is {self.schema}, expected {SCHEMA}")
+            newer = " (written by a newer bench: upgrade bench to read it)" if self.schema > SCHEMA else ""
+            raise SchemaError("schema", f"is {self.schema}, expected {SCHEMA}{newer}")
         if self.schema == SCHEMA and self.spec_version == SPEC_VERSION and self.spec_hash != self.spec.hash:
             raise SchemaError("spec_hash", f"is {self.spec_hash!r} but the spec hashes to {self.spec.hash!r} "
-                                           "(the spec was edited)")
+                                           "(the spec or the hash was edited)")
         if self.status == "complete":
             for name in ("dataset", "test", "best_epoch"):
                 if getattr(self, name) is None:
@@ -214,7 +215,23 @@ def read_result(path: Path) -> RunResult:
     except json.JSONDecodeError as exc:
         raise BenchError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); delete it and re-run "
                          f"that run") from None
-    return replace(parse_result(data, str(path)), path=str(path))
+    result = replace(parse_result(data, str(path)), path=str(path))
+    _check_location(result, path)
+    return result
+
+
+def _check_location(result: RunResult, path: Path) -> None:
+    """A result is only trusted in the directory of its own configuration and seed (a copied or moved
+    file would otherwise be served for another configuration, or count a seed twice)."""
+    seed_dir = path.parent.name
+    expected = (f"seed{result.spec.seed}", f"seed{result.spec.seed}.partial")
+    wrong = seed_dir not in expected
+    if result.schema == SCHEMA and result.spec_version == SPEC_VERSION:
+        wrong = wrong or path.parent.parent.name != result.spec_hash
+    if wrong:
+        raise BenchError(f"{path} holds the result of {result.label} seed {result.spec.seed} (spec "
+                         f"{result.spec_hash or 'of schema 1'}), which belongs in another directory (it was copied or "
+                         f"moved); move it back or delete it")
 
 
 # ----------------------------------------------------------------------------------- schema 1

@@ -252,10 +252,11 @@ class RunLock:
         self._fh = None
 
     def acquire(self) -> bool:
+        """True when this process now holds the lock; OSError when the lock file cannot be opened."""
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
+        fh = open(self.path, "a")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -155,8 +155,11 @@ def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOpt
     horizon = data.check_pred_len(opts.pred_len)
     given = {name: ("--set", value) for name, value in opts.sets.items()}
     for flag, name, value in (("--epochs", "epochs", opts.epochs), ("--batch-size", "batch_size", opts.batch_size)):
-        if value is not None:
-            given[name] = (flag, value)
+        if value is None:
+            continue
+        if name in given and given[name][1] != value:
+            raise BenchError(f"{name} is set twice: --set {name}={given[name][1]!r} and {flag} {value}; give it once")
+        given[name] = (flag, value)
     for name, (flag, value) in given.items():  # set twice: the label would show one value, the run use another
         if name in key.overrides and key.overrides[name] != value:
             raise BenchError(f"{name} is set twice: {key.label} says {name}={key.overrides[name]!r} and {flag} "
@@ -168,7 +171,7 @@ def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOpt
         for name in [k for k in hp if (k == "epochs" or k.endswith("_epochs")) and k not in explicit
                      and isinstance(hp[k], int) and not isinstance(hp[k], bool)]:
             hp[name] = min(hp[name], QUICK_EPOCHS)
-    if opts.pred_len is not None:
+    if horizon != data.out_frames:  # the dataset's own horizon is no override (same numbers, same spec)
         hp["pred_len"] = horizon
     sizes = {**(dict(data.quick_sizes) if opts.quick else {}), **dict(opts.sizes)}
     for split, n in sizes.items():

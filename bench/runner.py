@@ -103,13 +103,14 @@ def run_one(spec: RunSpec, data: DatasetSpec, opts: RunOptions) -> Outcome:
     distributed = env_world_size() > 1
     info = init_from_env(resolve_device(opts.device))[0] if distributed else DistInfo()
     lock = store.RunLock(store.lock_path(final))
-    decision: tuple[str, str] = ("run", "")
-    if info.is_main:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        decision = _decide(final, work, lock, opts.force)
-    decision = broadcast_object(decision, info)
     try:
-        action, detail = decision
+        decision: tuple[str, str] = ("run", "")
+        if info.is_main:
+            try:
+                decision = _decide(final, work, lock, opts.force)
+            except BenchError as exc:  # every rank must learn of it (they wait in the broadcast)
+                decision = ("refuse", str(exc))
+        action, detail = broadcast_object(decision, info)
         if action == "skip":
             opts.log(f"{where}: {detail}")
             return Outcome(spec, "skipped", detail, path=final)
@@ -134,8 +135,17 @@ def run_one(spec: RunSpec, data: DatasetSpec, opts: RunOptions) -> Outcome:
 
 def _decide(final: Path, work: Path, lock: store.RunLock, force: bool) -> tuple[str, str]:
     """Under the run's lock: ("skip", why), ("refuse", one-line error) or ("run", "") with ``work`` ready."""
-    if not lock.acquire():
-        return "skip", "another process holds its run lock"
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if not lock.acquire():
+            return "skip", "another process holds its run lock"
+    except OSError as exc:
+        raise BenchError(f"cannot write under {final.parent} ({exc.strerror}); ask its owner for write access or "
+                         f"pass --results with a directory of your own") from None
+    return _decide_locked(final, work, force)
+
+
+def _decide_locked(final: Path, work: Path, force: bool) -> tuple[str, str]:
     store.recover_run(final)
     state = store.committed_state(final)
     if state == "complete" and not force:
@@ -143,7 +153,11 @@ def _decide(final: Path, work: Path, lock: store.RunLock, force: bool) -> tuple[
     if state not in ("missing", "complete") and not force:
         return "refuse", (f"{final} holds a result this version cannot read ({state}); move it away, or re-run with "
                           f"--force to replace it")
-    _prepare_work_dir(work, force)
+    try:
+        _prepare_work_dir(work, force)
+    except OSError as exc:
+        raise BenchError(f"cannot write {work} ({exc.strerror}); ask the owner of {final.parent} for write access "
+                         f"or pass --results with a directory of your own") from None
     return "run", ""
 
 
@@ -217,7 +231,7 @@ def prepare_run(spec: RunSpec, data: DatasetSpec, work: Path, opts: RunOptions) 
                               cache_dir=Path(opts.results) / "_cache" / data.name if info.world_size == 1 else None,
                               log=run.log, check_finite=check_finite,
                               extra={"sizes": dict(spec.sizes), "data_seed": spec.data_seed,
-                                     "world_size": info.world_size})
+                                     "data_source": dict(spec.data_source), "world_size": info.world_size})
         run.pretrain_record = method.pretrain(model, ctx)
         seed_everything(spec.seed, device)  # the training stage starts from the same RNG state, cached stage or not
     if opts.channels_last:

@@ -176,7 +176,9 @@ class MovingMNISTSplits:
     def __init__(self, spec: DatasetSpec, config: DataConfig):
         self.spec = spec
         self.config = config
-        self.frames = spec.in_frames + spec.out_frames
+        # validation/test sequences hold max(T', --pred-len) targets; the trajectories are prefix-stable, so
+        # their first T + T' frames are the same whatever the horizon
+        self.eval_out = max(spec.out_frames, int(getattr(config, "pred_len", None) or 0))
         self.sizes = {**spec.sizes, **{k: int(v) for k, v in config.sizes.items()}}
         for split, size in self.sizes.items():
             if size < 1:
@@ -191,7 +193,10 @@ class MovingMNISTSplits:
     def _chunk(self, split: str, epoch: int, index: int, n: int) -> torch.Tensor:
         seed = self.config.seed if split == "train" else self.config.data_seed
         return generate(self.pools[split], n, [seed, _SPLIT_ID[split], epoch if split == "train" else 0, index],
-                        self.frames)
+                        self.spec.in_frames + self._out(split))
+
+    def _out(self, split: str) -> int:
+        return self.spec.out_frames if split == "train" else self.eval_out
 
     def sequences(self, split: str, epoch: int = 0) -> Iterator[torch.Tensor]:
         """This rank's sequences of ``split`` in order, as uint8 chunks (n, T + T', 64, 64)."""
@@ -212,15 +217,15 @@ class MovingMNISTSplits:
             count += len(chunk)
             while count >= batch_size:
                 block = torch.cat(pending)
-                yield self._split(block[:batch_size])
+                yield self._split(block[:batch_size], split)
                 pending, count = [block[batch_size:]], count - batch_size
         if count:
-            yield self._split(torch.cat(pending))
+            yield self._split(torch.cat(pending), split)
 
-    def _split(self, block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _split(self, block: torch.Tensor, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         video = block.to(torch.float32).div_(255.0)[:, :, None]  # (B, T + T', 1, 64, 64)
         t = self.spec.in_frames
-        return video[:, :t], video[:, t:t + self.spec.out_frames]
+        return video[:, :t], video[:, t:t + self._out(split)]
 
 
 @register_dataset(

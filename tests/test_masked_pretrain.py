@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from bench.baselines.simvp import SIMVP_SM
@@ -17,13 +16,6 @@ T_IN, T_OUT, C, H, W = 3, 2, 1, 16, 16
 DATA = DatasetSpec(name="toy", in_frames=T_IN, out_frames=T_OUT, channels=C, height=H, width=W,
                    load=lambda s, c: None)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def splits(n: int = 8) -> ArraySplits:

@@ -23,14 +23,6 @@ from bench.pretrain import PretrainContext
 from bench.registry import DatasetSpec, get_method, parse_method_key
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 T_IN, T_OUT, C, H, W = 3, 2, 1, 16, 16
 DATA = DatasetSpec(name="toy", in_frames=T_IN, out_frames=T_OUT, channels=C, height=H, width=W,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -209,6 +211,11 @@ def test_full_size_params_and_flops_vs_published(name):
         counts = load_fixture("convlstm")["mmnist"]
         assert params == counts["total"] - counts["unused"]
         assert abs(counts["total"] / PUBLISHED[name]["params"] - 1) < 0.01
+        # and the audit's explanation quotes exactly these measured numbers
+        from bench.audit import CONVLSTM_PARAMS_NOTE
+
+        quoted = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]{4,}", CONVLSTM_PARAMS_NOTE)]
+        assert quoted == [counts["total"], counts["unused"], counts["total"], counts["unused"], params]
 
 
 def test_hyperparameter_errors_and_variants():

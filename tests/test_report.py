@@ -129,7 +129,7 @@ def test_rows_are_run_specs_and_groups_are_comparable(tmp_path: Path) -> None:
     assert sorted(t["plasm:base"][1:3] for _, t in base) == [["1", "3.00"], ["1", "4.00"]]  # never averaged
     notes = section(md, by_rows[("plasm",)][0][0])
     assert "not MNIST: not comparable" in notes and "differ from this one in: frames, budget, model, data;" in notes
-    assert "Tiny smoke-test models" in section(md, by_rows[("tau:no-sa",)][0][0])
+    assert "Tiny models (the small --tiny configuration)" in section(md, by_rows[("tau:no-sa",)][0][0])
     assert "7 groups of runs that are not comparable" in md
     spec_list = md.split("Run specifications", 1)[1].split("</details>", 1)[0]
     assert "simvp [lr=0.001]: spec " in spec_list and "seeds 0, 1" in spec_list
@@ -316,3 +316,14 @@ def test_cli_report_options(three_methods: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(app, ["report", "-r", str(three_methods), "-o", str(out), "--samples", "-1"])
     assert res.exit_code == 2 and "--samples" in res.output
+
+
+def test_a_report_directory_never_keeps_outputs_of_an_earlier_report(three_methods, tmp_path):
+    out = tmp_path / "out"
+    first = write_report(three_methods, out, formats=("md", "csv"))
+    assert (out / "report.csv").exists() and any(p.suffix == ".png" for p in first)
+    stale_png = out / "figures" / "curves_other_0000.png"
+    stale_png.write_bytes(b"not from this report")
+    second = write_report(three_methods, out, formats=("md",), figures=False)
+    assert second == [out / "report.md"]
+    assert not (out / "report.csv").exists() and not list((out / "figures").glob("*.png"))

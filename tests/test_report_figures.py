@@ -170,6 +170,13 @@ def real_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def t_text(md: str, tag: str) -> str:
+    """The markdown of the comparison table headed by ``tag`` (up to the next heading)."""
+    start = md.index(f"#### {tag}")
+    end = md.find("\n#", start + 1)
+    return md[start:end if end > 0 else None]
+
+
 def test_real_runs(real_results: Path, tmp_path: Path) -> None:
     runs, problems = load_results(real_results)
     assert len(runs) == 4 and not problems
@@ -185,7 +192,8 @@ def test_real_runs(real_results: Path, tmp_path: Path) -> None:
         for metric, col, d in (("mse", "MSE↓", 2), ("ssim", "SSIM↑", 4), ("psnr", "PSNR↑", 2)):
             text = t[label][header.index(col)].replace("**", "").replace("<u>", "").replace("</u>", "")
             assert text.removesuffix(" ≈") == ms([r.test[metric] for r in mine], d), (label, metric)
-    assert "No published numbers" in md  # 4 -> 4 frames: no paper table matches
+    assert "Published numbers are not shown beside these runs" in md  # tiny and quick: never beside paper rows
+    assert "— paper (" not in t_text(md, "mmnist[1]")
     pngs = [p for p in paths if p.suffix == ".png"]
     assert {p.name.split("_mmnist")[0] for p in pngs} == {"curves", "per_frame", "mse_flops", "samples"}
     for p in pngs:

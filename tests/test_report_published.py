@@ -205,3 +205,17 @@ def test_ablation_sweep_and_efficiency_tables(tmp_path: Path) -> None:
     assert "audit (FakeGPU; load 0.10)" in t["simvp"][-1] and "runs" in t["plasm"][-1]
     assert t["*simvp — paper (PLA-SM Table V)*"][header.index("Train (s/epoch)↓")] == "86"
     assert "aten::gelu ×3" in md.split("Cost audit", 1)[1]
+
+
+def test_a_sweep_holds_only_runs_that_differ_in_its_hyperparameter(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    for seed in (0, 1):
+        fake_run(root, "plasm", seed, metrics(18.0 + 0.2 * seed), hparams={"r0": 0.96, "lr": 0.001})
+        fake_run(root, "plasm:r0=0.9", seed, metrics(19.0 + 0.2 * seed), hparams={"lr": 0.001})
+        # --set lr=0.005 changed another value: neither the default row nor a member of the r0 sweep
+        fake_run(root, "plasm", seed, metrics(30.0 + seed), hparams={"r0": 0.96}, sets={"lr": 0.005})
+    md = write_report(root, tmp_path / "out", figures=False)[0].read_text()
+    t = table_after(md, "plasm: sweep of r0")
+    ours = [k for k in t if k != "__header__" and "paper" not in k]
+    assert ours == ["r0 = 0.9 (plasm:r0=0.9)", "r0 = 0.96 (default: plasm [lr=0.001])"], ours
+    assert "runs with --set are left out" in section(md, "plasm: sweep of r0")

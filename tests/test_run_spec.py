@@ -230,7 +230,7 @@ def test_interrupting_a_forced_rerun_keeps_the_previous_result(finished):
         res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root, "--force")
     finally:
         restore()
-    assert res.exit_code == 130 and "committed results are intact" in res.stderr
+    assert res.exit_code == 130 and "previous results are intact" in res.stderr
     assert complete_result(root) == before
     # the forced run, done, replaces it in one step
     assert bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root, "--force").exit_code == 0
@@ -404,3 +404,92 @@ def test_pretraining_cache_files_follow_the_umask(tmp_path):
     assert res.exit_code == 0, res.output
     (cache,) = (tmp_path / "_cache").rglob("*.pt")
     assert stat.S_IMODE(cache.stat().st_mode) == 0o666 & ~_umask()
+
+
+# ------------------------------------------------------------------------------------ found by trying the CLI
+
+
+def test_a_result_copied_into_another_configuration_is_not_served(finished):
+    import shutil
+
+    root, before = finished
+    other = spec_of(tiny=True, epochs=2, batch_size=4, sizes={"train": 8, "val": 4, "test": 4})
+    target = store.run_dir(root, other)
+    target.parent.mkdir(parents=True)
+    shutil.copytree(only(run_dirs(root)), target)  # the 1-epoch result under the 2-epoch configuration's name
+    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 2, "--results", root)
+    assert res.exit_code == 1 and "kept" not in res.output
+    assert "belongs in another directory" in failed_result(root).error  # refused, not replaced, not served
+    results, problems = load_results(root)
+    assert any("belongs in another directory" in p for p in problems)
+    assert [r.spec.epochs for r in results if r.complete] == [1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "simvp", "--set", "epochs=3", "--epochs", "1"], "epochs is set twice"),
+    (["--methods", "simvp", "--set", "batch_size=2", "--batch-size", "4"], "batch_size is set twice"),
+    (["--methods", "simvp", "--set", "lr=0.1", "--set", "lr=0.2"], "lr is set twice"),
+    (["--methods", "simvp:lr=0.1:lr=0.2"], "sets lr twice"),
+    (["--methods", "simvp", "--sizes", "train=8,train=16"], "gives train twice"),
+    (["--methods", "simvp", "--sizes", ""], "--sizes is empty"),
+    (["--methods", "simvp", "--set", ""], "--set with an empty value"),
+    (["--methods", "simvp", "--seeds", "99999999999999999999999"], "--seeds"),
+    (["--methods", "simvp", "--seeds", "1,1"], "a seed twice"),
+    (["--methods", "simvp", "--datasets", "kth"], "dataset 'kth' has no data"),
+    (["--methods", "simvp", "--results", ""], "--results is empty"),
+])
+def test_more_mistakes_are_one_line_before_anything_runs(tmp_path, monkeypatch, args, message):
+    monkeypatch.delenv("BENCH_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    res = bench("run", *args, "--tiny", "--epochs", 1, *([] if "--results" in args else ["--results", tmp_path / "r"]))
+    err = res.stderr.strip()
+    assert res.exit_code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not list(tmp_path.rglob("result.json")) and not (tmp_path / "mmnist").exists()
+
+
+def test_a_longer_horizon_on_generated_moving_mnist(tmp_path):
+    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--pred-len", 12, "--results", tmp_path)
+    assert res.exit_code == 0, res.output
+    r = complete_result(tmp_path)
+    assert r.spec.pred_len == 12 and len(r.test_per_frame["mse"]) == 12
+    from bench.registry import DataConfig
+
+    data = get_dataset("mmnist")
+    short = next(iter(data.load(data, DataConfig(sizes={"val": 4})).batches("val", 4)))
+    long = next(iter(data.load(data, DataConfig(sizes={"val": 4}, pred_len=12)).batches("val", 4)))
+    assert long[1].shape[1] == 12 and torch.equal(long[0], short[0]) and torch.equal(long[1][:, :10], short[1])
+    assert spec_of(tiny=True, pred_len=10).hash == spec_of(tiny=True).hash  # the dataset's own horizon
+
+
+def test_the_pretraining_cache_key_depends_on_the_digit_source():
+    from bench.baselines.simvp import SIMVP_SM
+    from bench.masked_pretrain import pretrain_key
+
+    hp = spec_of("simvp:sm", tiny=True).hparams
+    data = get_dataset("mmnist")
+    keys = {pretrain_key(SIMVP_SM, data, hp, 0, {"data_source": src}) for src in
+            ({"digit_source": "sklearn-digits"}, {"digit_source": "mnist-idx", "digit_file_bytes": 9912422})}
+    assert len(keys) == 2
+
+
+def test_an_unwritable_run_directory_is_one_line(tmp_path, monkeypatch):
+    def denied(self):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self.path))
+
+    monkeypatch.setattr(store.RunLock, "acquire", denied)
+    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", tmp_path)
+    assert res.exit_code == 1 and "cannot write under" in res.output and "Traceback" not in res.output
+
+
+def test_interrupting_a_forced_run_says_what_the_same_command_will_do(finished):
+    root, _ = finished
+
+    def interrupt(original):
+        return lambda pred, target, hp: (_ for _ in ()).throw(KeyboardInterrupt)
+
+    restore = _inject("simvp", "loss", interrupt)
+    try:
+        res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root, "--force")
+    finally:
+        restore()
+    assert res.exit_code == 130 and "start the forced re-runs over" in res.stderr and "resume" not in res.stderr

@@ -47,7 +47,7 @@ def spec_details(group: Group) -> tuple[str, str]:
 
 def comparison_table(ctx: Context, group: Group, differing: Sequence[str]) -> Table:
     scale = ctx.scale(group.dataset)
-    paper = paper_entries(ctx, group)
+    paper = [] if group.tiny or group.quick else paper_entries(ctx, group)  # never beside runs not comparable
     metrics = table_columns(ctx, group, paper)
     columns = ["Method", "n"] + [header(m, scale.get(m, 1.0)) for m in metrics] + ["Device"]
     rows = []
@@ -78,7 +78,8 @@ def comparison_table(ctx: Context, group: Group, differing: Sequence[str]) -> Ta
         if has_dagger(shown, ("mse",)):
             notes.append("† printed without a stated unit or scale (PLA-SM Table III, Caltech MSE): shown as "
                          "printed, not converted to our convention.")
-    notes += disagreement_notes(ctx.published, group.dataset, group.pred_len, {r.label for r in group.rows})
+    if shown:
+        notes += disagreement_notes(ctx.published, group.dataset, group.pred_len, {r.label for r in group.rows})
     if any(m in CLIPPED.values() for m in metrics):
         notes.append(clipped_note())
     if differing:

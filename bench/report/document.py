@@ -35,7 +35,8 @@ def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md
                  clipped: bool = False) -> list[Path]:
     """Render the report of ``results_dir`` into ``out_dir``; returns the files written.
 
-    ``formats``: any of ``md``, ``csv``, ``tex`` (only those are written). ``mse_line`` draws a
+    ``formats``: any of ``md``, ``csv``, ``tex`` (only those are written; report files and figures an
+    earlier report left in ``out_dir`` and this one did not write are removed). ``mse_line`` draws a
     horizontal reference line (display scale) on every learning-curve figure. ``figures=False``
     skips the PNGs (and their links). ``samples``: indices of the stored test sequences shown in the
     qualitative grids. ``per_frame``: add the per-frame tables. ``clipped``: add the clipped MSE/MAE
@@ -91,7 +92,20 @@ def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md
     except OSError as exc:
         raise BenchError(f"cannot write the report into {out_dir}: {exc.strerror}; choose another place with "
                          "--out DIR") from None
+    _remove_stale(out_dir, set(written) | set(ctx.figures))
     return written + sorted(ctx.figures)
+
+
+def _remove_stale(out_dir: Path, current: set[Path]) -> None:
+    """Delete what an earlier report left in ``out_dir`` (its report.* files and figures) and this one did
+    not write: a report directory always describes the results it was rendered from, nothing else."""
+    stale = [out_dir / f"report.{fmt}" for fmt in ("md", "csv", "tex")]
+    figures = out_dir / "figures"
+    if figures.is_dir():
+        stale += list(figures.glob("*.png"))
+    for path in stale:
+        if path not in current and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def _failed_lines(inputs: Inputs) -> list[str]:

@@ -43,7 +43,7 @@ def ranking_notes(table: Table) -> list[str]:
 def comparability_notes(group: Group, has_paper: bool) -> list[str]:
     notes = []
     if group.tiny:
-        notes.append("Tiny smoke-test models: not comparable with published numbers.")
+        notes.append("Tiny models (the small --tiny configuration): not comparable with published numbers.")
     if group.quick:
         notes.append("Quick runs (reduced epochs and split sizes): not comparable with published numbers.")
     sources = {digit_source(r) for r in group.runs} - {None}
@@ -54,7 +54,10 @@ def comparability_notes(group: Group, has_paper: bool) -> list[str]:
         notes.append("These runs were scored before the published protocol (schema 1): their MSE/MAE were computed on "
                      "predictions clipped to [0, 1], so they appear only in the clipped columns and are never compared "
                      "with paper values; re-run them to get published-protocol numbers.")
-    if not has_paper:
+    if group.tiny or group.quick:
+        notes.append("Published numbers are not shown beside these runs: they are not comparable with them (the "
+                     "papers' rows are listed under \"Published numbers\" at the end).")
+    elif not has_paper:
         notes.append("No published numbers for these methods on this dataset and horizon.")
     return notes
 
@@ -84,5 +87,5 @@ def block_notes(ctx: Context, groups: Sequence[Group], what: str) -> list[str]:
              "FLOPs (G): fvcore, one sample (from `bench audit` when recorded, else the runs)."]
     notes += list(dict.fromkeys(scale_note(ctx, ds) for ds in sorted({g.dataset for g in groups})))
     if any(g.tiny for g in groups):
-        notes.append("Blocks of tiny smoke-test models are not comparable with published numbers.")
+        notes.append("Blocks of tiny models (the small --tiny configuration) are not comparable with published numbers.")
     return notes

@@ -150,7 +150,9 @@ def sweep_tables(ctx: Context) -> list[Table]:
         base = method + (f":{variant}" if variant else "")
 
         def member(r: RowRuns) -> Any:
-            if r.method != method or r.variant != variant:
+            # one hyperparameter swept from the method's configuration: rows run with --set changed other
+            # values (or this one without saying so in the key), so they are neither the default nor a member
+            if r.method != method or r.variant != variant or r.uses_sets:
                 return None
             if not r.overrides:
                 value = r.spec.hparams.get(param)
@@ -191,7 +193,7 @@ def sweep_tables(ctx: Context) -> list[Table]:
         table = variant_table(ctx, f"{base}: sweep of {param}", f"sweep-{base}-{param}".replace(":", "+"),
                               [(rid, text) for rid, text in ordered], lookup, groups, paper_rows, param)
         table.notes = block_notes(ctx, groups, f"values of `{param}` for `{base}` (recognised from the run keys' "
-                                               f"overrides; the default row is the run without override), in the "
+                                               f"overrides; the default row is the run without override; runs with --set are left out), in the "
                                                f"layout of PLA-SM Tables VIII, IX, XI") + table.notes
         table.section = "sweep"
         tables.append(table)
