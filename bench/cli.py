@@ -203,6 +203,7 @@ def list_(
     pattern: str = typer.Argument("*", help="Wildcard over method names, e.g. 'tau*'"),
     hparams: Optional[str] = typer.Option(None, "--hparams", help="Show the resolved hyperparameters of a method key"),
     dataset: str = typer.Option("mmnist", "--dataset", help="Dataset for --hparams"),
+    tiny: bool = typer.Option(False, "--tiny", help="With --hparams: the small (--tiny) configuration's values"),
 ) -> None:
     """List registered methods (with variants) and datasets."""
     from bench.registry import get_dataset, get_method, list_datasets, list_methods, parse_method_key
@@ -211,9 +212,9 @@ def list_(
         if hparams:
             key = parse_method_key(hparams)
             get_dataset(dataset)
-            hp = key.resolve(dataset)
+            hp = key.resolve(dataset, tiny=tiny)
             declared = key.spec.declarations()
-            table = Table(title=f"{key.label} on {dataset}")
+            table = Table(title=f"{key.label} on {dataset}" + (" (--tiny)" if tiny else ""))
             table.add_column("hyperparameter")
             table.add_column("value")
             table.add_column("valid values", overflow="fold")

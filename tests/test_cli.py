@@ -171,6 +171,8 @@ def test_list_and_help():
     assert res.exit_code == 0 and "simvp" in res.output and "mmnist" in res.output and "no-ddr" in res.output
     res = bench("list", "--hparams", "tau:no-ddr")
     assert res.exit_code == 0 and "ddr" in res.output and "an integer >= 1" in res.output
+    full, tiny = bench("list", "--hparams", "simvp"), bench("list", "--hparams", "simvp", "--tiny")
+    assert "(3, 5, 7, 11)" in full.output and "(3, 5)" in tiny.output and "(--tiny)" in tiny.output
     res = bench("run", "--help")
     assert res.exit_code == 0 and "--quick" in res.output and "Examples" in res.output
 
