@@ -231,6 +231,7 @@ def test_interrupting_a_forced_rerun_keeps_the_previous_result(finished):
     finally:
         restore()
     assert res.exit_code == 130 and "previous results are intact" in res.stderr
+    assert "start the forced re-runs over" in res.stderr and "resume" not in res.stderr  # what the same command does
     assert complete_result(root) == before
     # the forced run, done, replaces it in one step
     assert bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root, "--force").exit_code == 0
@@ -479,17 +480,3 @@ def test_an_unwritable_run_directory_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(store.RunLock, "acquire", denied)
     res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", tmp_path)
     assert res.exit_code == 1 and "cannot write under" in res.output and "Traceback" not in res.output
-
-
-def test_interrupting_a_forced_run_says_what_the_same_command_will_do(finished):
-    root, _ = finished
-
-    def interrupt(original):
-        return lambda pred, target, hp: (_ for _ in ()).throw(KeyboardInterrupt)
-
-    restore = _inject("simvp", "loss", interrupt)
-    try:
-        res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root, "--force")
-    finally:
-        restore()
-    assert res.exit_code == 130 and "start the forced re-runs over" in res.stderr and "resume" not in res.stderr
