@@ -85,6 +85,7 @@ class RunSettings:
     world_size: int = 1
     batch_rule: str = ""
     selection: str = "best validation MSE"
+    host_allocator: str = ""  # CPU runs: bench.host_allocator's setting ("" for GPU runs and older results)
 
 
 @dataclass(frozen=True)

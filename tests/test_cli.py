@@ -42,6 +42,8 @@ def test_result_records_everything(simvp_run):
     assert r.dataset.info["digit_source"] == "sklearn-digits"
     env = r.environment
     assert env.torch and env.python and env.device == "cpu"
+    from bench.host_allocator import _glibc
+    assert r.settings.host_allocator.startswith("glibc heap only" if _glibc() else "default")  # CPU runs set it
     assert [h.epoch for h in r.history] == [1, 2]
     for h in r.history:
         assert h.seconds > 0 and math.isfinite(h.train_loss)
