@@ -169,7 +169,7 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines"),
 ) -> None:
     """The first five minutes: three methods at the small (--tiny) configuration on offline Moving MNIST,
-    then the report (about 4-5 minutes on 2 CPU cores). Not a benchmark: the numbers are labelled tiny.
+    then the report (about 3.5 minutes on 2 CPU cores). Not a benchmark: the numbers are labelled tiny.
     """
     from bench.demo import DEMO, NEXT_STEP
     from bench.report import write_report
@@ -180,7 +180,7 @@ def demo(
         results = as_dir(results_, "--results")
         keys, specs = resolve_targets(DEMO.methods, DEMO.dataset, {})
         runs = resolve_runs(keys, specs, [0], SpecOptions(tiny=True, sizes=parse_sizes(DEMO.sizes),
-                                                          epochs=DEMO.epochs))
+                                                          epochs=DEMO.epochs, batch_size=DEMO.batch_size))
         check_results_dir(results)
         device = str(resolve_device("auto"))
     except BenchError as exc:

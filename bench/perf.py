@@ -21,12 +21,15 @@ from rich.table import Table
 
 from bench import results as store
 from bench.efficiency import measure_fps, synchronize
+from bench.host_allocator import keep_freed_memory
 from bench.registry import DatasetSpec, MethodKey
 from bench.training import autocast, make_optimizer, rollout, seed_everything
 
 
 def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, batch_size: int, iters: int,
                      tiny: bool = False, precision: str = "fp32") -> dict[str, Any]:
+    if device.type == "cpu":
+        keep_freed_memory()  # as bench run does on CPU (bench.host_allocator), so that figures match training
     seed_everything(0, device)
     hp = key.resolve(data.name, tiny=tiny)
     model = key.spec.create_model(data, hp).to(device)

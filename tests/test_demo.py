@@ -16,7 +16,8 @@ runner = CliRunner()
 def test_the_demo_configuration_learns_at_an_even_smaller_size(tmp_path):
     """The demo's methods at their --tiny widths, on a sixth of its data: validation MSE falls."""
     res = runner.invoke(app, ["run", "--methods", DEMO.methods, "--datasets", DEMO.dataset, "--tiny", "--quiet",
-                              "--sizes", "train=128,val=32,test=8", "--epochs", "3", "--results", str(tmp_path)])
+                              "--sizes", "train=128,val=32,test=8", "--epochs", "3", "--batch-size", str(DEMO.batch_size),
+                              "--results", str(tmp_path)])
     assert res.exit_code == 0, res.output
     results, problems = load_results(tmp_path)
     assert problems == [] and sorted(r.label for r in results) == sorted(DEMO.methods.split(","))
@@ -28,7 +29,7 @@ def test_the_demo_configuration_learns_at_an_even_smaller_size(tmp_path):
 
 
 def test_bench_demo_runs_reports_and_says_what_next(tmp_path, monkeypatch):
-    small = DemoRecipe(sizes="train=16,val=8,test=4", epochs=1)
+    small = DemoRecipe(sizes="train=16,val=8,test=4", epochs=1, batch_size=4)
     monkeypatch.setattr(demo_module, "DEMO", small)
     res = runner.invoke(app, ["demo", "--results", str(tmp_path / "demo"), "--quiet"], env={"COLUMNS": "300"})
     assert res.exit_code == 0, res.output
@@ -38,9 +39,15 @@ def test_bench_demo_runs_reports_and_says_what_next(tmp_path, monkeypatch):
     report = (tmp_path / "demo" / "report" / "report.md").read_text()
     assert "tiny models" in report and "not comparable with published numbers" in report
     assert len(list((tmp_path / "demo" / "report" / "figures").glob("*.png"))) >= 3
+    results, problems = load_results(tmp_path / "demo")  # the runs are the recipe's: tiny, its batch and sizes
+    assert problems == [] and len(results) == 3
+    assert all(r.spec.tiny and r.spec.batch_size == 4 and r.spec.epochs == 1 and r.spec.sizes["train"] == 16
+               for r in results)
 
 
-@pytest.mark.parametrize("field", ["methods", "sizes", "epochs"])
-def test_the_recipe_is_the_command_it_prints(field):
-    text = DEMO.run_command("results/demo")
-    assert str(getattr(DEMO, field)) in text and "--tiny" in text and "--quick" not in text
+@pytest.mark.parametrize("flag, field", [("--methods", "methods"), ("--sizes", "sizes"), ("--epochs", "epochs"),
+                                         ("--batch-size", "batch_size")])
+def test_the_recipe_is_the_command_it_prints(flag, field):
+    words = DEMO.run_command("results/demo").split()
+    assert words[words.index(flag) + 1] == str(getattr(DEMO, field))
+    assert "--tiny" in words and "--quick" not in words
