@@ -26,7 +26,7 @@ import torch
 
 from bench import results as store
 from bench.efficiency import count_flops, count_params
-from bench.host_allocator import keep_freed_memory
+from bench.host_allocator import current_setting, keep_freed_memory
 from bench.registry import DatasetSpec, MethodKey
 from bench.runner import measure_efficiency, resolve_device, seed_everything
 
@@ -66,6 +66,7 @@ def audit_one(key: MethodKey, data: DatasetSpec, device: str = "auto", tiny: boo
         **figures,
         "device": str(dev), "device_name": store.describe_device(dev),
         "environment": store.environment(dev),
+        "host_allocator": current_setting() if dev.type == "cpu" else "",
         "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     ref = REFERENCE_COST.get((key.label, data.name))

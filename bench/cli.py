@@ -169,7 +169,7 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines"),
 ) -> None:
     """The first five minutes: three methods at the small (--tiny) configuration on offline Moving MNIST,
-    then the report (about 3.5 minutes on 2 CPU cores). Not a benchmark: the numbers are labelled tiny.
+    then the report (about 4 minutes on 2 CPU cores). Not a benchmark: the numbers are labelled tiny.
     """
     from bench.demo import DEMO, NEXT_STEP
     from bench.report import write_report

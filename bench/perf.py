@@ -21,7 +21,7 @@ from rich.table import Table
 
 from bench import results as store
 from bench.efficiency import measure_fps, synchronize
-from bench.host_allocator import keep_freed_memory
+from bench.host_allocator import current_setting, keep_freed_memory
 from bench.registry import DatasetSpec, MethodKey
 from bench.training import autocast, make_optimizer, rollout, seed_everything
 
@@ -95,6 +95,7 @@ def perf_report(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], devi
     console.print(table)
     record: dict[str, Any] = {"device": str(device), "device_name": store.describe_device(device), "tiny": tiny,
                               "environment": store.environment(device), "methods": rows,
+                              "host_allocator": current_setting() if device.type == "cpu" else "",
                               "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if metric_frames:
         from bench.metric_speed import ssim_speed

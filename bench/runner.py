@@ -43,7 +43,7 @@ from bench.data import Splits
 from bench.distributed import DistInfo, barrier, broadcast_object, env_world_size, init_from_env, wrap_for_training
 from bench.errors import BenchError
 from bench.failure import record_failure
-from bench.host_allocator import keep_freed_memory
+from bench.host_allocator import current_setting, keep_freed_memory
 from bench.efficiency import count_flops, count_params, fps_repeats, load_average, median
 from bench.metrics import METRIC_CONVENTION, SCORING_PROTOCOL
 from bench.pretrain import PretrainContext
@@ -215,8 +215,6 @@ class PreparedRun:
 def prepare_run(spec: RunSpec, data: DatasetSpec, work: Path, opts: RunOptions) -> PreparedRun:
     """Device and processes, the seeded data splits, the model, and the pretraining stage if any."""
     info, device = init_from_env(resolve_device(opts.device))
-    if device.type == "cpu":
-        keep_freed_memory()  # 2x faster CPU training steps (measured; see bench.host_allocator)
     if spec.batch_size % info.world_size:
         raise BenchError(f"batch size {spec.batch_size} is not divisible by the {info.world_size} processes; "
                          f"pass --batch-size as a multiple of --nproc_per_node")
@@ -226,6 +224,8 @@ def prepare_run(spec: RunSpec, data: DatasetSpec, work: Path, opts: RunOptions) 
     sizes = {s: _global_size(splits, s, info, device) for s in ("train", "val", "test")}
     method = spec.method_spec()
     model = method.create_model(data, spec.hparams).to(device)
+    if device.type == "cpu":
+        keep_freed_memory()  # 2x faster CPU training steps (measured; see bench.host_allocator)
     run = PreparedRun(spec, data, work, opts, info, device, splits, sizes, model, spec.batch_size // info.world_size,
                       None, datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter())
     if method.pretrain is not None:
@@ -344,7 +344,7 @@ def build_result(run: PreparedRun, progress: Progress, test: Evaluation, efficie
                             info=store.to_jsonable(dict(getattr(run.splits, "info", {}))), sizes=run.sizes),
         settings=RunSettings(device=str(run.device), channels_last=run.opts.channels_last, compile=run.opts.compile,
                              world_size=info.world_size,
-                             host_allocator=keep_freed_memory() if run.device.type == "cpu" else "",
+                             host_allocator=current_setting() if run.device.type == "cpu" else "",
                              batch_rule=f"global batch {spec.batch_size} = {info.world_size} process(es) x "
                                         f"{run.rank_batch}; gradients averaged; lr not scaled"),
         scoring=Scoring(SCORING_PROTOCOL, METRIC_CONVENTION),

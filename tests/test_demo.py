@@ -14,7 +14,7 @@ runner = CliRunner()
 
 
 def test_the_demo_configuration_learns_at_an_even_smaller_size(tmp_path):
-    """The demo's methods at their --tiny widths, on a sixth of its data: validation MSE falls."""
+    """The demo's methods at their --tiny widths, on an eighth of its data: validation MSE falls."""
     res = runner.invoke(app, ["run", "--methods", DEMO.methods, "--datasets", DEMO.dataset, "--tiny", "--quiet",
                               "--sizes", "train=128,val=32,test=8", "--epochs", "3", "--batch-size", str(DEMO.batch_size),
                               "--results", str(tmp_path)])
