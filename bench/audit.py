@@ -26,7 +26,7 @@ import torch
 
 from bench import results as store
 from bench.efficiency import count_flops, count_params
-from bench.host_allocator import current_setting, keep_freed_memory
+from bench.host_allocator import keep_freed_memory_on, setting_for
 from bench.registry import DatasetSpec, MethodKey
 from bench.runner import measure_efficiency, resolve_device, seed_everything
 
@@ -49,8 +49,7 @@ def audit_one(key: MethodKey, data: DatasetSpec, device: str = "auto", tiny: boo
               fps_batch: int = 16, seed: int = 0) -> dict[str, Any]:
     """Build the model at its configuration for ``data`` and measure params, FLOPs and fps."""
     dev = resolve_device(device)
-    if dev.type == "cpu":
-        keep_freed_memory()  # as bench run does on CPU, so that audited CPU fps match training runs
+    keep_freed_memory_on(dev)  # as bench run does on CPU, so that audited CPU fps match training runs
     seed_everything(seed, dev)
     hp = key.resolve(data.name, tiny=tiny)
     model = key.spec.create_model(data, hp).to(dev)
@@ -66,7 +65,7 @@ def audit_one(key: MethodKey, data: DatasetSpec, device: str = "auto", tiny: boo
         **figures,
         "device": str(dev), "device_name": store.describe_device(dev),
         "environment": store.environment(dev),
-        "host_allocator": current_setting() if dev.type == "cpu" else "",
+        "host_allocator": setting_for(dev),
         "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     ref = REFERENCE_COST.get((key.label, data.name))

@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from typing import Any
 
 M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 M_MMAP_MAX = -4
@@ -61,9 +62,16 @@ def keep_freed_memory() -> str:
     return _applied
 
 
-def current_setting() -> str:
-    """What ``keep_freed_memory`` put in effect in this process ("" if it was never called)."""
-    return _applied
+def keep_freed_memory_on(device: Any) -> str:
+    """Apply the setting if ``device`` is the CPU; return what is in effect for it ("" on a GPU)."""
+    return keep_freed_memory() if getattr(device, "type", device) == "cpu" else ""
+
+
+def setting_for(device: Any) -> str:
+    """What a record made on ``device`` should say: the setting in effect in this process on CPU
+    ("" if nothing applied it), "" on a GPU. Never applies anything, so a record cannot claim a
+    setting that training did not run under."""
+    return _applied if getattr(device, "type", device) == "cpu" else ""
 
 
 def glibc_malloc() -> ctypes.CDLL | None:

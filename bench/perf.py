@@ -21,15 +21,14 @@ from rich.table import Table
 
 from bench import results as store
 from bench.efficiency import measure_fps, synchronize
-from bench.host_allocator import current_setting, keep_freed_memory
+from bench.host_allocator import keep_freed_memory_on, setting_for
 from bench.registry import DatasetSpec, MethodKey
 from bench.training import autocast, make_optimizer, rollout, seed_everything
 
 
 def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, batch_size: int, iters: int,
                      tiny: bool = False, precision: str = "fp32") -> dict[str, Any]:
-    if device.type == "cpu":
-        keep_freed_memory()  # as bench run does on CPU (bench.host_allocator), so that figures match training
+    keep_freed_memory_on(device)  # as bench run does on CPU (bench.host_allocator), so that figures match training
     seed_everything(0, device)
     hp = key.resolve(data.name, tiny=tiny)
     model = key.spec.create_model(data, hp).to(device)
@@ -95,7 +94,7 @@ def perf_report(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], devi
     console.print(table)
     record: dict[str, Any] = {"device": str(device), "device_name": store.describe_device(device), "tiny": tiny,
                               "environment": store.environment(device), "methods": rows,
-                              "host_allocator": current_setting() if device.type == "cpu" else "",
+                              "host_allocator": setting_for(device),
                               "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if metric_frames:
         from bench.metric_speed import ssim_speed

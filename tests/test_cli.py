@@ -43,7 +43,7 @@ def test_result_records_everything(simvp_run):
     assert r.dataset.info["digit_source"] == "sklearn-digits"
     env = r.environment
     assert env.torch and env.python and env.device == "cpu"
-    assert r.settings.host_allocator == host_allocator.current_setting() != ""  # CPU runs apply and record it
+    assert r.settings.host_allocator == host_allocator.setting_for("cpu") != ""  # CPU runs apply and record it
     assert [h.epoch for h in r.history] == [1, 2]
     for h in r.history:
         assert h.seconds > 0 and math.isfinite(h.train_loss)
@@ -185,7 +185,7 @@ def test_audit_prints_and_stores_figures(tmp_path):
     assert "simvp" in res.output and "tau:no-sa" in res.output
     rec = json.loads((tmp_path / "audit" / "mmnist" / "simvp+tiny.json").read_text())
     assert rec["params"] > 0 and rec["flops"] > 0 and rec["fps"] > 0 and rec["tiny"] is True
-    assert rec["host_allocator"] == host_allocator.current_setting() != ""  # CPU fps measured as runs train
+    assert rec["host_allocator"] == host_allocator.setting_for("cpu") != ""  # CPU fps measured as runs train
     from bench.efficiency import count_params
     from bench.registry import create_model
 
@@ -202,4 +202,4 @@ def test_perf_prints_throughput_and_precision_ratio(tmp_path):
     assert [m["precision"] for m in rec["methods"]] == ["fp32", "bf16"]
     assert all(m["train_samples_per_s"] > 0 for m in rec["methods"])
     assert rec["ssim_speed"]
-    assert rec["host_allocator"] == host_allocator.current_setting() != ""
+    assert rec["host_allocator"] == host_allocator.setting_for("cpu") != ""
