@@ -17,17 +17,18 @@ with :mod:`bench.host_allocator` in effect, which halved the SimVP/TAU step time
   more per second, and batch 8 keeps the paper learning rates.
 - Budget: 5 epochs of 1,024 generated sequences train for about 100 s (TAU), 58 s (SimVP) and
   27 s (ConvLSTM); with validation after every epoch, the test, FLOPs, fps and the report the
-  whole demo took 3 min 26 s here (4 min 00 s on a fresh clone, where the machine was busier). All three methods share sizes and epochs so that they land in one
-  comparison table (the report groups runs by budget).
+  whole demo took 3 min 26 s here (4 min 00 s on a fresh clone, where the machine was busier).
+  All three methods share sizes and epochs so that they land in one comparison table (the report
+  groups runs by budget).
 - What it shows: validation MSE (raw predictions, summed over the 64x64 frame; an all-black
   prediction scores about 151) falls at every epoch, TAU 110 -> 82, SimVP 113 -> 96, ConvLSTM
   152 -> 104. The predictions are the digits as blurred blobs moving to the right places.
 - What it cannot show in 5 minutes: sharp, recognisable digits. Measured: tiny TAU trained for
   10 minutes at batch 16 (28,000 sequences) reaches validation MSE 66 (27 on the first predicted
   frame), and for 19 minutes at batch 8 (55,000 sequences) 58 (23 on the first frame): only then
-  are the digits recognisable in the first one or two predicted frames, blurring after; wider models (hid_S 16-32, hid_T 64-128,
-  N_S 4) and a 32x32 canvas learn less per CPU second, and ``torch.compile`` gave no speed-up on
-  CPU. Sharp digits take the paper configurations on a GPU (``bench run ... --device cuda``).
+  are the digits recognisable in the first one or two predicted frames, blurring after. Wider
+  models (hid_S 16-32, hid_T 64-128, N_S 4) and a 32x32 canvas learn less per CPU second, and
+  ``torch.compile`` gave no speed-up on CPU. Sharp digits take the paper configurations on a GPU (``bench run ... --device cuda``).
 """
 
 from __future__ import annotations
