@@ -28,7 +28,8 @@ with :mod:`bench.host_allocator` in effect, which halved the SimVP/TAU step time
   frame), and for 19 minutes at batch 8 (55,000 sequences) 58 (23 on the first frame): only then
   are the digits recognisable in the first one or two predicted frames, blurring after. Wider
   models (hid_S 16-32, hid_T 64-128, N_S 4) and a 32x32 canvas learn less per CPU second, and
-  ``torch.compile`` gave no speed-up on CPU. Sharp digits take the paper configurations on a GPU (``bench run ... --device cuda``).
+  ``torch.compile`` gave no speed-up on CPU. Sharp digits take the paper configurations on a GPU
+  (``bench run ... --device cuda``).
 """
 
 from __future__ import annotations
