@@ -142,7 +142,7 @@ def download(
 
     try:
         src = _source(name)
-        root = data_root(data_dir)
+        root = data_root(data_dir, must_exist=False)  # the destination: created below
         if root is None:
             raise BenchError("no data directory: pass --data-dir DIR or set BENCH_DATA=DIR (files go under it)")
         if not src.remote:

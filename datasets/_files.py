@@ -4,8 +4,9 @@ resumable downloads, HDF5/hickle and npz readers, clip-indexed splits, and the `
 Every problem with a user's file ends in ONE :class:`~bench.errors.BenchError` line naming the file,
 what was expected, what was found and how to fix it, never a traceback from numpy, h5py or PIL.
 
-Data directory: ``--data-dir`` or ``$BENCH_DATA`` (:func:`bench.datasets.mmnist.data_dir`); each
-dataset lives in its own sub-folder there (``DATA/taxibj/``, ``DATA/kth/``...), see the modules.
+Data directory: ``--data-dir`` or ``$BENCH_DATA`` (:func:`data_root`; one the user names must exist);
+each dataset lives in its own sub-folder there (``DATA/taxibj/``, ``DATA/kth/``...), see the modules.
+What a run read is identified by a content digest of those files (:mod:`bench.data_identity`).
 
 Downloads (:func:`download`) are resumable and atomic: bytes go to ``DEST.part``, an existing
 ``.part`` is continued with an HTTP ``Range`` request (a server that ignores it restarts the file),
@@ -42,10 +43,41 @@ CHUNK_BYTES = 1 << 20
 # --------------------------------------------------------------------------------------------
 
 
-def data_root(config_dir: str | None) -> Path | None:
-    """The data directory: ``--data-dir``, else ``$BENCH_DATA``, else None."""
-    d = config_dir or os.environ.get("BENCH_DATA")
-    return Path(d).expanduser() if d else None
+DATA_ENV = "BENCH_DATA"
+
+
+def data_root(config_dir: str | None, must_exist: bool = True) -> Path | None:
+    """The data directory: ``--data-dir``, else ``$BENCH_DATA``, else None.
+
+    A directory the user names (either way) must be a readable directory: a typo, ``/proc/foo``
+    or ``/dev/null`` is a one-line BenchError, never silently "no data" (Moving MNIST would fall
+    back to its bundled digits). ``must_exist=False``: only for a destination the caller creates
+    (``bench data download``). An empty ``$BENCH_DATA`` counts as unset, an empty ``--data-dir``
+    is an error.
+    """
+    if config_dir is not None:
+        if not config_dir.strip():
+            raise BenchError("--data-dir is empty; pass the data directory, e.g. --data-dir ~/data")
+        given, origin = config_dir, "--data-dir"
+    elif os.environ.get(DATA_ENV, "").strip():
+        given, origin = os.environ[DATA_ENV], f"${DATA_ENV}"
+    else:
+        return None
+    root = Path(given).expanduser()
+    if must_exist:
+        if not root.is_dir():
+            what = "is not a directory" if root.exists() else "does not exist"
+            fix = ("pass --data-dir with the directory that holds the datasets" if origin == "--data-dir" else
+                   f"set {DATA_ENV} to the directory that holds the datasets, or unset it")
+            raise BenchError(f"data directory {root} ({origin}) {what}; {fix} (`bench data list` shows what "
+                             f"goes where)")
+        try:
+            with os.scandir(root):
+                pass
+        except OSError as exc:
+            raise BenchError(f"cannot read data directory {root} ({origin}): {exc.strerror or exc}; fix its "
+                             f"permissions or pass another --data-dir") from None
+    return root
 
 
 def require_root(config_dir: str | None, dataset: str, layout: str) -> Path:
@@ -53,9 +85,6 @@ def require_root(config_dir: str | None, dataset: str, layout: str) -> Path:
     if root is None:
         raise BenchError(f"dataset {dataset!r} reads files from the data directory, but none is set; "
                          f"pass --data-dir DIR or set BENCH_DATA=DIR, with {layout}")
-    if not root.is_dir():
-        raise BenchError(f"data directory {root} does not exist; create it and put {layout} in it, "
-                         f"or pass --data-dir with the right directory")
     return root
 
 

@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import ArraySplits
-from bench.datasets._files import (CheckReport, DataSource, SPLIT_SALT, bad_file, check_loader, expect_counts, load_npz,
-                                   missing, pick, register_source, require_root)
+from bench.data_identity import files_identity
+from bench.datasets._files import (CheckReport, DataSource, SPLIT_SALT, bad_file, check_loader, data_root, expect_counts,
+                                   load_npz, missing, pick, register_source, require_root)
 from bench.errors import BenchError
 from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
@@ -82,6 +83,18 @@ def read_arrays(root: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def source_identity(config: DataConfig) -> dict:
+    """The SHA-256 of ``dataset.npz`` (:mod:`bench.data_identity`); {} without a data directory (the
+    presence check then says what is missing)."""
+    root = data_root(config.data_dir)
+    if root is None:
+        return {}
+    path = root / FILE
+    if not path.is_file():
+        raise missing(path, "the preprocessed TaxiBJ file (X_train, Y_train, X_test, Y_test)", FIX)
+    return files_identity(path.parent, {path.name: path})
+
+
 def to_unit(a: np.ndarray, path: Path, key: str) -> np.ndarray:
     lo, hi = float(a.min()), float(a.max())
     if lo < -1.0 - 1e-4 or hi > 1.0 + 1e-4 or not (np.isfinite(lo) and np.isfinite(hi)):
@@ -92,7 +105,7 @@ def to_unit(a: np.ndarray, path: Path, key: str) -> np.ndarray:
 @register_dataset(
     NAME,
     in_frames=4, out_frames=4, channels=2, height=32, width=32,
-    display_name="TaxiBJ", max_pred_len=4,
+    display_name="TaxiBJ", max_pred_len=4, source_identity=source_identity,
     description="TaxiBJ traffic in/out flows (Beijing), 2x32x32, 4 -> 4; file DATA/taxibj/dataset.npz",
     citation="Zhang et al., Deep Spatio-Temporal Residual Networks for Citywide Crowd Flows Prediction, AAAI 2017",
     sizes={"train": 18620, "val": 1000, "test": 1334},
