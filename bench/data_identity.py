@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 import time
@@ -50,7 +51,7 @@ CACHE_ENV = "BENCH_CACHE"
 CACHE_FORMAT = "bench-digests-1"
 RACY_NS = 2_000_000_000  # 2 s: the coarsest common timestamp resolution (FAT); see the module docstring
 MAX_CACHE_BYTES = 256 << 20  # a cache file larger than this is not ours: ignored
-_HEX = frozenset("0123456789abcdef")
+_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def cache_root() -> Path:
@@ -80,12 +81,13 @@ def _cache_file(base: Path) -> Path:
 
 
 def _valid_entry(value: Any) -> bool:
-    return (isinstance(value, list) and len(value) == 5 and all(type(v) is int for v in value[:4])
-            and isinstance(value[4], str) and len(value[4]) == 64 and set(value[4]) <= _HEX)
+    return (type(value) is list and len(value) == 5 and type(value[4]) is str and len(value[4]) == 64
+            and _HEX.fullmatch(value[4]) is not None)
 
 
-def _read_cache(path: Path) -> dict[str, list]:
-    """The cached entries ``{absolute path: [size, mtime_ns, ctime_ns, inode, sha256]}``; {} when unusable."""
+def _read_cache(path: Path) -> dict[str, Any]:
+    """The cached entries ``{absolute path: [size, mtime_ns, ctime_ns, inode, sha256]}`` (each checked with
+    :func:`_valid_entry` when used); {} when the file is unusable."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block us
     except OSError:
@@ -104,7 +106,7 @@ def _read_cache(path: Path) -> dict[str, list]:
             os.close(fd)
     if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("files"), dict):
         return {}
-    return {k: v for k, v in data["files"].items() if isinstance(k, str) and _valid_entry(v)}
+    return data["files"]
 
 
 def _write_cache(path: Path, base: Path, entries: Mapping[str, list]) -> None:
@@ -138,14 +140,14 @@ def file_digests(base: Path, files: Mapping[str, Path]) -> dict[str, str]:
     for name, path in files.items():
         key = os.path.abspath(path)
         try:
-            before = os.stat(path)
+            before = os.stat(key)
         except OSError as exc:
             raise BenchError(f"cannot read {path} ({exc.strerror or exc}); check that it exists and is readable") from None
         if not stat.S_ISREG(before.st_mode):
             raise BenchError(f"{path} is not a regular file; the data files must be plain files (replace it)")
         sig = _signature(before)
         hit = cached.get(key)
-        if hit is not None and hit[:4] == sig:
+        if hit is not None and _valid_entry(hit) and hit[:4] == sig:
             out[name] = hit[4]
             continue
         now = time.time_ns()

@@ -85,6 +85,13 @@ def idx_bytes(n: int, rows: int = 28, cols: int = 28, magic: int = 2051) -> byte
     return header + np.random.default_rng(n).integers(0, 256, n * rows * cols, dtype=np.uint8).tobytes()
 
 
+def corrupt_gzip(raw: bytes) -> bytes:
+    """A gzip file whose deflate stream is damaged right after its header (zlib.error, not an OSError)."""
+    data = bytearray(gzip.compress(raw))
+    data[12:40] = bytes(b ^ 0x5A for b in data[12:40])
+    return bytes(data)
+
+
 BAD_IDX = {  # file name, bytes, phrase of the one-line error
     "11 images": ("train-images-idx3-ubyte", idx_bytes(11), "holds 11 images; Moving MNIST needs at least 12"),
     "5 images, gzipped": ("train-images-idx3-ubyte.gz", gzip.compress(idx_bytes(5)), "holds 5 images"),
@@ -93,6 +100,7 @@ BAD_IDX = {  # file name, bytes, phrase of the one-line error
     "truncated": ("train-images-idx3-ubyte", idx_bytes(20)[:-100], "truncated or corrupt"),
     "12x12 digits": ("train-images-idx3-ubyte", idx_bytes(20, 12, 12), "20 images of 12x12 pixels"),
     "not gzip": ("train-images-idx3-ubyte.gz", b"this is not gzip data", "cannot read MNIST file"),
+    "corrupt gzip": ("train-images-idx3-ubyte.gz", corrupt_gzip(idx_bytes(20)), "cannot read MNIST file"),
     "empty": ("train-images-idx3-ubyte", b"", "bad magic number"),
 }
 

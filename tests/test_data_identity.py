@@ -231,3 +231,18 @@ def test_the_report_never_puts_runs_on_different_data_in_one_table(tmp_path):
     ours = [line for line in csv if ",simvp," in line and "data sha256" in line]
     assert sum("aaaaaaaaaaaa" in line for line in ours) >= 1 and sum("bbbbbbbbbbbb" in line for line in ours) >= 1
     assert not any("aaaaaaaaaaaa" in line and "bbbbbbbbbbbb" in line for line in ours)
+
+
+def test_a_sweep_identifies_its_data_once(tmp_path):
+    """One identity per dataset and command, not per method and seed (a directory dataset is scanned each time)."""
+    from bench.cli_common import resolve_runs, resolve_targets
+    from bench.datasets import taxibj
+
+    write_taxibj(tmp_path, n_train=20, n_test=4)
+    calls = []
+    real = taxibj.source_identity
+    keys, datasets = resolve_targets("simvp", "taxibj", {})
+    datasets = [replace(datasets[0], source_identity=lambda config: calls.append(config) or real(config))]
+    runs = resolve_runs(keys, datasets, [0, 1, 2], SpecOptions(tiny=True, data_dir=str(tmp_path)))
+    assert len(runs) == 3 and len(calls) == 1
+    assert {spec.data_source["sha256"] for spec, _ in runs} == {sha256(tmp_path / "taxibj" / "dataset.npz")}
