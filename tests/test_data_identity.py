@@ -246,3 +246,19 @@ def test_a_sweep_identifies_its_data_once(tmp_path):
     runs = resolve_runs(keys, datasets, [0, 1, 2], SpecOptions(tiny=True, data_dir=str(tmp_path)))
     assert len(runs) == 3 and len(calls) == 1
     assert {spec.data_source["sha256"] for spec, _ in runs} == {sha256(tmp_path / "taxibj" / "dataset.npz")}
+
+
+def test_the_cache_forgets_files_that_are_gone(tmp_path, no_racy_window):
+    import json
+
+    write_kth(tmp_path, frames={1: 3, 17: 3})
+    identity("kth", tmp_path)
+    shutil.rmtree(tmp_path / "kth" / "running")  # a re-extraction without one action
+    (tmp_path / "kth" / "running").mkdir()
+    frame = tmp_path / "kth" / "boxing" / "person01_boxing_d1_uncomp" / "image_0001.png"
+    frame.write_bytes(frame.read_bytes() + b"\0")  # a changed file: the cache is written again
+    identity("kth", tmp_path)
+    (cache_file,) = Path(os.environ["BENCH_CACHE"]).rglob(
+        hashlib.sha1(os.path.abspath(tmp_path / "kth").encode()).hexdigest()[:20] + ".json")
+    kept = json.loads(cache_file.read_text())["files"]
+    assert len(kept) == 30 and not any("/running/" in k for k in kept)
