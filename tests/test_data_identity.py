@@ -262,3 +262,11 @@ def test_the_cache_forgets_files_that_are_gone(tmp_path, no_racy_window):
         hashlib.sha1(os.path.abspath(tmp_path / "kth").encode()).hexdigest()[:20] + ".json")
     kept = json.loads(cache_file.read_text())["files"]
     assert len(kept) == 30 and not any("/running/" in k for k in kept)
+
+
+def test_data_check_shows_the_identity_a_run_will_record(tmp_path):
+    write_taxibj(tmp_path, n_train=20, n_test=4)
+    res = bench("data", "check", "taxibj", "--data-dir", tmp_path)
+    assert res.exit_code == 0, res.output
+    digest = sha256(tmp_path / "taxibj" / "dataset.npz")
+    assert f"data identity recorded in every run's spec: sha256 {digest}" in res.output.replace("\n", " "), res.output
