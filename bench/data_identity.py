@@ -136,9 +136,11 @@ def file_digests(base: Path, files: Mapping[str, Path]) -> dict[str, str]:
     cache_path = _cache_file(base)
     cached = _read_cache(cache_path)
     out: dict[str, str] = {}
+    asked: set[str] = set()
     changed = False
     for name, path in files.items():
         key = os.path.abspath(path)
+        asked.add(key)
         try:
             before = os.stat(key)
         except OSError as exc:
@@ -152,7 +154,11 @@ def file_digests(base: Path, files: Mapping[str, Path]) -> dict[str, str]:
             continue
         now = time.time_ns()
         digest = sha256_of_file(path)
-        after = os.stat(path)
+        try:
+            after = os.stat(key)
+        except OSError as exc:
+            raise BenchError(f"{path} disappeared while it was read ({exc.strerror or exc}); run the command "
+                             f"again once the data is in place") from None
         out[name] = digest
         if _signature(after) == sig and now - max(sig[1], sig[2]) >= RACY_NS:  # unchanged while read, not racy
             cached[key] = sig + [digest]
@@ -160,8 +166,8 @@ def file_digests(base: Path, files: Mapping[str, Path]) -> dict[str, str]:
         elif key in cached:
             del cached[key]
             changed = True
-    if changed:
-        _write_cache(cache_path, base, cached)
+    if changed:  # entries of files that are gone are dropped (a stat each, only when writing)
+        _write_cache(cache_path, base, {k: v for k, v in cached.items() if k in asked or os.path.exists(k)})
     return out
 
 
