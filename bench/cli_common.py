@@ -136,16 +136,36 @@ def check_data_present(dataset: str, data_dir: str | None) -> None:
                          f"{source.how_to_get} (then check with `bench data check {dataset}`)")
 
 
+def identity_once(data):
+    """``data`` whose ``source_identity`` runs at most once per data directory: it may digest the files
+    (:mod:`bench.data_identity`), and a sweep resolves one spec per method and seed."""
+    import dataclasses
+
+    if data.source_identity is None:
+        return data
+    memo: dict = {}
+
+    def identity(config):
+        if config.data_dir not in memo:
+            memo[config.data_dir] = dict(data.source_identity(config))
+        return memo[config.data_dir]
+
+    return dataclasses.replace(data, source_identity=identity)
+
+
 def resolve_runs(keys, datasets, seeds: list[int], options) -> list:
     """Every (RunSpec, DatasetSpec) of a sweep, validated and buildable, before anything trains."""
+    from bench.datasets._files import data_root
     from bench.distributed import env_world_size
     from bench.run_spec import check_buildable, resolve_run_spec
 
+    data_root(options.data_dir)  # a data directory the user names (--data-dir, $BENCH_DATA) must exist
     world = env_world_size()
     runs = []
     for data in datasets:
+        identified = identity_once(data)
         for key in keys:
-            specs = [resolve_run_spec(key, data, seed, options) for seed in seeds]
+            specs = [resolve_run_spec(key, identified, seed, options) for seed in seeds]
             check_buildable(specs[0], data)
             if specs[0].batch_size % world:
                 raise BenchError(f"{specs[0].label}: batch size {specs[0].batch_size} is not divisible by the {world} "

@@ -115,6 +115,8 @@ def check(
     report = CheckReport()
     try:
         src.check(root, report)
+        if not report.failed:
+            _identity_line(name, root, report)
     except Exception as exc:  # noqa: BLE001 - a check must report, never crash
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise _fail(f"checking {name} under {root} failed ({type(exc).__name__}: {first}); the files are not in the "
@@ -130,6 +132,22 @@ def check(
     console.print(f"{name}: files load" + (f" ({warns} warning(s))" if warns else ""), markup=False)
 
 
+def _identity_line(name: str, root, report) -> None:
+    """What every run on these files records as its data identity (``data_source``, bench.data_identity)."""
+    from bench.registry import DataConfig, get_dataset
+
+    spec = get_dataset(name)
+    if spec.source_identity is None:
+        return
+    try:
+        identity = dict(spec.source_identity(DataConfig(data_dir=str(root) if root is not None else None)))
+    except BenchError as exc:
+        report.error(str(exc))
+        return
+    text = ", ".join(f"{k} {v}" for k, v in identity.items()) or "none"
+    report.ok(f"data identity recorded in every run's spec: {text}")
+
+
 @data_app.command()
 def download(
     name: str = typer.Argument(..., help="Dataset name, e.g. mmnist_std"),
@@ -142,7 +160,7 @@ def download(
 
     try:
         src = _source(name)
-        root = data_root(data_dir)
+        root = data_root(data_dir, must_exist=False)  # the destination: created below
         if root is None:
             raise BenchError("no data directory: pass --data-dir DIR or set BENCH_DATA=DIR (files go under it)")
         if not src.remote:

@@ -50,8 +50,9 @@ class DatasetSpec:
     metric_scale: Mapping[str, float] = field(default_factory=dict)
     #: the longest evaluation horizon (``--pred-len``) the data provides; None: any (generated data)
     max_pred_len: int | None = None
-    #: ``source_identity(config) -> dict``: what on disk decides the data (e.g. which digit images),
-    #: found cheaply before loading; it enters the run spec's hash. None: nothing beyond the name.
+    #: ``source_identity(config) -> dict``: the identity of the data the loader will read, found before
+    #: loading (a content digest of its files, cached: :mod:`bench.data_identity`; one-line BenchError
+    #: for files that are missing or unusable); it enters the run spec's hash. None: nothing beyond the name.
     source_identity: Callable[[DataConfig], Mapping[str, Any]] | None = None
     display_name: str = ""  # how reports name it, e.g. "Moving MNIST"; defaults to ``name``
 

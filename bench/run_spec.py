@@ -15,8 +15,8 @@ and labels runs by the same record.
 
 What is NOT in the spec (it does not change what the numbers mean): the device, the data
 directory's path, channels-last, ``torch.compile``, the number of processes, the fps batch. What
-the data directory holds does count where a dataset can tell cheaply (``data_source``, e.g. which
-digit images Moving MNIST is generated from: MNIST or the bundled scikit-learn digits).
+the data directory holds does count (``data_source``): the SHA-256 of the files the dataset reads
+(:mod:`bench.data_identity`), or the bundled scikit-learn digits Moving MNIST falls back to.
 
 :func:`resolve_run_spec` builds the spec from a method key, a dataset and the command's options,
 validating every value (:mod:`bench.hparams`), and :func:`check_buildable` builds the model on the

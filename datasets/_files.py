@@ -4,8 +4,9 @@ resumable downloads, HDF5/hickle and npz readers, clip-indexed splits, and the `
 Every problem with a user's file ends in ONE :class:`~bench.errors.BenchError` line naming the file,
 what was expected, what was found and how to fix it, never a traceback from numpy, h5py or PIL.
 
-Data directory: ``--data-dir`` or ``$BENCH_DATA`` (:func:`bench.datasets.mmnist.data_dir`); each
-dataset lives in its own sub-folder there (``DATA/taxibj/``, ``DATA/kth/``...), see the modules.
+Data directory: ``--data-dir`` or ``$BENCH_DATA`` (:func:`data_root`; one the user names must exist);
+each dataset lives in its own sub-folder there (``DATA/taxibj/``, ``DATA/kth/``...), see the modules.
+What a run read is identified by a content digest of those files (:mod:`bench.data_identity`).
 
 Downloads (:func:`download`) are resumable and atomic: bytes go to ``DEST.part``, an existing
 ``.part`` is continued with an HTTP ``Range`` request (a server that ignores it restarts the file),
@@ -35,6 +36,8 @@ from bench.errors import BenchError
 
 DOWNLOAD_BASE_ENV = "BENCH_DOWNLOAD_BASE"
 CHUNK_BYTES = 1 << 20
+#: the most bytes a download may bring when its file states neither ``size`` nor ``max_bytes``
+DEFAULT_MAX_BYTES = 8 << 30
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,10 +45,41 @@ CHUNK_BYTES = 1 << 20
 # --------------------------------------------------------------------------------------------
 
 
-def data_root(config_dir: str | None) -> Path | None:
-    """The data directory: ``--data-dir``, else ``$BENCH_DATA``, else None."""
-    d = config_dir or os.environ.get("BENCH_DATA")
-    return Path(d).expanduser() if d else None
+DATA_ENV = "BENCH_DATA"
+
+
+def data_root(config_dir: str | None, must_exist: bool = True) -> Path | None:
+    """The data directory: ``--data-dir``, else ``$BENCH_DATA``, else None.
+
+    A directory the user names (either way) must be a readable directory: a typo, ``/proc/foo``
+    or ``/dev/null`` is a one-line BenchError, never silently "no data" (Moving MNIST would fall
+    back to its bundled digits). ``must_exist=False``: only for a destination the caller creates
+    (``bench data download``). An empty ``$BENCH_DATA`` counts as unset, an empty ``--data-dir``
+    is an error.
+    """
+    if config_dir is not None:
+        if not config_dir.strip():
+            raise BenchError("--data-dir is empty; pass the data directory, e.g. --data-dir ~/data")
+        given, origin = config_dir, "--data-dir"
+    elif os.environ.get(DATA_ENV, "").strip():
+        given, origin = os.environ[DATA_ENV], f"${DATA_ENV}"
+    else:
+        return None
+    root = Path(given).expanduser()
+    if must_exist:
+        if not root.is_dir():
+            what = "is not a directory" if root.exists() else "does not exist"
+            fix = ("pass --data-dir with the directory that holds the datasets" if origin == "--data-dir" else
+                   f"set {DATA_ENV} to the directory that holds the datasets, or unset it")
+            raise BenchError(f"data directory {root} ({origin}) {what}; {fix} (`bench data list` shows what "
+                             f"goes where)")
+        try:
+            with os.scandir(root):
+                pass
+        except OSError as exc:
+            raise BenchError(f"cannot read data directory {root} ({origin}): {exc.strerror or exc}; fix its "
+                             f"permissions or pass another --data-dir") from None
+    return root
 
 
 def require_root(config_dir: str | None, dataset: str, layout: str) -> Path:
@@ -53,9 +87,6 @@ def require_root(config_dir: str | None, dataset: str, layout: str) -> Path:
     if root is None:
         raise BenchError(f"dataset {dataset!r} reads files from the data directory, but none is set; "
                          f"pass --data-dir DIR or set BENCH_DATA=DIR, with {layout}")
-    if not root.is_dir():
-        raise BenchError(f"data directory {root} does not exist; create it and put {layout} in it, "
-                         f"or pass --data-dir with the right directory")
     return root
 
 
@@ -348,7 +379,10 @@ class RemoteFile:
     """A file ``bench data download`` fetches: canonical URL, destination under the data dir, checks.
 
     ``md5``/``sha256``: the published checksum (None where none is published). ``size``: exact
-    byte size where known. ``validate(path)``: a structural check raising BenchError.
+    byte size where known. ``max_bytes``: the stated cap where no size is published (default
+    :data:`DEFAULT_MAX_BYTES`); a download stops there (:attr:`limit`) and deletes its partial file,
+    so a mirror that streams forever never fills the disk. ``validate(path)``: a structural check
+    raising BenchError.
     """
 
     url: str
@@ -358,6 +392,14 @@ class RemoteFile:
     size: int | None = None
     validate: Callable[[Path], None] | None = None
     note: str = ""
+    max_bytes: int | None = None
+
+    @property
+    def limit(self) -> int:
+        """The most bytes the file may have: its published size, else the stated cap."""
+        if self.size is not None:
+            return self.size
+        return self.max_bytes if self.max_bytes is not None else DEFAULT_MAX_BYTES
 
     def resolved_url(self, base_url: str | None = None) -> str:
         base = base_url or os.environ.get(DOWNLOAD_BASE_ENV)
@@ -395,6 +437,10 @@ def download(rf: RemoteFile, root: Path, base_url: str | None = None, log: Calla
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
+    if offset > rf.limit:  # left by a runaway download: more than the file can have
+        log(f"{part} has {offset} bytes, more than {dest.name} can have ({rf.limit}); starting over")
+        part.unlink()
+        offset = 0
     headers = {"User-Agent": "bench-data/1", "Range": f"bytes={offset}-"} if offset else {"User-Agent": "bench-data/1"}
     host = urllib.parse.urlsplit(url).netloc or url
     try:
@@ -424,21 +470,35 @@ def download(rf: RemoteFile, root: Path, base_url: str | None = None, log: Calla
             elif offset:
                 mode, offset = "wb", 0  # server ignored Range: the body is the whole file
                 log(f"{host} does not resume downloads; restarting {dest.name}")
-            total = resp.headers.get("Content-Length")
-            log(f"downloading {url} -> {dest}" + (f" ({(int(total) + offset) / 1e6:.1f} MB)" if total else ""))
+            total = _content_length(resp)
+            limit = rf.limit
+            bound = "its published size" if rf.size is not None else "the stated cap (no size is published)"
+            if total is not None and total + offset > limit:
+                raise BenchError(f"download of {url} announces {total + offset} bytes, more than the {limit} of "
+                                 f"{bound}; nothing was downloaded; check the address (or ${DOWNLOAD_BASE_ENV})")
+            log(f"downloading {url} -> {dest}" + (f" ({(total + offset) / 1e6:.1f} MB)" if total is not None else ""))
             written = offset
             try:
                 with open(part, mode) as fh:
-                    for block in iter(lambda: resp.read(CHUNK_BYTES), b""):
+                    while written <= limit:  # one byte beyond the limit is enough to know the file is wrong
+                        block = resp.read(min(CHUNK_BYTES, limit - written + 1))
+                        if not block:
+                            break
                         fh.write(block)
                         written += len(block)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    if written <= limit:
+                        fh.flush()
+                        os.fsync(fh.fileno())
             except (OSError, socket.timeout, urllib.error.URLError) as exc:
                 raise BenchError(f"download of {url} interrupted after {written} bytes ({exc}); run the same "
                                  f"command again to resume from {part}") from None
-            if total is not None and written != int(total) + offset:
-                raise BenchError(f"download of {url} stopped after {written} of {int(total) + offset} bytes; "
+            if written > limit:
+                part.unlink(missing_ok=True)
+                raise BenchError(f"download of {url} sent more than the {limit} bytes of {bound}: stopped there "
+                                 f"and deleted the partial file; the server is not sending this file, check the "
+                                 f"address (or ${DOWNLOAD_BASE_ENV})")
+            if total is not None and written != total + offset:
+                raise BenchError(f"download of {url} stopped after {written} of {total + offset} bytes; "
                                  f"run the same command again to resume from {part}")
     # verify under a temporary name that keeps the file's suffix (readers look at it, e.g. ".gz")
     checking = dest.with_name(f".checking-{dest.name}")
@@ -451,6 +511,12 @@ def download(rf: RemoteFile, root: Path, base_url: str | None = None, log: Calla
     os.replace(checking, dest)
     log(f"{dest}: downloaded and verified" + ("" if (rf.md5 or rf.sha256) else " (structure and size checked; no published checksum)"))
     return dest
+
+
+def _content_length(resp: Any) -> int | None:
+    """The response's Content-Length as a non-negative int; None when absent or not a number."""
+    text = (resp.headers.get("Content-Length") or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _restart(rf: RemoteFile, root: Path, part: Path, base_url: str | None, log: Callable[[str], None],
@@ -544,7 +610,9 @@ def check_loader(spec: Any, root: Path | None, report: CheckReport, config_extra
         want_x = (spec.in_frames, *spec.frame_shape)
         lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
         shape_ok = tuple(x.shape[1:]) == want_x and tuple(y.shape[2:]) == spec.frame_shape and y.shape[1] >= spec.out_frames
-        if not shape_ok:
+        if not (torch.isfinite(x).all() and torch.isfinite(y).all()):  # min/max of NaN would print [nan, nan]
+            report.error(f"{split}: the first batch holds NaN or infinite values; the files are corrupt, replace them")
+        elif not shape_ok:
             report.error(f"{split}: input {tuple(x.shape[1:])} / target {tuple(y.shape[1:])}, expected input {want_x} "
                          f"and target ({spec.out_frames}, {', '.join(map(str, spec.frame_shape))})")
         elif lo < 0.0 or hi > 1.0:

@@ -38,8 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets._files import (CheckReport, ClipSplits, DataSource, check_loader, eval_out_frames, expect_counts,
-                                   frame_file_splits, register_source, require_root)
+from bench.data_identity import files_identity
+from bench.datasets._files import (CheckReport, ClipSplits, DataSource, check_loader, data_root, eval_out_frames,
+                                   expect_counts, frame_file_splits, register_source, require_root)
 from bench.errors import BenchError
 from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
@@ -120,6 +121,17 @@ def build_clips(videos: list[Video], ids: dict[tuple[int, int], int], subjects: 
     return np.array(rows, dtype=np.int64).reshape(-1, length)
 
 
+def source_identity(config: DataConfig) -> dict:
+    """The digest of every Walking frame the loader indexes, named ``S<n>/<activity.camera>/<frame number>``
+    so both accepted layouts of the same frames have one identity (:mod:`bench.data_identity`); {} without
+    a data directory (the presence check reports it)."""
+    root = data_root(config.data_dir)
+    if root is None:
+        return {}
+    return files_identity(root / NAME, {f"S{v.subject}/{v.name}/{n}": path for v in scan(root)
+                                        for n, path in v.files.items()})
+
+
 def read_frame(path: Path) -> np.ndarray:
     """One frame as (3, 128, 128) uint8 RGB, bicubic resize when needed."""
     from PIL import Image
@@ -139,7 +151,7 @@ def read_frame(path: Path) -> np.ndarray:
 @register_dataset(
     NAME,
     in_frames=4, out_frames=4, channels=3, height=SIZE, width=SIZE,
-    display_name="Human3.6M",
+    display_name="Human3.6M", source_identity=source_identity,
     description="Human3.6M walking, RGB 128x128, 4 -> 4; DATA/human36m/S<n>/Walking.<camera>/<frame>.jpg",
     citation="Ionescu et al., Human3.6M: Large Scale Datasets and Predictive Methods for 3D Human Sensing, TPAMI 2014",
     sizes={},

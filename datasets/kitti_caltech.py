@@ -43,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets._files import (CheckReport, ClipSplits, DataSource, FrameStore, bad_file, check_loader,
+from bench.data_identity import files_identity
+from bench.datasets._files import (CheckReport, ClipSplits, DataSource, FrameStore, bad_file, check_loader, data_root,
                                    eval_out_frames, expect_counts, first_existing, hickle_array_dataset, missing,
                                    read_hickle_strings, read_rows, register_source, require_root, select_clips)
 from bench.errors import BenchError
@@ -94,6 +95,17 @@ class HickleFrames:
 
 
 def open_split(root: Path, split: str) -> tuple[HickleFrames, list[str]]:
+    xpath, spath = split_files(root, split)
+    fix = f"put the PredNet hickle files there ({HOW})"
+    frames = HickleFrames(xpath, fix)
+    sources = read_hickle_strings(spath, fix)
+    if len(sources) != len(frames):
+        raise bad_file(spath, f"{len(frames)} source names (one per frame of {xpath.name})", f"{len(sources)}", fix)
+    return frames, sources
+
+
+def split_files(root: Path, split: str) -> tuple[Path, Path]:
+    """(frames, sources) hickle files of ``split``; a missing one is one BenchError naming it."""
     sub, tag = FILES[split]
     base = folder(root, sub)
     fix = f"put the PredNet hickle files there ({HOW})"
@@ -101,11 +113,17 @@ def open_split(root: Path, split: str) -> tuple[HickleFrames, list[str]]:
     for p, what in ((xpath, "frames (N, 128, 160, 3) uint8"), (spath, "the source (recording) name of every frame")):
         if not p.is_file():
             raise missing(p, f"a hickle file with {what}", fix)
-    frames = HickleFrames(xpath, fix)
-    sources = read_hickle_strings(spath, fix)
-    if len(sources) != len(frames):
-        raise bad_file(spath, f"{len(frames)} source names (one per frame of {xpath.name})", f"{len(sources)}", fix)
-    return frames, sources
+    return xpath, spath
+
+
+def source_identity(config: DataConfig) -> dict:
+    """The digest of the six hickle files, named ``kitti_hkl/X_train.hkl``... whichever accepted folder
+    holds them (:mod:`bench.data_identity`); {} without a data directory (the presence check reports it)."""
+    root = data_root(config.data_dir)
+    if root is None:
+        return {}
+    files = {f"{FILES[split][0]}/{p.name}": p for split in FILES for p in split_files(root, split)}
+    return files_identity(root / NAME, files)
 
 
 def clip_starts(sources: list[str], length: int) -> list[int]:
@@ -125,7 +143,7 @@ def clip_starts(sources: list[str], length: int) -> list[int]:
 @register_dataset(
     NAME,
     in_frames=10, out_frames=1, channels=3, height=128, width=160,
-    display_name="KITTI -> Caltech Pedestrian",
+    display_name="KITTI -> Caltech Pedestrian", source_identity=source_identity,
     description="KITTI (train) -> Caltech Pedestrian (test), RGB 128x160, 10 -> 1; PredNet .hkl files",
     citation="Geiger et al., Vision meets Robotics: The KITTI Dataset, IJRR 2013; Dollar et al., Pedestrian Detection: "
              "A Benchmark, CVPR 2009; protocol of Lotter et al., PredNet, ICLR 2017",

@@ -46,14 +46,16 @@ Metrics (TAU Table 5, PLA-SM Table IV): SSIM and PSNR.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bench.datasets._files import (CheckReport, ClipSplits, DataSource, check_loader, eval_out_frames, expect_counts,
-                                   frame_file_splits, register_source, require_root)
+from bench.data_identity import files_identity
+from bench.datasets._files import (CheckReport, ClipSplits, DataSource, check_loader, data_root, eval_out_frames,
+                                   expect_counts, frame_file_splits, register_source, require_root)
 from bench.errors import BenchError
 from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
@@ -139,6 +141,17 @@ def build_clips(videos: list[Video], offsets: np.ndarray, persons: frozenset[int
     return np.array(rows, dtype=np.int64).reshape(-1, length)
 
 
+def source_identity(config: DataConfig) -> dict:
+    """The digest of every frame file the loader indexes, named by its path under DATA/kth
+    (:mod:`bench.data_identity`); {} without a data directory (the presence check reports it)."""
+    root = data_root(config.data_dir)
+    if root is None:
+        return {}
+    base = root / "kth"
+    cut = len(str(base)) + 1  # the frames' names under DATA/kth (string slicing: 100,000s of files)
+    return files_identity(base, {str(f)[cut:].replace(os.sep, "/"): f for v in scan(root) for f in v.files})
+
+
 def read_frame(path: Path) -> np.ndarray:
     """One KTH frame as (1, 128, 128) uint8: first channel, bilinear resize when needed."""
     from PIL import Image
@@ -163,7 +176,7 @@ def read_frame(path: Path) -> np.ndarray:
 @register_dataset(
     NAME,
     in_frames=10, out_frames=20, channels=1, height=SIZE, width=SIZE,
-    display_name="KTH",
+    display_name="KTH", source_identity=source_identity,
     description="KTH actions, grey 128x128, 10 -> 20 (test 10 -> 40 with --pred-len 40); DATA/kth/<action>/<video>/",
     citation="Schuldt, Laptev, Caputo, Recognizing Human Actions: A Local SVM Approach, ICPR 2004",
     sizes={},

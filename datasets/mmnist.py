@@ -31,7 +31,7 @@ validation (our choice; the papers select on the test set, which this harness do
 from __future__ import annotations
 
 import gzip
-import os
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from bench.data import shard_range
+from bench.data_identity import files_identity
+from bench.datasets._files import data_root
 from bench.errors import BenchError
 from bench.registry import DataConfig, DatasetSpec, register_dataset
 
@@ -50,13 +52,17 @@ FRAMES = 20
 STEP = 0.1
 CHUNK = 256  # val/test sequences are generated in chunks of this size, each from its own seed
 _SPLIT_ID = {"train": 1, "val": 2, "test": 3}
+#: fewest images an idx file may hold: pools of n*5//6, n*11//12 - n*5//6 and n - n*11//12 are all non-empty
+MIN_IMAGES = 12
+IDX_FIX = ("replace it with the MNIST training images (`bench data download mmnist`) or remove it (the generated "
+           "mmnist then uses its bundled digits)")
 MNIST_TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte", "train-images.idx3-ubyte")
 
 
 def data_dir(config_dir: str | None) -> Path | None:
-    """The data directory: the explicit setting, else ``$BENCH_DATA``, else none."""
-    d = config_dir or os.environ.get("BENCH_DATA")
-    return Path(d).expanduser() if d else None
+    """The data directory: the explicit setting, else ``$BENCH_DATA``, else none; one that is named must
+    exist (:func:`bench.datasets._files.data_root`), so a typo never silently means "use the bundled digits"."""
+    return data_root(config_dir)
 
 
 def find_mnist_idx(root: Path | None) -> Path | None:
@@ -71,28 +77,60 @@ def find_mnist_idx(root: Path | None) -> Path | None:
 
 
 def digit_source_identity(config: DataConfig) -> dict[str, Any]:
-    """Which digits the sequences are drawn from (for the run spec's hash), without loading them."""
+    """Which digits the sequences are drawn from (for the run spec's hash): the bundled digits, or the
+    SHA-256 of the MNIST file's bytes (:mod:`bench.data_identity`, cached: a ``stat`` once digested).
+    The idx header is checked here too, so a file that cannot work fails in one line before any training."""
     idx = find_mnist_idx(data_dir(config.data_dir))
     if idx is None:
         return {"digit_source": "sklearn-digits"}
-    return {"digit_source": "mnist-idx", "digit_file_bytes": idx.stat().st_size}
+    idx_header(idx)
+    return {"digit_source": "mnist-idx", **files_identity(idx.parent, {idx.name: idx})}
 
 
-def read_idx_images(path: Path) -> np.ndarray:
-    """Read an idx3-ubyte image file (optionally gzipped) into a (N, rows, cols) uint8 array."""
+def _idx_fields(head: bytes, path: Path) -> tuple[int, int, int]:
+    """(images, rows, cols) of an idx3 header; a wrong magic number is one BenchError."""
+    if len(head) < 16 or int.from_bytes(head[0:4], "big") != 2051:
+        raise BenchError(f"{path} is not an MNIST idx3 image file (bad magic number); {IDX_FIX}")
+    n, rows, cols = (int.from_bytes(head[i:i + 4], "big") for i in (4, 8, 12))
+    return n, rows, cols
+
+
+def _check_idx(path: Path, n: int, rows: int, cols: int, size: int | None) -> None:
+    """The payload size (when known) and the geometry: 28x28 digits, at least MIN_IMAGES of them."""
+    if size is not None and size != 16 + n * rows * cols:
+        raise BenchError(f"{path} is truncated or corrupt: expected {16 + n * rows * cols} bytes for {n} images of "
+                         f"{rows}x{cols}, found {size}; {IDX_FIX}")
+    if (rows, cols) != (DIGIT, DIGIT):
+        raise BenchError(f"{path} holds {n} images of {rows}x{cols} pixels, expected 28x28 MNIST digits; {IDX_FIX}")
+    if n < MIN_IMAGES:
+        raise BenchError(f"{path} holds {n} image{'s' if n != 1 else ''}; Moving MNIST needs at least {MIN_IMAGES} "
+                         f"(disjoint train/validation/test digit pools of 5/6, 1/12 and 1/12 of them); {IDX_FIX}")
+
+
+def _read_idx(path: Path, limit: int = -1) -> bytes:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as exc:
-        raise BenchError(f"cannot read MNIST file {path}: {exc}; re-download it or remove it to use the bundled digits") from None
-    if len(raw) < 16 or int.from_bytes(raw[0:4], "big") != 2051:
-        raise BenchError(f"{path} is not an MNIST idx3 image file (bad magic number); re-download it")
-    n, rows, cols = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
-    expected = 16 + n * rows * cols
-    if len(raw) != expected:
-        raise BenchError(f"{path} is truncated or corrupt: expected {expected} bytes for {n} images of "
-                         f"{rows}x{cols}, found {len(raw)}; re-download it")
+            return fh.read(limit)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BenchError(f"cannot read MNIST file {path}: {exc}; {IDX_FIX}") from None
+
+
+def idx_header(path: Path) -> tuple[int, int, int]:
+    """(images, rows, cols) from an idx3 file's 16-byte header (gzipped or not), checked as far as it can
+    be without decompressing: the magic number, 28x28 digits, at least :data:`MIN_IMAGES` images, and for
+    an uncompressed file its size."""
+    n, rows, cols = _idx_fields(_read_idx(path, 16), path)
+    _check_idx(path, n, rows, cols, None if path.suffix == ".gz" else path.stat().st_size)
+    return n, rows, cols
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    """Read an idx3-ubyte image file (optionally gzipped) into a (N, 28, 28) uint8 array of at least
+    :data:`MIN_IMAGES` images; anything else is one BenchError naming the file and the fix."""
+    raw = _read_idx(path)
+    n, rows, cols = _idx_fields(raw[:16], path)
+    _check_idx(path, n, rows, cols, len(raw))
     return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, rows, cols)
 
 
@@ -111,9 +149,7 @@ def digit_pools(root: Path | None) -> tuple[dict[str, torch.Tensor], dict[str, A
     """Disjoint train/val/test digit pools (uint8, (N, 28, 28)) and a description of the source."""
     idx = find_mnist_idx(root)
     if idx is not None:
-        images = read_idx_images(idx)
-        if images.shape[1:] != (DIGIT, DIGIT) or len(images) < 3:
-            raise BenchError(f"{idx} holds images of shape {images.shape[1:]}, expected 28x28 MNIST digits")
+        images = read_idx_images(idx)  # 28x28, at least MIN_IMAGES: every pool below is non-empty
         n = len(images)
         cut1, cut2 = n * 5 // 6, n * 11 // 12
         pools = {"train": images[:cut1], "val": images[cut1:cut2], "test": images[cut2:]}

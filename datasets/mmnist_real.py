@@ -43,9 +43,10 @@ import numpy as np
 import torch
 
 from bench.data import ArraySplits
-from bench.datasets._files import (CheckReport, DataSource, RemoteFile, check_loader, check_npy,
+from bench.data_identity import files_identity
+from bench.datasets._files import (CheckReport, DataSource, RemoteFile, check_loader, check_npy, data_root,
                                    expect_counts, first_existing, missing, pick, register_source, require_root)
-from bench.datasets.mmnist import MovingMNISTSplits, find_mnist_idx, read_idx_images
+from bench.datasets.mmnist import MovingMNISTSplits, find_mnist_idx, idx_header, read_idx_images
 from bench.errors import BenchError
 from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
@@ -75,6 +76,7 @@ MNIST_REMOTE = RemoteFile(
 TEST_REMOTE = RemoteFile(
     url="http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy",
     dest=f"mmnist/{TEST_NAME}", validate=validate_test_seq,
+    max_bytes=20 * 10000 * 64 * 64 + 4096,  # no published size: the uint8 array plus at most 4 KiB of .npy header
     note="no published checksum: .npy header and exact size checked (checksum unverified)")
 
 
@@ -90,6 +92,21 @@ def read_test(root: Path) -> np.ndarray:
     check_npy(path, np.uint8, lambda s: len(s) == 4 and s[0] == 20 and s[2:] == (64, 64) and s[1] > 0,
               "uint8 array of shape (20, N, 64, 64)", f"delete it and {HOW}")
     return np.load(path, mmap_mode="r")
+
+
+def source_identity(config: DataConfig) -> dict[str, Any]:
+    """The digest of the MNIST file and the test file, named by their file names (:mod:`bench.data_identity`);
+    {} without a data directory (the presence check reports it)."""
+    root = data_root(config.data_dir)
+    if root is None:
+        return {}
+    idx, test = find_mnist_idx(root), find_test_file(root)
+    if idx is None:
+        raise missing(root / "mnist" / "train-images-idx3-ubyte.gz", "the MNIST training images", HOW)
+    if test is None:
+        raise missing(root / "mmnist" / TEST_NAME, "the Moving MNIST test set (uint8, 20 x 10000 x 64 x 64)", HOW)
+    idx_header(idx)
+    return files_identity(root, {idx.name: idx, TEST_NAME: test})
 
 
 class StandardMovingMNISTSplits:
@@ -134,7 +151,7 @@ class StandardMovingMNISTSplits:
 @register_dataset(
     NAME,
     in_frames=10, out_frames=10, channels=1, height=64, width=64,
-    max_pred_len=10,
+    max_pred_len=10, source_identity=source_identity,
     description="Moving MNIST, standard protocol: MNIST-digit training stream, fixed mnist_test_seq.npy test set, 10 -> 10",
     citation="Srivastava et al., Unsupervised Learning of Video Representations using LSTMs, ICML 2015",
     sizes={"train": 10000, "val": 1000, "test": 10000},

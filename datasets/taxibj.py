@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import ArraySplits
-from bench.datasets._files import (CheckReport, DataSource, SPLIT_SALT, bad_file, check_loader, expect_counts, load_npz,
-                                   missing, pick, register_source, require_root)
+from bench.data_identity import files_identity
+from bench.datasets._files import (CheckReport, DataSource, SPLIT_SALT, bad_file, check_loader, data_root, expect_counts,
+                                   load_npz, missing, pick, register_source, require_root)
 from bench.errors import BenchError
 from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
@@ -82,17 +83,40 @@ def read_arrays(root: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def source_identity(config: DataConfig) -> dict:
+    """The SHA-256 of ``dataset.npz`` (:mod:`bench.data_identity`); {} without a data directory (the
+    presence check then says what is missing)."""
+    root = data_root(config.data_dir)
+    if root is None:
+        return {}
+    path = root / FILE
+    if not path.is_file():
+        raise missing(path, "the preprocessed TaxiBJ file (X_train, Y_train, X_test, Y_test)", FIX)
+    return files_identity(path.parent, {path.name: path})
+
+
+def value_problem(a: np.ndarray) -> str | None:
+    """What is wrong with the values of a TaxiBJ array (NaN/infinity first: a range of NaN says nothing), or None."""
+    lo, hi = float(a.min()), float(a.max())  # NaN and infinity propagate: counted only then
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        return f"{bad} non-finite value{'s' if bad != 1 else ''} (NaN or infinity) among {a.size}"
+    if lo < -1.0 - 1e-4 or hi > 1.0 + 1e-4:
+        return f"values in [{lo:.4g}, {hi:.4g}]"
+    return None
+
+
 def to_unit(a: np.ndarray, path: Path, key: str) -> np.ndarray:
-    lo, hi = float(a.min()), float(a.max())
-    if lo < -1.0 - 1e-4 or hi > 1.0 + 1e-4 or not (np.isfinite(lo) and np.isfinite(hi)):
-        raise bad_file(path, f"{key} values in [-1, 1] (the normalised TaxiBJ flows)", f"values in [{lo:.4g}, {hi:.4g}]", FIX)
+    problem = value_problem(a)
+    if problem is not None:
+        raise bad_file(path, f"{key} values in [-1, 1] (the normalised TaxiBJ flows)", problem, FIX)
     return np.clip((a.astype(np.float32) + 1.0) * 0.5, 0.0, 1.0)
 
 
 @register_dataset(
     NAME,
     in_frames=4, out_frames=4, channels=2, height=32, width=32,
-    display_name="TaxiBJ", max_pred_len=4,
+    display_name="TaxiBJ", max_pred_len=4, source_identity=source_identity,
     description="TaxiBJ traffic in/out flows (Beijing), 2x32x32, 4 -> 4; file DATA/taxibj/dataset.npz",
     citation="Zhang et al., Deep Spatio-Temporal Residual Networks for Citywide Crowd Flows Prediction, AAAI 2017",
     sizes={"train": 18620, "val": 1000, "test": 1334},
@@ -143,9 +167,14 @@ def _check(root: Path, report: CheckReport) -> None:
         report.error(str(exc))
         return
     for key, a in arrays.items():
-        report.ok(f"{path.name}[{key}]: {a.dtype} {a.shape}, values in [{float(a.min()):.3f}, {float(a.max()):.3f}]")
+        problem = value_problem(a)
+        if problem is not None:
+            report.error(str(bad_file(path, f"{key} values in [-1, 1] (the normalised TaxiBJ flows)", problem, FIX)))
+        else:
+            report.ok(f"{path.name}[{key}]: {a.dtype} {a.shape}, values in [{float(a.min()):.3f}, {float(a.max()):.3f}]")
     expect_counts(report, {"train+val": len(arrays["X_train"]), "test": len(arrays["X_test"])}, PAPER_COUNTS)
-    check_loader(get_dataset(NAME), root, report)
+    if not report.failed:  # the loader would only repeat the problem above
+        check_loader(get_dataset(NAME), root, report)
 
 
 register_source(DataSource(dataset=NAME, layout=LAYOUT, how_to_get=HOW, present=_present, check=_check))

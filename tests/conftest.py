@@ -1,9 +1,26 @@
-"""Suite-wide settings: one intra-op thread.
+"""Suite-wide settings: one intra-op thread, and a private digest cache.
 
 The tests use tiny models, for which thread start-up and contention cost far more than the
 arithmetic (a tiny forward pass ran ~200x slower with 2 threads on a loaded 2-core machine).
+
+Data identities are cached under ``$BENCH_CACHE`` (:mod:`bench.data_identity`); the suite points
+it at a temporary directory so that it never writes to the user's ``~/.cache``.
 """
 
+import os
+
+import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_digest_cache(tmp_path_factory):
+    previous = os.environ.get("BENCH_CACHE")
+    os.environ["BENCH_CACHE"] = str(tmp_path_factory.mktemp("bench-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("BENCH_CACHE", None)
+    else:
+        os.environ["BENCH_CACHE"] = previous

@@ -338,7 +338,8 @@ def test_an_even_kernel_that_breaks_the_forward_fails_up_front(tmp_path):
 
 def test_the_digit_source_is_part_of_the_spec(tmp_path):
     sklearn = spec_of(tiny=True, data_dir=str(tmp_path))
-    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\0" * 16)  # present: the sequences would use MNIST
+    header = b"".join(v.to_bytes(4, "big") for v in (2051, 12, 28, 28))  # 12 blank 28x28 digits
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(header + b"\0" * (12 * 28 * 28))  # the sequences use MNIST
     mnist = spec_of(tiny=True, data_dir=str(tmp_path))
     assert sklearn.data_source == {"digit_source": "sklearn-digits"}
     assert mnist.data_source["digit_source"] == "mnist-idx" and mnist.hash != sklearn.hash

@@ -11,7 +11,9 @@ Rules (the choices made where the task leaves room):
 - Comparability. Runs are only ever ranked against runs with the same *comparability key*:
   dataset, frames in -> out (the spec's ``pred_len``), frame geometry, epochs, tiny vs paper-size,
   quick, split sizes, the data source (``dataset.info`` without path-like keys, e.g.
-  ``digit_source``), the data seed, the precision and the scoring convention. Each key is one
+  ``digit_source``, and the content digest of the data files from the spec's ``data_source``,
+  so runs on different data are never one table), the data seed, the precision and the scoring
+  convention. Each key is one
   table, tagged ``<dataset>[k]`` and headed by its values; when a dataset has several, the heading
   says in which fields they differ.
 - Rows. A row is one run specification (:class:`bench.run_spec.RunSpec`, identified by its hash):

@@ -101,14 +101,33 @@ def digit_source(run: RunResult) -> str | None:
 
 
 def data_source(run: RunResult) -> str:
-    """The data source shown in headings: ``digit_source`` (or any ``*source*`` keys) of ``dataset.info``."""
+    """The data source shown in headings (and a group key: runs on different data are never one group):
+    ``digit_source`` (or any ``*source*`` keys) of ``dataset.info``, then what the spec's ``data_source``
+    adds, e.g. the content digest of the files the run read (:mod:`bench.data_identity`)."""
     info = _info(run)
     if "digit_source" in info:
-        return f"digits: {info['digit_source']}"
-    items = [(k, v) for k, v in sorted(info.items()) if "source" in k.lower()]
-    if not items:
-        return "data source unrecorded"
-    return ", ".join(f"{k}: {v if not isinstance(v, (dict, list)) else canon(v)}" for k, v in items)
+        text = f"digits: {info['digit_source']}"
+    else:
+        items = [(k, v) for k, v in sorted(info.items()) if "source" in k.lower()]
+        text = (", ".join(f"{k}: {v if not isinstance(v, (dict, list)) else canon(v)}" for k, v in items)
+                if items else "data source unrecorded")
+    identity = spec_data_identity(run)
+    return f"{text}, {identity}" if identity else text
+
+
+def spec_data_identity(run: RunResult) -> str:
+    """The spec's ``data_source`` beyond the digit source: ``data sha256 <12 hex>`` for a content digest,
+    ``key value`` for anything else (e.g. ``digit_file_bytes`` of results from before digests)."""
+    source = dict(run.spec.data_source)
+    if info_digits := _info(run).get("digit_source"):
+        if source.get("digit_source") == info_digits:
+            source.pop("digit_source")
+    parts = []
+    if "sha256" in source:
+        parts.append(f"data sha256 {str(source.pop('sha256'))[:12]}")
+    source.pop("files", None)  # the number of files the digest covers: part of the digest already
+    parts += [f"{k} {v if not isinstance(v, (dict, list)) else canon(v)}" for k, v in sorted(source.items())]
+    return ", ".join(parts)
 
 
 def data_info_id(run: RunResult) -> str:
