@@ -218,6 +218,23 @@ def mau_flops_inputs(data: DatasetSpec) -> tuple[torch.Tensor, ...]:
     return torch.zeros(1, data.in_frames + data.out_frames, *data.frame_shape), torch.ones(1, data.out_frames - 1)
 
 
+def explain_cost(key: Any, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping[str, Any], ref) -> list[str]:
+    """``bench audit``: the reference's dead weights and how the FLOPs are counted (test-time figure measured)."""
+    from bench.efficiency import count_flops
+
+    with torch.random.fork_rng(devices=[]):
+        model = key.spec.create_model(data, hp)
+    test = count_flops(model, (torch.zeros(1, data.in_frames, *data.frame_shape),))[0]
+    h, c = int(hp["num_hidden"]), data.channels
+    dead = 2 * h * h + h + 2 * c * c + c  # merge (1x1, 2h -> h) and conv_last_sr (1x1, 2C -> C), with biases
+    return [f"params: the reference's MAU_Model also builds `merge` and `conv_last_sr`, never called by its forward: "
+            f"{dead:,} params; {figures['params']:,} + {dead:,} = {figures['params'] + dead:,} (the reference's total, "
+            f"published {ref[0] / 1e6:.1f}M)",
+            f"FLOPs counted as the reference counts them (OpenSTL: fvcore on the TRAINING forward over the "
+            f"{data.in_frames + data.out_frames}-frame sequence with its mask, every step decoded): "
+            f"{figures['flops'] / 1e9:.3f}G; the test-time rollout (context steps not decoded) is {test / 1e9:.3f}G"]
+
+
 # ------------------------------------------------------------------------------- SM pretraining
 
 
