@@ -53,7 +53,10 @@ Cost (Moving MNIST): 4,475,329 parameters (published 4.5M, reference 4,483,588 w
 weights); FLOPs counted as OpenSTL counts them, fvcore on the training forward over the 20-frame
 sequence with its mask (:func:`mau_flops_inputs`), 19 decoded steps: 17.791G (published 17.8G,
 the reference's count is the same 17.7912G). The test-time rollout, which skips the 9 context
-decodes, is 17.36G.
+decodes, is 17.36G. Per step (fvcore MACs; transposed convs counted per input site; LayerNorm 5 per
+element): encoder 47.4M (1x1 1 -> 64 at 64x64: 0.26M; 3x3 s2 64 -> 64 to 32x32: 37.7M, to 16x16:
+9.4M), 4 units x 210.4M (5x5 convs 64 -> 192, 64, 192, 64 at 16x16: 78.6M + 26.2M + 78.6M + 26.2M,
+LayerNorms 0.66M), decoder 47.4M (9.4M + 37.7M + 0.26M): 936.4M x 19 steps = 17.79G.
 
 SM pretraining (``mau:sm``, PLA-SM Table VII; the paper gives no setup for MAU)
 -------------------------------------------------------------------------------
