@@ -107,3 +107,26 @@ def test_phydnet_parameter_count_and_teacher_forcing_schedule():
         assert mask.shape == (4, 9) and bool((mask == mask[0, 0]).all())
         outcomes.add(mask[0, 0].item())
     assert outcomes == {0.0, 1.0}
+
+
+def test_the_training_loop_adds_the_moment_loss():
+    """bench's epoch loop (bench.training.train_epoch) optimises the whole objective, moment term included."""
+    from test_masked_pretrain import DATA, splits
+
+    from bench.distributed import DistInfo, wrap_for_training
+    from bench.training import make_scheduler, train_epoch
+
+    spec = get_method("phydnet")
+    hp = spec.resolve_hparams(DATA.name, overrides={"batch_size": 4, "lr": 1e-12, "schedule": "none"}, tiny=True)
+    torch.manual_seed(0)
+    model = spec.create_model(DATA, hp)
+    data = splits()
+    x, y = next(iter(data.batches("train", 4, 1)))
+    with torch.no_grad():  # progress 0: teacher-forcing ratio 1, whatever the coin
+        pred, target, extra = spec.train_step(model, x, y, hp, 0.0)
+        expected = (spec.loss(pred, target, hp) + extra).item()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-12)
+    stats = train_epoch(spec, wrap_for_training(model, spec.train_step, hp, DistInfo(), torch.device("cpu")), data,
+                        1, 1, 1, 4, hp, opt, make_scheduler(opt, hp, 1), torch.amp.GradScaler("cpu", enabled=False),
+                        list(model.parameters()), torch.device("cpu"), DistInfo())
+    assert extra.item() > 0.5 and math.isclose(stats.train_loss, expected, rel_tol=1e-6)
