@@ -1,8 +1,8 @@
 """MAU baseline: Chang, Zhang, Wang, Ma, Wang, Gao. "MAU: A Motion-Aware Unit for Video Prediction
 and Beyond", NeurIPS 2021.
 
-Architecture (Sec. 3; the authors' release ZhengChang467/MAU, whose model OpenSTL copies)
------------------------------------------------------------------------------------------
+Architecture (Sec. 3: attention and fusion modules; the authors' release, which OpenSTL copies)
+-----------------------------------------------------------------------------------------------
 * Encoder, per frame: 1x1 conv C -> hidden + LeakyReLU(0.2), then log2(sr_size) x (3x3 conv,
   stride 2, + LeakyReLU): 64 x 16 x 16 on Moving MNIST (sr_size 4). No normalisation, no patching.
 * ``num_layers`` Motion-Aware Units. Unit l at step t receives the spatial state S (the encoder
@@ -12,10 +12,10 @@ Architecture (Sec. 3; the authors' release ZhengChang467/MAU, whose model OpenST
   LayerNorm over (C, H, W) with per-element affine::
 
       s' = LN(conv(S)),  t' = LN(conv(T))                       (conv_s_next, conv_t_next)
-      a_i = softmax_i(<S_{t-i}, s'> / sqrt(C H W))               attention over the window (Sec. 3.1)
+      a_i = softmax_i(<S_{t-i}, s'> / sqrt(C H W))               attention module: weights over the window
       T_f = sigma(t') o T + (1 - sigma(t')) o sum_i a_i T_{t-i}  (fusion of T and the motion trend)
       [t_g, t_t, t_s] = LN(conv(T_f)),  [s_g, s_t, s_s] = LN(conv(S))
-      T_new = sigma(t_g) o t_t + (1 - sigma(t_g)) o s_t          (update, Sec. 3.2)
+      T_new = sigma(t_g) o t_t + (1 - sigma(t_g)) o s_t          fusion module: the update
       S_new = sigma(s_g) o s_s + (1 - sigma(s_g)) o t_s
 
 * Decoder: log2(sr_size) 3x3 transposed convs, stride 2 (LeakyReLU after all but the last), then
