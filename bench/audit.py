@@ -18,6 +18,7 @@ site), so none of the gap is a counting artefact.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
@@ -42,6 +43,10 @@ REFERENCE_COST: dict[tuple[str, str], tuple[float | None, float, str]] = {
     ("tau:no-da", "mmnist"): (None, 15.96e9, "TAU Table 6 (FLOPs only)"),
     ("tau:no-ddr", "mmnist"): (None, 15.96e9, "TAU Table 6 (FLOPs only)"),
     ("tau:conv", "mmnist"): (None, 6.11e9, "TAU Table 6 (FLOPs only)"),
+    ("phydnet", "mmnist"): (3.1e6, 15.3e9, "OpenSTL model zoo (PhyDNet, MMNIST; fvcore on the training forward); "
+                                           "PLA-SM Table V: 15.3G, 3.1M"),
+    ("mau", "mmnist"): (4.5e6, 17.8e9, "OpenSTL model zoo (MAU, MMNIST; fvcore on the training forward); "
+                                       "PLA-SM Table V: 17.8G, 4.5M"),
 }
 
 
@@ -102,7 +107,12 @@ CONVLSTM_PARAMS_NOTE = ("the reference cell (OpenSTL) defines 15,083,520 params,
 
 def explain_difference(key: MethodKey, data: DatasetSpec, hp: dict[str, Any], figures: dict[str, Any],
                        ref: tuple[float | None, float, str]) -> list[str]:
-    """Lines saying where the difference to the published cost comes from (empty if nothing is known)."""
+    """Lines saying where the difference to the published cost comes from (empty if nothing is known).
+
+    A method module may define ``explain_cost(key, data, hp, figures, ref) -> list[str]`` for its own."""
+    explain = getattr(sys.modules.get(key.spec.build.__module__), "explain_cost", None)
+    if explain is not None:
+        return explain(key, data, hp, figures, ref)
     if key.spec.name == "convlstm" and not key.overrides and not key.variant:
         return [CONVLSTM_PARAMS_NOTE]
     if key.spec.name != "plasm":

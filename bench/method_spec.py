@@ -57,7 +57,9 @@ class MethodSpec:
         tiny: overrides giving the small ``--tiny`` configuration (small widths that learn in minutes on a
             CPU: ``bench demo`` and the tests).
         loss: ``loss(pred, target, hp) -> scalar``; default per-pixel MSE.
-        train_step: ``train_step(model, x, y, hp, progress) -> (pred, target)``.
+        train_step: ``train_step(model, x, y, hp, progress) -> (pred, target)``, or
+            ``(pred, target, extra)`` where ``extra`` is a scalar added to ``loss(pred, target, hp)``
+            (a regulariser on the weights, e.g. PhyDNet's moment loss).
         predict: ``predict(model, x, hp) -> (B, T', C, H, W)`` at evaluation time.
         pretrain: optional first stage, ``pretrain(model, ctx: PretrainContext) -> dict`` (a record
             stored in the result); it runs before the main training loop.

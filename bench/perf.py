@@ -42,8 +42,8 @@ def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, ba
 
     def step() -> None:
         with autocast(device, precision):
-            pred, target = key.spec.train_step(model, x, y, hp, 0.5)
-            loss = key.spec.loss(pred.float(), target.float(), hp)
+            pred, target, *extra = key.spec.train_step(model, x, y, hp, 0.5)
+            loss = key.spec.loss(pred.float(), target.float(), hp) + sum(e.float() for e in extra)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)

@@ -258,8 +258,8 @@ def train_epoch(spec: MethodSpec, step_module: nn.Module, splits: Splits, epoch:
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
-            pred, target = step_module(x, y, progress)
-            loss = spec.loss(pred.float(), target.float(), hp)
+            pred, target, *extra = step_module(x, y, progress)  # extra: regularisers (MethodSpec.train_step)
+            loss = spec.loss(pred.float(), target.float(), hp) + sum(e.float() for e in extra)
         losses[step - 1] = loss.detach().double()
         if step - checked >= check_every:
             bad = first_bad_step(losses, checked, step, info)

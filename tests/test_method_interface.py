@@ -34,9 +34,9 @@ def batch(data: DatasetSpec, n: int = 2, seed: int = 1):
 
 
 def test_every_builtin_is_registered():
-    for name in ("simvp", "tau", "convlstm", "predrnn", "plasm"):
+    for name in ("simvp", "tau", "convlstm", "predrnn", "plasm", "phydnet", "mau"):
         assert name in KEYS, f"{name} is not registered"
-    for variant in ("tau:no-sa", "tau:no-da", "tau:no-ddr", "tau:conv"):
+    for variant in ("tau:no-sa", "tau:no-da", "tau:no-ddr", "tau:conv", "simvp:sm", "phydnet:sm", "mau:sm"):
         assert variant in KEYS
 
 
@@ -57,9 +57,9 @@ def test_backward_and_finite_loss(key):
     spec, model, hp = build(key, SMALL)
     x, y = batch(SMALL)
     model.train()
-    pred, target = spec.train_step(model, x, y, hp, 0.0)
-    assert pred.shape == target.shape
-    loss = spec.loss(pred, target, hp)
+    pred, target, *extra = spec.train_step(model, x, y, hp, 0.0)
+    assert pred.shape == target.shape and len(extra) <= 1 and all(e.ndim == 0 for e in extra)
+    loss = spec.loss(pred, target, hp) + sum(extra)
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
@@ -75,8 +75,8 @@ def test_overfits_one_batch(key):
     model.train()
 
     def loss_now():
-        pred, target = spec.train_step(model, x, y, hp, 0.0)
-        return spec.loss(pred, target, hp)
+        pred, target, *extra = spec.train_step(model, x, y, hp, 0.0)
+        return spec.loss(pred, target, hp) + sum(extra)
 
     first = loss_now().item()
     for _ in range(25):

@@ -29,7 +29,7 @@ def test_published_numbers_transcription() -> None:
     assert one[("TAU", "6", "tau:conv", "mmnist", 10)].text == {"mse": "58.9", "flops_g": "6.11"}
     stam = one[("PLA-SM", "II", "STAM", "human36m", 4)]
     assert stam.text == {"mae": "13.2", "ssim": "0.875"} and stam.scale == {"mae": 0.01}
-    assert one[("PLA-SM", "II", "MAU", "taxibj", 4)].starred == ("mae", "mse", "ssim")
+    assert one[("PLA-SM", "II", "mau", "taxibj", 4)].starred == ("mae", "mse", "ssim")
     assert one[("PLA-SM", "III", "plasm", "kitti_caltech", 1)].scale == {"mse": None}
     assert one[("PLA-SM", "V", "plasm", "mmnist", 10)].text == {"flops_g": "9.6", "train_s": "70", "fps": "310",
                                                                "params_m": "19.3", "mse": "18.4"}

@@ -21,6 +21,7 @@ from bench.report.figures import render_figures
 from bench.report.groups import Group, differing_fields
 from bench.report.notes import dataset_name
 from bench.report.perframe import per_frame_tables
+from bench.report.pretraining import pretraining_tables
 from bench.report.render_csv import render_csv
 from bench.report.render_md import md_escape, md_table_block
 from bench.report.render_tex import render_tex
@@ -69,7 +70,7 @@ def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md
             comparison.append(t)
             if per_frame:
                 frames += per_frame_tables(ctx, g)
-    ablations = ablation_tables(ctx)
+    ablations = pretraining_tables(ctx) + ablation_tables(ctx)  # PLA-SM Table VII whole, then per method
     sweeps = sweep_tables(ctx)
     efficiency = [efficiency_table(ctx, g) for g in ctx.groups]
     audit = audit_table(ctx)
