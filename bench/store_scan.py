@@ -4,7 +4,8 @@ The store puts a run's record in ``<dataset>/<label>/<spec hash>/seed<k>/`` (sch
 ``<dataset>/<label>/seed<k>/``); :func:`bench.result_record.load_results` trusts a record only where
 its own spec puts it. For that check to see copies (``simvp.bak/``, ``mmnist_old/``, ``old/mmnist/``)
 the scan looks everywhere, not only at the depths the layout uses: every directory below the root
-(except ``audit``, ``_cache`` and ``report`` at the top) down to :data:`MAX_DEPTH` levels.
+(except ``audit``, ``_cache`` and ``report`` at the top) down to :data:`MAX_DEPTH` levels (a
+``result.json`` directly in the root is no run's record in any layout and is not read).
 
 Symbolic links to directories are followed (a configuration moved to another disk and linked back
 is still read), each directory once and after every directory reachable without links: a link to a
@@ -53,7 +54,7 @@ def find_result_files(root: Path) -> tuple[list[Path], list[str]]:
                 is_dir = entry.is_dir()  # follows a link
             except OSError:
                 is_dir = False
-            if entry.name == RESULT_FILE and not is_dir:
+            if entry.name == RESULT_FILE and not is_dir and depth > 0:  # none of the root's own files is a run
                 files.append(path)
             elif is_dir and depth < MAX_DEPTH:
                 (linked if entry.is_symlink() else below).append((path, depth + 1))

@@ -161,22 +161,26 @@ def test_bench_run_never_serves_a_schema1_or_older_spec_result_copied_into_its_d
     root = tmp_path / "results"
     other = make_result("simvp", 0, metrics(3.0), epochs=2, tiny=True)  # another configuration (2 epochs)
     old = dataclasses.replace(other, spec_version=0)  # made under older spec rules: its hash is not checked
-    for seed, record in ((0, _schema1(other)), (1, json.loads(write_json_text(old)))):
+    here = make_result("simvp", 2, metrics(3.0), epochs=1, tiny=True)  # older rules, its hash edited to this one's
+    here = dataclasses.replace(here, spec=cli_spec(2), spec_hash=cli_spec(2).hash, spec_version=0)
+    for seed, record in ((0, _schema1(other)), (1, json.loads(write_json_text(old))),
+                         (2, json.loads(write_json_text(here)))):
         target = store.run_dir(root, cli_spec(seed))
         target.mkdir(parents=True)
         record = json.loads(json.dumps(record).replace('"seed": 0', f'"seed": {seed}'))
         (target / store.RESULT_FILE).write_text(json.dumps(record))
-    res = bench("run", *TINY, "--epochs", 1, "--seeds", "0,1", "--results", root)
+    res = bench("run", *TINY, "--epochs", 1, "--seeds", "0,1,2", "--results", root)
     assert "kept" not in res.output and res.exit_code == 1
-    for seed in (0, 1):
-        error = json.loads((store.partial_dir(store.run_dir(root, cli_spec(seed))) / "result.json").read_text())
-        assert "belongs in" in error["error"], error["error"]
+    errors = [json.loads((store.partial_dir(store.run_dir(root, cli_spec(seed))) / "result.json").read_text())["error"]
+              for seed in (0, 1, 2)]
+    assert all("belongs in another directory" in e for e in errors[:2]) and "spec version 0" in errors[2], errors
     # a schema-1 result where schema 1 put it (results/<dataset>/<label>/seed<k>) still counts, once
     legacy = root / "mmnist" / "simvp" / "seed0"
     legacy.mkdir()
     (legacy / store.RESULT_FILE).write_text(json.dumps(_schema1(other)))
     results, problems = load_results(root)
-    assert [(r.schema, r.path) for r in results if r.complete] == [(1, str(legacy / store.RESULT_FILE))]
+    # (and seed 2, of older rules, where its recorded hash puts it: the report reads it, `bench run` never serves it)
+    assert sorted((r.schema, r.spec.seed) for r in results if r.complete) == [(1, 0), (2, 2)]
     assert len(problems) == 2 and all("belongs in" in p for p in problems)
 
 
@@ -242,7 +246,7 @@ def test_bench_run_refuses_a_fifo_result_or_lock_in_one_line_instead_of_hanging(
     seed0.mkdir(parents=True)
     os.mkfifo(seed0 / store.RESULT_FILE)
     os.mkfifo(store.lock_path(seed1))
-    with deadline(60):  # opening a FIFO waits for a writer: forever
+    with deadline(30):  # opening a FIFO waits for a writer: forever
         res = bench("run", *TINY, "--epochs", 1, "--seeds", "0,1", "--results", root)
     assert res.exit_code == 1, res.output
     errors = [json.loads((store.partial_dir(d) / store.RESULT_FILE).read_text())["error"] for d in (seed0, seed1)]
