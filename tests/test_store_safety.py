@@ -30,6 +30,7 @@ from bench.registry import get_dataset, parse_method_key
 from bench.report.outputs import MANIFEST
 from bench.result_record import load_results, write_json_text
 from bench.run_spec import SpecOptions, resolve_run_spec
+from bench.safe_read import MAX_JSON_BYTES
 from report_builders import make_result, metrics, write_result
 from run_helpers import complete_result
 
@@ -188,9 +189,9 @@ def test_bench_run_never_serves_a_schema1_or_older_spec_result_copied_into_its_d
 
 
 def _specials(config: Path) -> None:
-    """Four configurations' seed0/result.json that hang or crash a naive reader."""
+    """Five configurations' seed0/result.json that hang, crash or swamp a naive reader."""
     cases = {"fifo": None, "zero": "/dev/zero", "deep": "[" * 1000 + "]" * 1000,
-             "digits": '{"schema": ' + "9" * 5000 + "}"}
+             "digits": '{"schema": ' + "9" * 5000 + "}", "huge": None}
     for name, content in cases.items():
         seed_dir = config.parent / name / "seed0"
         seed_dir.mkdir(parents=True)
@@ -198,6 +199,9 @@ def _specials(config: Path) -> None:
             os.mkfifo(seed_dir / store.RESULT_FILE)
         elif name == "zero":
             os.symlink(content, seed_dir / store.RESULT_FILE)
+        elif name == "huge":  # sparse: 64 MiB + 1 byte long, no disk used
+            with open(seed_dir / store.RESULT_FILE, "wb") as fh:
+                fh.truncate(MAX_JSON_BYTES + 1)
         else:
             (seed_dir / store.RESULT_FILE).write_text(content)
 
@@ -216,9 +220,9 @@ def test_special_files_are_skipped_and_listed_never_read(tmp_path):
                          preexec_fn=_limited)
     assert res.returncode == 0, res.stderr
     lines = skipped_lines((tmp_path / "out" / "report.md").read_text())
-    assert len(lines) == 4, lines
+    assert len(lines) == 5, lines
     for name, words in (("fifo", "is a FIFO"), ("zero", "is a character device"), ("deep", "nests"),
-                        ("digits", "number that cannot be read")):
+                        ("digits", "number that cannot be read"), ("huge", "more than the")):
         assert any(f"/{name}/seed0" in line and words in line for line in lines), (name, lines)
 
 
