@@ -135,10 +135,11 @@ def run_one(spec: RunSpec, data: DatasetSpec, opts: RunOptions) -> Outcome:
 
 
 def _decide(final: Path, work: Path, lock: store.RunLock, force: bool) -> tuple[str, str]:
-    """Under the run's lock: ("skip", why), ("refuse", one-line error) or ("run", "") with ``work`` ready.
+    """("skip", why), ("refuse", one-line error) or ("run", "") with ``work`` ready, decided under the run's lock.
 
-    A complete result with nothing to recover beside it is kept before the lock is taken: reading it
-    writes nothing, so a finished run on a read-only results directory is "kept", not "failed"."""
+    One exception: a complete result with nothing to recover beside it is kept before the lock is
+    taken (reading it writes nothing), so a finished run on a read-only results directory is "kept",
+    not "failed"."""
     if not force and _finished_and_settled(final, work):
         return "skip", f"result exists at {final}, kept (use --force to re-run)"
     try:
@@ -180,7 +181,6 @@ def _prepare_work_dir(work: Path, force: bool) -> None:
         store.remove_dir(work)
     work.mkdir(parents=True, exist_ok=True)
     (work / store.RESULT_FILE).unlink(missing_ok=True)  # a failure record of an earlier attempt
-    store.remove_temp_files(work)  # of a write a kill interrupted (e.g. .last.pt.<random>.tmp)
 
 
 def _summary(result: RunResult) -> str:
