@@ -8,6 +8,13 @@ field that is wrong. Schema 1 files (written before the run spec existed) are re
 :func:`migrate_v1`: their ``mse``/``mae`` were scored on clipped predictions, so they become
 ``mse_clipped``/``mae_clipped`` and the published-protocol columns stay empty for them.
 
+A result counts once, and only where its own spec puts it: :func:`read_result` reads only regular
+files of bounded size (:mod:`bench.safe_read`) and checks every directory name from the dataset
+down (:func:`expected_location`: dataset, label, recorded spec hash, seed; schema 1 had no hash
+directory), below the results root when it is known; :func:`load_results` looks everywhere under
+the root (:mod:`bench.store_scan`), so that a copy (``simvp.bak/``, ``mmnist_old/``) is listed as
+skipped, and counts one result per run as :func:`bench.results.recover_run` would leave it.
+
 Layout of the fields (schema 2)::
 
     schema, status ("complete" | "failed"), spec (bench.run_spec.RunSpec), spec_hash,

@@ -25,7 +25,16 @@ Nothing a user does can destroy a finished result:
   directory into place; ``--force`` keeps the previous ``seed<k>`` until the new run is complete and
   then swaps the two directories (``seed<k>.replaced`` exists only between two renames, and
   :func:`recover_run` finishes or undoes an interrupted swap);
-- a failure record goes into ``seed<k>.partial``, never over a committed result.
+- a failure record goes into ``seed<k>.partial``, never over a committed result;
+- temporary files a kill left in ``seed<k>.partial`` (``.last.pt.<random>.tmp``) are deleted at the
+  commit, never committed;
+- a run directory that is a symbolic link (a result moved to another disk) is replaced by
+  unlinking the link, never by deleting what it points to;
+- the run lock is opened without blocking and must be a regular file (a FIFO is refused in one line).
+
+Reading is as careful (:mod:`bench.safe_read`): regular files only, bounded in size. A result is
+trusted only where its own spec puts it (:func:`bench.result_record.load_results`), and ``bench
+run`` serves only a result of the current schema and spec rules (:func:`committed_state`).
 
 Files and directories are created with the user's umask (a shared results directory stays
 readable to the team).

@@ -121,9 +121,10 @@ def test_report_refuses_to_overwrite_a_users_file(tmp_path):
     assert res.exit_code == 2 and "changed since" in res.stderr and (out / "report.md").read_text() == edited
     # a manifest edited to name another file is never obeyed
     (out / "report.md").unlink()
-    (out / MANIFEST).write_text(json.dumps({"files": {"../results/x.json": None}}))
+    (tmp_path / "victim.json").write_text("{}")
+    (out / MANIFEST).write_text(json.dumps({"files": {"../victim.json": None}}))
     res = bench("report", "-r", root, "-o", out, "--no-figures")
-    assert res.exit_code == 2 and "not a bench report manifest" in res.stderr
+    assert res.exit_code == 2 and "not a bench report manifest" in res.stderr and (tmp_path / "victim.json").exists()
 
 
 # ------------------------------------------------------------------------------------ a result counts once
@@ -315,6 +316,24 @@ def test_ctrl_c_between_the_two_renames_of_force(tmp_path, monkeypatch):
     res = bench("run", *TINY, "--epochs", 1, "--results", root)  # without --force: the new result is committed
     assert res.exit_code == 0 and "kept" in res.output
     assert complete_result(root).test["mse"] == new_mse and not os.path.lexists(store.replaced_dir(final))
+
+
+def test_the_interrupt_message_says_what_is_on_disk(tmp_path):
+    from bench.cli import interrupted_message
+    from bench.runner import Outcome
+
+    root, data = tmp_path / "results", get_dataset("mmnist")
+    runs = [(cli_spec(seed), data) for seed in (0, 1, 2)]
+    waiting = store.partial_dir(stored(root, seed=1))  # seed 1 finished; Ctrl-C came before its commit
+    os.replace(waiting.with_name("seed1"), waiting)
+    done = [Outcome(runs[0][0], "complete", "")]
+    text = interrupted_message(runs, done, root, force=False)
+    assert "simvp on mmnist seed 1 had finished: the next `bench run` commits its result" in text
+    text = interrupted_message(runs, done, root, force=True)
+    assert "1 forced re-run(s) finished and replaced the previous results" in text
+    assert "its new result replaces the previous one" in text and "runs not re-run yet are intact" in text
+    text = interrupted_message(runs, [], root, force=True)  # interrupted while seed 0 trained
+    assert "the previous results are intact" in text and "replaced" not in text
 
 
 def test_stray_temporary_files_are_never_committed(tmp_path):
