@@ -88,7 +88,8 @@ class ReportOutputs:
             path = self.out_dir / name
             if os.path.lexists(path) and not self.is_ours(name):
                 why = ("was changed since bench report wrote it" if name in self.files
-                       else "was not written by bench report")
+                       else f"was not written by bench report (it lists what it writes in {MANIFEST}; a file from "
+                            "before it kept that list counts as yours)")
                 raise BenchError(f"{path} exists and {why}; the report would overwrite it: move it away, or choose "
                                  "another --out DIR")
 
