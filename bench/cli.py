@@ -167,9 +167,9 @@ def interrupted_message(runs, done, results: Path, force: bool) -> str:
     if replaced:
         changed.append(f"{replaced} forced re-run(s) finished and replaced the previous results")
     if where:
-        changed.append(f"the re-run of {where} had finished{' too' if replaced else ''}: its new result replaces the "
-                       f"previous one (the next `bench run` completes the swap, with or without --force; `bench report` "
-                       f"counts it already)")
+        changed.append(f"the re-run of {where} had finished{' too' if replaced else ''}: its new result replaces "
+                       f"the previous one (the next `bench run` completes the swap, with or without --force; "
+                       f"`bench report` counts it already)")
     if not changed:
         changed.append("the previous results are intact")
     elif len(runs) - len(done) - bool(where) > 0:

@@ -243,7 +243,8 @@ def _check_location(result: RunResult, path: Path, root: Path | None = None) -> 
     if tuple(found) != expected:
         raise BenchError(f"{path} holds the result of {result.label} seed {result.spec.seed} (spec "
                          f"{result.spec_hash or 'of schema 1'}), which belongs in another directory, "
-                         f"{'/'.join(expected)} under the results directory (it was copied or moved); move it back or delete it")
+                         f"{'/'.join(expected)} under the results directory (it was copied or moved); move it "
+                         f"back or delete it")
 
 
 # ----------------------------------------------------------------------------------- schema 1

@@ -111,9 +111,7 @@ def audit_path(root: Path, dataset: str, label: str) -> Path:
 
 def committed_state(final: Path) -> str:
     """``missing``, ``complete``, or why the committed result in ``final`` cannot be used."""
-    from bench.result_record import read_result
-
-    from bench.result_record import SCHEMA
+    from bench.result_record import SCHEMA, read_result
     from bench.run_spec import SPEC_VERSION
 
     if not final.exists():
@@ -163,15 +161,12 @@ def remove_dir(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def remove_temp_files(work: Path) -> list[str]:
+def remove_temp_files(work: Path) -> None:
     """Delete the temporary files of interrupted atomic writes (``.<name>.<random>.tmp``, see
-    :func:`atomic_write_bytes`) in ``work``; their names. Call under the run's lock (nothing else writes there)."""
-    removed = []
-    for path in sorted(Path(work).glob(".*.tmp")):
+    :func:`atomic_write_bytes`) in ``work``. Call under the run's lock (nothing else writes there)."""
+    for path in Path(work).glob(".*.tmp"):
         if path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
-            removed.append(path.name)
-    return removed
 
 
 def commit_run(work: Path, final: Path) -> None:
@@ -179,9 +174,10 @@ def commit_run(work: Path, final: Path) -> None:
 
     With no previous result this is one rename. With one (``--force``), the previous directory is
     renamed aside, the new one into place, and the old one deleted; an interruption between the
-    two renames is repaired by :func:`recover_run`, so ``final`` always ends complete.
+    two renames is repaired by :func:`recover_run`, so ``final`` always ends complete. Temporary
+    files a kill left in ``work`` are deleted first (they are no part of the result).
     """
-    remove_temp_files(work)  # a kill during a checkpoint write leaves one; it is no part of the result
+    remove_temp_files(work)
     _fsync_dir(work)
     if not os.path.lexists(final):
         os.replace(work, final)

@@ -1,4 +1,4 @@
-"""Finding every ``result.json`` in a results directory, wherever it lies, so that none is missed or counted twice.
+"""Finding every ``result.json`` in a results directory, wherever it lies: none missed, none counted twice.
 
 The store puts a run's record in ``<dataset>/<label>/<spec hash>/seed<k>/`` (schema 1:
 ``<dataset>/<label>/seed<k>/``); :func:`bench.result_record.load_results` trusts a record only where
@@ -9,9 +9,10 @@ the scan looks everywhere, not only at the depths the layout uses: every directo
 
 Symbolic links to directories are followed (a configuration moved to another disk and linked back
 is still read), each directory once and after every directory reachable without links: a link to a
-directory seen (``simvp.bak -> simvp``) adds nothing, and a cycle of links ends. A dangling ``result.json`` link is returned like any other
-file (reading it says it dangles); a dangling link named like a run directory (``seed<k>``) is a
-problem line, so that a result that disappeared is listed, not dropped silently.
+directory seen (``simvp.bak -> simvp``) adds nothing, and a cycle of links ends. A dangling
+``result.json`` link is returned like any other file (reading it says it dangles); a dangling link
+named like a run directory (``seed<k>``) is a problem line, so that a result that disappeared is
+listed, not dropped silently.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import os
 import re
 from pathlib import Path
 
-RESULT_FILE = "result.json"
+from bench.results import RESULT_FILE
+
 SKIPPED_TOP = ("audit", "_cache", "report")  # bench audit records, reusable products, the default report
 MAX_DEPTH = 8  # directories below the root (the layout uses 4)
 RUN_DIR = re.compile(r"seed\d+(\.partial|\.replaced)?")

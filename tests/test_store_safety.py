@@ -136,6 +136,8 @@ def test_copies_inside_the_results_tree_are_listed_not_counted(tmp_path):
     shutil.copytree(root / "mmnist" / "simvp", root / "mmnist" / "simvp.bak")
     shutil.copytree(root / "mmnist", root / "mmnist_old")
     shutil.copytree(root / "mmnist", root / "old" / "mmnist")
+    os.symlink(root / "mmnist", root / "aaa")  # links to directories already there add nothing, wherever they sort
+    os.symlink(root / "mmnist" / "simvp", root / "mmnist" / "simvp.link")
     res = bench("report", "-r", root, "-o", tmp_path / "out", "--no-figures")
     assert res.exit_code == 0, res.output
     md = (tmp_path / "out" / "report.md").read_text()
