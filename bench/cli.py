@@ -132,20 +132,50 @@ def execute_sweep(runs, results: Path, device: str, force: bool, data_dir: str |
     if quick and not quiet:
         log("--quick: a smoke test of the paper-size configuration (at most 2 epochs, small splits), not a "
             "benchmark; its numbers are labelled quick and never compared with published ones")
+    done: list = []
     try:
         if progress is not None:
             with progress:
-                outcomes = run_sweep(runs, opts)
+                outcomes = run_sweep(runs, opts, done)
         else:
-            outcomes = run_sweep(runs, opts)
+            outcomes = run_sweep(runs, opts, done)
     except KeyboardInterrupt:
-        if force:
-            raise fail("interrupted: the previous results are intact and no file is half-written; run the same "
-                       "command again to start the forced re-runs over, or drop --force to keep the previous "
-                       "results", 130)
-        raise fail("interrupted: committed results are intact and no file is half-written; run the same "
-                   "command again to resume from the last completed epoch", 130)
+        raise fail(interrupted_message(runs, done, results, force), 130)
     return None if env_rank() != 0 else outcomes
+
+
+def interrupted_message(runs, done, results: Path, force: bool) -> str:
+    """What a Ctrl-C left on disk, in one line: ``done`` are the outcomes of the runs that ended, the next
+    run was interrupted. A run interrupted after it finished (its result written, its commit not yet
+    done or half done) is the new result from now on: the next ``bench run`` completes the commit, with
+    or without --force, and ``bench report`` counts it already."""
+    from bench import results as store
+
+    where = ""
+    if len(done) < len(runs):
+        spec = runs[len(done)][0]
+        final = store.run_dir(results, spec)
+        if store.has_complete_result(store.partial_dir(final)) or store.replaced_dir(final).is_dir():
+            where = f"{spec.label} on {spec.dataset} seed {spec.seed}"
+    if not force:
+        finished = (f"the run of {where} had finished: the next `bench run` commits its result (`bench report` "
+                    f"counts it already); " if where else "")
+        return (f"interrupted: {finished}committed results are intact and no file is half-written; run the same "
+                f"command again to resume from the last completed epoch")
+    replaced = sum(o.status == "complete" for o in done)
+    changed = []
+    if replaced:
+        changed.append(f"{replaced} forced re-run(s) finished and replaced the previous results")
+    if where:
+        changed.append(f"the re-run of {where} had finished{' too' if replaced else ''}: its new result replaces "
+                       f"the previous one (the next `bench run` completes the swap, with or without --force; "
+                       f"`bench report` counts it already)")
+    if not changed:
+        changed.append("the previous results are intact")
+    elif len(runs) - len(done) - bool(where) > 0:
+        changed.append("the previous results of the runs not re-run yet are intact")
+    return (f"interrupted: no file is half-written; {'; '.join(changed)}; run the same command again to start the "
+            f"forced re-runs over, or drop --force to keep the results now in place")
 
 
 def print_outcomes(outcomes, results: Path) -> None:

@@ -8,6 +8,13 @@ field that is wrong. Schema 1 files (written before the run spec existed) are re
 :func:`migrate_v1`: their ``mse``/``mae`` were scored on clipped predictions, so they become
 ``mse_clipped``/``mae_clipped`` and the published-protocol columns stay empty for them.
 
+A result counts once, and only where its own spec puts it: :func:`read_result` reads only regular
+files of bounded size (:mod:`bench.safe_read`) and checks every directory name from the dataset
+down (:func:`expected_location`: dataset, label, recorded spec hash, seed; schema 1 had no hash
+directory), below the results root when it is known; :func:`load_results` looks everywhere under
+the root (:mod:`bench.store_scan`), so that a copy (``simvp.bak/``, ``mmnist_old/``) is listed as
+skipped, and counts one result per run as :func:`bench.results.recover_run` would leave it.
+
 Layout of the fields (schema 2)::
 
     schema, status ("complete" | "failed"), spec (bench.run_spec.RunSpec), spec_hash,
@@ -30,8 +37,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.errors import BenchError
-from bench.results import RESULT_FILE
+from bench.results import RESULT_FILE, label_to_dirname
 from bench.run_spec import SPEC_VERSION, RunSpec, canonical
+from bench.safe_read import read_json_file
+from bench.store_scan import find_result_files
 from bench.typed_json import SchemaError, from_json, to_json
 
 SCHEMA = 2
@@ -202,37 +211,40 @@ def parse_result(data: Any, where: str = "result.json") -> RunResult:
                          f"the file and re-run that run") from None
 
 
-def read_result(path: Path) -> RunResult:
-    """Read and validate one result file (one-line BenchError for unreadable or invalid files)."""
+def read_result(path: Path, root: Path | None = None) -> RunResult:
+    """Read and validate one result file (one-line BenchError for unreadable or invalid files, and for
+    a file not where its spec puts it: below ``root`` when given, else by the directories above it)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BenchError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise BenchError(f"{path} is not UTF-8 text; delete it and re-run that run") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BenchError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); delete it and re-run "
-                         f"that run") from None
+    data = read_json_file(path, fix="delete it and re-run that run")  # regular files only, bounded
     result = replace(parse_result(data, str(path)), path=str(path))
-    _check_location(result, path)
+    _check_location(result, path, root)
     return result
 
 
-def _check_location(result: RunResult, path: Path) -> None:
+def expected_location(result: RunResult) -> tuple[str, ...]:
+    """The directories a result's own spec puts it in, below the results root: ``(dataset, label
+    directory, spec hash, seed<k>)``, or ``(dataset, label directory, seed<k>)`` for schema 1 (the
+    layout before the spec hash existed); the hash is the one the file records, whatever the spec
+    version it was made with."""
+    head = (result.spec.dataset, label_to_dirname(result.label))
+    seed = f"seed{result.spec.seed}"
+    return head + ((seed,) if result.schema == 1 else (result.spec_hash, seed))
+
+
+def _check_location(result: RunResult, path: Path, root: Path | None = None) -> None:
     """A result is only trusted in the directory of its own configuration and seed (a copied or moved
-    file would otherwise be served for another configuration, or count a seed twice)."""
-    seed_dir = path.parent.name
-    expected = (f"seed{result.spec.seed}", f"seed{result.spec.seed}.partial")
-    wrong = seed_dir not in expected
-    if result.schema == SCHEMA and result.spec_version == SPEC_VERSION:
-        wrong = wrong or path.parent.parent.name != result.spec_hash
-    if wrong:
+    file would otherwise be served for another configuration, or count a seed twice): every directory
+    name from the dataset down must be the one its spec gives (the seed directory may carry the
+    ``.partial`` or ``.replaced`` suffix of a run being committed)."""
+    expected = expected_location(result)
+    found = list(path.parent.relative_to(root).parts if root is not None else path.parent.parts[-len(expected):])
+    if found and re.fullmatch(r"seed\d+\.(partial|replaced)", found[-1]):
+        found[-1] = found[-1].rsplit(".", 1)[0]
+    if tuple(found) != expected:
         raise BenchError(f"{path} holds the result of {result.label} seed {result.spec.seed} (spec "
-                         f"{result.spec_hash or 'of schema 1'}), which belongs in another directory (it was copied or "
-                         f"moved); move it back or delete it")
+                         f"{result.spec_hash or 'of schema 1'}), which belongs in another directory, "
+                         f"{'/'.join(expected)} under the results directory (it was copied or moved); move it "
+                         f"back or delete it")
 
 
 # ----------------------------------------------------------------------------------- schema 1
@@ -300,42 +312,43 @@ def _v1_environment(env: Any) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------- loading
 
-_SEED_DIR = re.compile(r"seed\d+")
-_PARTIAL_DIR = re.compile(r"seed\d+\.partial")
-
-
 def result_files(root: Path) -> list[Path]:
-    """Every result file under ``root``: complete runs (``.../seed<k>/result.json``, schema 2 under a
-    spec-hash directory, schema 1 directly under the label) and failed attempts
-    (``.../seed<k>.partial/result.json``)."""
-    root = Path(root)
-    found = []
-    for pattern in (f"*/*/*/seed*/{RESULT_FILE}", f"*/*/seed*/{RESULT_FILE}"):
-        for path in root.glob(pattern):
-            name = path.parent.name
-            if path.parts[len(root.parts)] in ("audit", "_cache", "report"):
-                continue
-            if _SEED_DIR.fullmatch(name) or _PARTIAL_DIR.fullmatch(name):
-                found.append(path)
-    return sorted(set(found))
+    """Every ``result.json`` under ``root``, wherever it lies (:func:`bench.store_scan.find_result_files`)."""
+    return find_result_files(root)[0]
 
 
 def load_results(root: Path) -> tuple[list[RunResult], list[str]]:
-    """All results under ``root``: (valid results, one problem line per file that is not valid).
+    """All results under ``root``: (valid results, one problem line per file that is not valid or not
+    where its spec puts it). Reads only; each run counts once.
 
-    A failed attempt whose configuration also has a complete result is kept too: the report
-    lists it as a failed re-run beside the result it did not replace. A complete result still in
-    its work directory (a crash just before the commit) is left out until it is committed.
+    A run's slot (its configuration directory and seed) may hold, after an interruption, a committed
+    ``seed<k>``, a ``seed<k>.partial`` and a ``seed<k>.replaced``; the one counted is the one
+    :func:`bench.results.recover_run` will leave in place at the next ``bench run``: a complete
+    result waiting in ``.partial`` (it was finished, a crash came before its commit), else the
+    committed one, else the previous result a ``--force`` swap moved aside. A failed attempt in
+    ``.partial`` is kept too: the report lists it, beside the result it did not replace if any.
     """
-    results, problems = [], []
-    for path in result_files(root):
+    root = Path(root)
+    paths, problems = find_result_files(root)
+    slots: dict[tuple[str, int], dict[str, RunResult]] = {}
+    for path in paths:
         try:
-            result = read_result(path)
+            result = read_result(path, root)
         except BenchError as exc:
             problems.append(str(exc))
             continue
-        if _PARTIAL_DIR.fullmatch(path.parent.name) and result.complete:
-            continue  # finished but not yet committed: the next `bench run` commits it; counted then
-        results.append(result)
+        kind = path.parent.name.partition(".")[2]  # "", "partial" or "replaced" (checked by read_result)
+        slots.setdefault((str(path.parent.parent), result.spec.seed), {})[kind] = result
+    results = []
+    for slot in slots.values():
+        waiting, committed, aside = slot.get("partial"), slot.get(""), slot.get("replaced")
+        if waiting is not None and waiting.complete:
+            results.append(waiting)
+        elif committed is not None:
+            results.append(committed)
+        elif aside is not None:
+            results.append(aside)
+        if waiting is not None and not waiting.complete:
+            results.append(waiting)
     results.sort(key=lambda r: (r.spec.dataset, r.label, r.spec.hash, r.spec.seed, r.status))
     return results, problems

@@ -25,7 +25,16 @@ Nothing a user does can destroy a finished result:
   directory into place; ``--force`` keeps the previous ``seed<k>`` until the new run is complete and
   then swaps the two directories (``seed<k>.replaced`` exists only between two renames, and
   :func:`recover_run` finishes or undoes an interrupted swap);
-- a failure record goes into ``seed<k>.partial``, never over a committed result.
+- a failure record goes into ``seed<k>.partial``, never over a committed result;
+- temporary files a kill left in ``seed<k>.partial`` (``.last.pt.<random>.tmp``) are deleted at the
+  commit, never committed;
+- a run directory that is a symbolic link (a result moved to another disk) is replaced by
+  unlinking the link, never by deleting what it points to;
+- the run lock is opened without blocking and must be a regular file (a FIFO is refused in one line).
+
+Reading is as careful (:mod:`bench.safe_read`): regular files only, bounded in size. A result is
+trusted only where its own spec puts it (:func:`bench.result_record.load_results`), and ``bench
+run`` serves only a result of the current schema and spec rules (:func:`committed_state`).
 
 Files and directories are created with the user's umask (a shared results directory stays
 readable to the team).
@@ -33,6 +42,7 @@ readable to the team).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -40,6 +50,7 @@ import math
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -100,16 +111,20 @@ def audit_path(root: Path, dataset: str, label: str) -> Path:
 
 def committed_state(final: Path) -> str:
     """``missing``, ``complete``, or why the committed result in ``final`` cannot be used."""
-    from bench.result_record import read_result
+    from bench.result_record import SCHEMA, read_result
+    from bench.run_spec import SPEC_VERSION
 
     if not final.exists():
         return "missing"
-    if not (final / RESULT_FILE).exists():
+    if not os.path.lexists(final / RESULT_FILE):
         return f"no {RESULT_FILE} in it"
     try:
         result = read_result(final / RESULT_FILE)
     except BenchError as exc:
         return str(exc)
+    if (result.schema, result.spec_version) != (SCHEMA, SPEC_VERSION):  # never served for the current spec
+        return (f"its {RESULT_FILE} was written with schema {result.schema}, spec version {result.spec_version} "
+                f"(this bench writes {SCHEMA}, {SPEC_VERSION}), so it was not made for this configuration")
     return "complete" if result.complete else f"its {RESULT_FILE} has status {result.status!r}"
 
 
@@ -127,9 +142,9 @@ def recover_run(final: Path) -> None:
       (a crash just before the commit) is committed now, never trained again.
     """
     old = replaced_dir(final)
-    if old.exists():
-        if final.exists():  # the new run is in place: the old one only waited to be deleted
-            shutil.rmtree(old, ignore_errors=True)
+    if os.path.lexists(old):
+        if os.path.lexists(final):  # the new run is in place: the old one only waited to be deleted
+            remove_dir(old)
         else:  # interrupted after moving the old result aside: put it back
             os.replace(old, final)
     work = partial_dir(final)
@@ -137,23 +152,44 @@ def recover_run(final: Path) -> None:
         commit_run(work, final)
 
 
+def remove_dir(path: Path) -> None:
+    """Delete a run directory of the store; a symbolic link is unlinked, never followed (what it points
+    to, outside the results tree, belongs to the user)."""
+    if os.path.islink(path):
+        os.unlink(path)
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def remove_temp_files(work: Path) -> None:
+    """Delete the temporary files of interrupted atomic writes (``.<name>.<random>.tmp``, see
+    :func:`atomic_write_bytes`) in ``work``. Call under the run's lock (nothing else writes there)."""
+    for path in Path(work).glob(".*.tmp"):
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+
+
 def commit_run(work: Path, final: Path) -> None:
     """Move the finished run in ``work`` to ``final``, replacing a previous result atomically.
 
     With no previous result this is one rename. With one (``--force``), the previous directory is
     renamed aside, the new one into place, and the old one deleted; an interruption between the
-    two renames is repaired by :func:`recover_run`, so ``final`` always ends complete.
+    two renames is repaired by :func:`recover_run`, so ``final`` always ends complete. Temporary
+    files a kill left in ``work`` are deleted first (they are no part of the result).
     """
+    remove_temp_files(work)
     _fsync_dir(work)
-    if not final.exists():
+    if not os.path.lexists(final):
         os.replace(work, final)
     else:
         old = replaced_dir(final)
-        if old.exists():
-            shutil.rmtree(old)
+        remove_dir(old)
         os.replace(final, old)
         os.replace(work, final)
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            remove_dir(old)
+        except OSError:
+            pass  # the new result is in place; recover_run deletes the old one next time
     _fsync_dir(final.parent)
 
 
@@ -252,11 +288,27 @@ class RunLock:
         self._fh = None
 
     def acquire(self) -> bool:
-        """True when this process now holds the lock; OSError when the lock file cannot be opened."""
+        """True when this process now holds the lock; OSError when the lock file cannot be opened, BenchError
+        when it is not a regular file (a FIFO would block the open: it is opened non-blocking and refused)."""
         import fcntl
 
+        from bench.safe_read import kind_of
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags, FILE_MODE)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: a FIFO nobody reads
+                raise
+            fd = None
+        mode = os.fstat(fd).st_mode if fd is not None else os.stat(self.path).st_mode
+        if not stat.S_ISREG(mode):
+            if fd is not None:
+                os.close(fd)
+            raise BenchError(f"the run lock {self.path} is {kind_of(mode)}, not a regular file; delete it and run "
+                             "again")
+        fh = os.fdopen(fd, "a")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -278,13 +330,10 @@ class RunLock:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise BenchError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); delete it or re-run that run with --force") from None
-    except OSError as exc:
-        raise BenchError(f"cannot read {path}: {exc.strerror}") from None
+    """A JSON object from a regular file of bounded size and depth (:mod:`bench.safe_read`)."""
+    from bench.safe_read import read_json_file
+
+    data = read_json_file(path, fix="delete it or re-run that run with --force")
     if not isinstance(data, dict):
         raise BenchError(f"{path} does not hold a JSON object; delete it or re-run that run with --force")
     return data

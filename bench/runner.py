@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
-import shutil
+import os
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -135,7 +135,13 @@ def run_one(spec: RunSpec, data: DatasetSpec, opts: RunOptions) -> Outcome:
 
 
 def _decide(final: Path, work: Path, lock: store.RunLock, force: bool) -> tuple[str, str]:
-    """Under the run's lock: ("skip", why), ("refuse", one-line error) or ("run", "") with ``work`` ready."""
+    """("skip", why), ("refuse", one-line error) or ("run", "") with ``work`` ready, decided under the run's lock.
+
+    One exception: a complete result with nothing to recover beside it is kept before the lock is
+    taken (reading it writes nothing), so a finished run on a read-only results directory is "kept",
+    not "failed"."""
+    if not force and _finished_and_settled(final, work):
+        return "skip", f"result exists at {final}, kept (use --force to re-run)"
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         if not lock.acquire():
@@ -144,6 +150,13 @@ def _decide(final: Path, work: Path, lock: store.RunLock, force: bool) -> tuple[
         raise BenchError(f"cannot write under {final.parent} ({exc.strerror}); ask its owner for write access or "
                          f"pass --results with a directory of your own") from None
     return _decide_locked(final, work, force)
+
+
+def _finished_and_settled(final: Path, work: Path) -> bool:
+    """``final`` holds a complete result and no interrupted commit waits beside it (read-only)."""
+    if store.committed_state(final) != "complete" or os.path.lexists(store.replaced_dir(final)):
+        return False
+    return not store.has_complete_result(work)  # a finished run waiting to be committed replaces it
 
 
 def _decide_locked(final: Path, work: Path, force: bool) -> tuple[str, str]:
@@ -164,8 +177,8 @@ def _decide_locked(final: Path, work: Path, force: bool) -> tuple[str, str]:
 
 def _prepare_work_dir(work: Path, force: bool) -> None:
     """``seed<k>.partial``: fresh with ``--force``, else kept so that an interrupted run resumes."""
-    if force and work.exists():
-        shutil.rmtree(work)
+    if force:
+        store.remove_dir(work)
     work.mkdir(parents=True, exist_ok=True)
     (work / store.RESULT_FILE).unlink(missing_ok=True)  # a failure record of an earlier attempt
 

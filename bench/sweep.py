@@ -14,6 +14,13 @@ from bench.run_spec import RunSpec
 from bench.runner import Outcome, RunOptions, run_one
 
 
-def run_sweep(runs: Sequence[tuple[RunSpec, DatasetSpec]], opts: RunOptions) -> list[Outcome]:
-    """Run every (spec, dataset) in order; failures are recorded by the runner and the sweep goes on."""
-    return [run_one(spec, data, opts) for spec, data in runs]
+def run_sweep(runs: Sequence[tuple[RunSpec, DatasetSpec]], opts: RunOptions,
+              done: list[Outcome] | None = None) -> list[Outcome]:
+    """Run every (spec, dataset) in order; failures are recorded by the runner and the sweep goes on.
+
+    ``done`` (optional) receives each outcome as it comes, so that after a KeyboardInterrupt the caller
+    knows which runs finished (and which run was interrupted: the next one)."""
+    done = [] if done is None else done
+    for spec, data in runs:
+        done.append(run_one(spec, data, opts))
+    return done

@@ -16,6 +16,7 @@ import pytest
 from bench import results as store
 from bench.errors import BenchError
 from bench.report import write_report
+from bench.report.outputs import MANIFEST
 from report_builders import edit_result, failed_run, fake_run, metrics, spec_of
 
 # ------------------------------------------------------------------------------------ helpers
@@ -269,7 +270,7 @@ def test_tex_tables_fit(three_methods: Path, tmp_path: Path) -> None:
 def test_only_the_formats_asked_for_are_written(three_methods: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     paths = write_report(three_methods, out, formats=("tex", "csv"))
-    assert sorted(p.name for p in out.iterdir()) == ["report.csv", "report.tex"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "report.csv", "report.tex"]
     assert [p.name for p in paths] == ["report.csv", "report.tex"]
     with pytest.raises(BenchError, match="unknown report format"):
         write_report(three_methods, out, formats=("pdf",))
@@ -309,7 +310,7 @@ def test_cli_report_options(three_methods: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["report", "-r", str(three_methods), "-o", str(out), "--format", "tex,csv",
                                    "--per-frame", "--clipped"])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["report.csv", "report.tex"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "report.csv", "report.tex"]
     assert "Per-frame MSE" in (out / "report.tex").read_text()
     res = CliRunner().invoke(app, ["report", "-r", str(three_methods), "-o", str(out), "--samples", "1",
                                    "--no-figures"])
@@ -322,8 +323,8 @@ def test_a_report_directory_never_keeps_outputs_of_an_earlier_report(three_metho
     out = tmp_path / "out"
     first = write_report(three_methods, out, formats=("md", "csv"))
     assert (out / "report.csv").exists() and any(p.suffix == ".png" for p in first)
-    stale_png = out / "figures" / "curves_other_0000.png"
-    stale_png.write_bytes(b"not from this report")
+    users_png = out / "figures" / "curves_other_0000.png"
+    users_png.write_bytes(b"not from this report")  # the user's: kept (tests/test_store_safety.py has the rest)
     second = write_report(three_methods, out, formats=("md",), figures=False)
     assert second == [out / "report.md"]
-    assert not (out / "report.csv").exists() and not list((out / "figures").glob("*.png"))
+    assert not (out / "report.csv").exists() and list((out / "figures").glob("*.png")) == [users_png]

@@ -349,7 +349,8 @@ def test_a_finished_run_that_was_not_committed_is_committed_not_retrained(finish
     root, before = finished
     final = only(run_dirs(root))
     os.replace(final, store.partial_dir(final))  # killed after writing result.json, before the commit
-    assert load_results(root) == ([], [])  # not counted while it waits
+    waiting, problems = load_results(root)  # counted once while it waits (issue 20); reading writes nothing
+    assert problems == [] and [(r.spec, r.test) for r in waiting] == [(before.spec, before.test)]
     res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root)
     assert res.exit_code == 0 and "kept" in res.output  # committed, then served: no epoch was trained again
     assert complete_result(root) == before and not work_dirs(root)

@@ -42,6 +42,9 @@ Rules (the choices made where the task leaves room):
   timings are shown as median (min–max) with the device and load (:mod:`bench.report.efficiency`).
 - Determinism: the same results directory gives byte-identical markdown/CSV/TeX: everything is
   sorted, floats have fixed formats, and no time or absolute output path is written.
+- The output directory holds the user's files too: the report replaces or deletes only what an
+  earlier report wrote there, unchanged since (a manifest, :mod:`~bench.report.outputs`), and
+  refuses, before writing anything, to overwrite any other file.
 
 Modules (one job each):
 
@@ -56,7 +59,8 @@ Modules (one job each):
   :mod:`~bench.report.paper_rows`: paper rows; :mod:`~bench.report.notes`: notes under the tables.
 - :mod:`~bench.report.figures` (what a figure shows) and :mod:`~bench.report.plots` (drawing).
 - :mod:`~bench.report.render_md`, :mod:`~bench.report.render_csv`, :mod:`~bench.report.render_tex`:
-  renderers; :mod:`~bench.report.document`: the whole report, written to disk.
+  renderers; :mod:`~bench.report.document`: the whole report, written to disk;
+  :mod:`~bench.report.outputs`: what the report may replace in its output directory.
 
 Metric labels, decimals and directions are :mod:`bench.metric_display`.
 """

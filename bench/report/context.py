@@ -51,7 +51,7 @@ class Context:
     audits: dict[tuple[str, str, bool], AuditRecord]
     problems: list[str]
     options: ReportOptions = field(default_factory=ReportOptions)
-    figures: list[Path] = field(default_factory=list)
+    figures: dict[Path, bytes] = field(default_factory=dict)  # drawn figures, written with the report
 
     @property
     def mse_line(self) -> float | None:

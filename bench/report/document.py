@@ -20,6 +20,7 @@ from bench.report.efficiency import audit_table, efficiency_table
 from bench.report.figures import render_figures
 from bench.report.groups import Group, differing_fields
 from bench.report.notes import dataset_name
+from bench.report.outputs import ReportOutputs
 from bench.report.perframe import per_frame_tables
 from bench.report.pretraining import pretraining_tables
 from bench.report.render_csv import render_csv
@@ -37,8 +38,9 @@ def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md
     """Render the report of ``results_dir`` into ``out_dir``; returns the files written.
 
     ``formats``: any of ``md``, ``csv``, ``tex`` (only those are written; report files and figures an
-    earlier report left in ``out_dir`` and this one did not write are removed). ``mse_line`` draws a
-    horizontal reference line (display scale) on every learning-curve figure. ``figures=False``
+    earlier report wrote in ``out_dir``, unchanged since, that this one does not write are removed; a
+    file of the user's in the way is refused, never overwritten: :mod:`bench.report.outputs`).
+    ``mse_line`` draws a horizontal reference line (display scale) on every learning-curve figure. ``figures=False``
     skips the PNGs (and their links). ``samples``: indices of the stored test sequences shown in the
     qualitative grids. ``per_frame``: add the per-frame tables. ``clipped``: add the clipped MSE/MAE
     columns (see :class:`~bench.report.context.ReportOptions`).
@@ -51,6 +53,8 @@ def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md
     except OSError as exc:
         raise BenchError(f"cannot create the report directory {out_dir}: {exc.strerror}; choose another with "
                          "--out DIR") from None
+    outputs = ReportOutputs(out_dir)
+    outputs.check([out_dir / f"report.{fmt}" for fmt in options.formats])  # before the figures are drawn
 
     by_dataset: dict[str, list[Group]] = {}
     for g in ctx.groups:
@@ -77,36 +81,24 @@ def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md
     appendix = published_appendix(ctx, sorted(by_dataset))
     all_tables = comparison + frames + ablations + sweeps + efficiency + ([audit] if audit else []) + appendix
 
-    written = []
-    try:
-        if "md" in options.formats:
-            md = render_markdown(ctx, inputs, by_dataset, comparison, frames, ablations, sweeps, efficiency, audit,
-                                 appendix)
-            store.atomic_write_text(out_dir / "report.md", md)
-            written.append(out_dir / "report.md")
-        if "csv" in options.formats:
-            store.atomic_write_text(out_dir / "report.csv", render_csv(all_tables))
-            written.append(out_dir / "report.csv")
-        if "tex" in options.formats:
-            store.atomic_write_text(out_dir / "report.tex", render_tex(all_tables))
-            written.append(out_dir / "report.tex")
+    texts: dict[Path, bytes] = {}
+    if "md" in options.formats:
+        texts[out_dir / "report.md"] = render_markdown(ctx, inputs, by_dataset, comparison, frames, ablations, sweeps,
+                                                       efficiency, audit, appendix).encode()
+    if "csv" in options.formats:
+        texts[out_dir / "report.csv"] = render_csv(all_tables).encode()
+    if "tex" in options.formats:
+        texts[out_dir / "report.tex"] = render_tex(all_tables).encode()
+    files = {**texts, **dict(sorted(ctx.figures.items()))}
+    try:  # only files an earlier report wrote are replaced or removed (bench.report.outputs)
+        outputs.claim(list(files))
+        for path, data in files.items():
+            store.atomic_write_bytes(path, data)
+        outputs.finish(list(files))
     except OSError as exc:
         raise BenchError(f"cannot write the report into {out_dir}: {exc.strerror}; choose another place with "
                          "--out DIR") from None
-    _remove_stale(out_dir, set(written) | set(ctx.figures))
-    return written + sorted(ctx.figures)
-
-
-def _remove_stale(out_dir: Path, current: set[Path]) -> None:
-    """Delete what an earlier report left in ``out_dir`` (its report.* files and figures) and this one did
-    not write: a report directory always describes the results it was rendered from, nothing else."""
-    stale = [out_dir / f"report.{fmt}" for fmt in ("md", "csv", "tex")]
-    figures = out_dir / "figures"
-    if figures.is_dir():
-        stale += list(figures.glob("*.png"))
-    for path in stale:
-        if path not in current and path.is_file():
-            path.unlink(missing_ok=True)
+    return list(files)
 
 
 def _failed_lines(inputs: Inputs) -> list[str]:

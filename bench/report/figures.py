@@ -150,14 +150,13 @@ def scatter_figure(ctx: Context, group: Group):
 
 
 def render_figures(ctx: Context, group: Group) -> Figures:
-    """Draw and save every figure of ``group``."""
+    """Draw every figure of ``group`` into ``ctx.figures`` (path -> PNG bytes; the report writes them)."""
     out = Figures()
     stem = f"{group.dataset}_{group.key.gid}"
 
-    def save(fig, name: str, caption: str) -> None:
+    def save(fig, name: str, caption: str) -> None:  # drawn now, written with the report (bench.report.outputs)
         path, rel = _fig_path(ctx, name)
-        plots.save_png(fig, path)
-        ctx.figures.append(path)
+        ctx.figures[path] = plots.png_bytes(fig)
         out.links.append((caption, rel))
 
     fig = curves_figure(ctx, group)

@@ -20,6 +20,7 @@ Readability rules:
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -52,12 +53,19 @@ def wrap(title: str, width: int = 90) -> str:
     return "\n".join(textwrap.wrap(title, width)) or title
 
 
+def png_bytes(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes (fixed dpi, no Software metadata); the figure is freed."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    fig.clear()
+    return buf.getvalue()
+
+
 def save_png(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` as PNG (fixed dpi, no Software metadata) and free it."""
+    """Write ``fig`` as PNG (:func:`png_bytes`) and free it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
-    fig.clear()
+    path.write_bytes(png_bytes(fig))
     return path
 
 
