@@ -127,6 +127,28 @@ def test_report_refuses_to_overwrite_a_users_file(tmp_path):
     assert res.exit_code == 2 and "not a bench report manifest" in res.stderr and (tmp_path / "victim.json").exists()
 
 
+def test_a_report_directory_from_before_the_manifest_is_taken_over(tmp_path):
+    """bench 0.1 wrote reports without a manifest: its own files (recognised by their first bytes, and
+    the figures its report.md links) are replaced; the user's files beside them are never touched."""
+    root, out = tmp_path / "results", tmp_path / "out"
+    stored(root)
+    assert bench("report", "-r", root, "-o", out, "--format", "md,csv,tex").exit_code == 0
+    (out / MANIFEST).unlink()  # as an older bench left it
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert figures, "the report draws figures for a stored run"
+    (out / "figures" / "mine.png").write_bytes(b"my figure")
+    (out / "notes.txt").write_text("mine")
+    res = bench("report", "-r", root, "-o", out, "--format", "md")
+    assert res.exit_code == 0, res.stderr
+    assert (out / "figures" / "mine.png").read_bytes() == b"my figure" and (out / "notes.txt").read_text() == "mine"
+    assert not (out / "report.csv").exists() and not (out / "report.tex").exists()  # old report files, replaced
+    # a report.md that is not bench's (no title line) is still never overwritten
+    (out / MANIFEST).unlink()
+    (out / "report.md").write_text("# My report\n")
+    res = bench("report", "-r", root, "-o", out)
+    assert res.exit_code == 2 and "report.md" in res.stderr and (out / "report.md").read_text() == "# My report\n"
+
+
 # ------------------------------------------------------------------------------------ a result counts once
 
 

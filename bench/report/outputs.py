@@ -17,8 +17,12 @@ touches a file only when the manifest lists it and the file still holds those by
   written without a digest ("being written": the content may be half-way between two reports'),
   and again after them with their digests. A report interrupted in between leaves a directory the
   next report can take over; the manifest never lists a file that was not the report's.
-- A report directory written before the manifest existed has report files that are not listed: the
-  first report into it refuses, naming them (move them away once).
+- A report directory written before the manifest existed (bench 0.1 reports) has no manifest: its
+  ``report.md``/``report.csv``/``report.tex`` are adopted when each starts with what bench report
+  writes first (the ``# Benchmark report`` title, the CSV's header row, the ``% bench report tables``
+  comment), and so are the figures the adopted ``report.md`` links to; anything else there stays
+  the user's. So ``bench demo`` and ``bench report`` keep working in a directory an older version
+  wrote, and a user's own ``report.md`` is still never overwritten.
 
 Only names the report writes are ever listed (``report.md``, ``report.csv``, ``report.tex`` and
 ``figures/<name>.png``): a manifest edited to name any other file is refused, never obeyed.
@@ -39,6 +43,22 @@ MANIFEST = ".bench-report.json"
 _REPORT_NAME = re.compile(r"report\.(md|csv|tex)|figures/[^/\\\x00]+\.png")
 
 
+#: What each report file of bench 0.1 (before the manifest) starts with.
+_PRE_MANIFEST_SIGNATURES = {"report.md": b"# Benchmark report\n", "report.csv": b"table,section,dataset,group,row_kind,",
+                            "report.tex": b"% bench report tables;"}
+
+
+def _head(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes of a regular file (b"" for anything else: a link, a FIFO, unreadable)."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return b""
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -53,7 +73,7 @@ class ReportOutputs:
 
     def _load(self) -> dict[str, str | None]:
         if not os.path.lexists(self.path):
-            return {}
+            return self._adopt_pre_manifest_report()
         fix = "delete it (the report then writes only where no file is) or choose another --out DIR"
         data = read_json_file(self.path, max_bytes=1 << 22, fix=fix)
         files = data.get("files") if isinstance(data, dict) else None
@@ -63,6 +83,21 @@ class ReportOutputs:
             raise BenchError(f"{self.path} is not a bench report manifest (it lists files the report does not write, "
                              f"or is damaged); {fix}")
         return dict(files)
+
+    def _adopt_pre_manifest_report(self) -> dict[str, str | None]:
+        """The files of a report written before the manifest existed (see the module docstring)."""
+        adopted: dict[str, str | None] = {}
+        for name, first_bytes in _PRE_MANIFEST_SIGNATURES.items():
+            head = _head(self.out_dir / name, len(first_bytes))
+            if head == first_bytes:
+                adopted[name] = None  # the report's, content unknown: replaced or deleted like one being written
+        if "report.md" in adopted:
+            text = _head(self.out_dir / "report.md", 1 << 22).decode("utf-8", errors="replace")
+            for link in sorted(set(re.findall(r"\((figures/[^()/\\\s]+\.png)\)", text))):
+                path = self.out_dir / link
+                if path.is_file() and not path.is_symlink():
+                    adopted[link] = None
+        return adopted
 
     def _save(self) -> None:
         store.atomic_write_json(self.path, {"files": dict(sorted(self.files.items())),
