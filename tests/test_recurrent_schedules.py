@@ -12,14 +12,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
-
 from bench.baselines.predrnnv2 import decoupled_step
 from bench.baselines.recurrent import patchify, reverse_ss_mask, sample_reverse_mask, time_reversed_passes
-from bench.cli import app
 from bench.data import ArraySplits
 from bench.distributed import DistInfo, TrainStepModule
-from bench.registry import DatasetSpec, get_method
+from bench.registry import DatasetSpec, get_dataset, get_method, parse_method_key
+from bench.run_spec import SpecOptions, resolve_run_spec
+from bench.runner import RunOptions, run_one
 from bench.training import make_optimizer, make_scheduler, train_epoch
 from run_helpers import complete_result
 
@@ -82,7 +81,7 @@ def test_training_loop_takes_one_step_per_pass_with_the_same_mask():
         mask = reverse_ss_mask(x, y, hp, progress)
         out = decoupled_step(model, x, y, mask, float(hp["decouple_beta"]))
         records.append({"x": x, "y": y, "mask": mask, "progress": progress,
-                        "loss": float(torch.nn.functional.mse_loss(out[0], out[1]) + out[2].detach())})
+                        "loss": float((torch.nn.functional.mse_loss(out[0], out[1]) + out[2]).detach())})
         return out
 
     spec = replace(spec, train_step=recording_step)
@@ -108,10 +107,12 @@ def test_training_loop_takes_one_step_per_pass_with_the_same_mask():
 
 
 def test_result_records_the_schedule_on_the_runs_clock(tmp_path):
-    res = CliRunner().invoke(app, ["run", "--methods", "predrnnv2", "--datasets", "mmnist", "--tiny", "--quick",
-                                   "--quiet", "--sizes", "train=4,val=2,test=2", "--batch-size", "2", "--epochs", "1",
-                                   "--results", str(tmp_path)])
-    assert res.exit_code == 0, res.output + str(res.exception)
+    """The runner writes the method's schedule on this run's clock into result.json (settings.schedule)."""
+    data = get_dataset("mmnist").with_frames(4, 4)  # real sequences, shorter for speed
+    opts = SpecOptions(epochs=1, batch_size=2, quick=True, tiny=True, sizes={"train": 4, "val": 2, "test": 2})
+    spec = resolve_run_spec(parse_method_key("predrnnv2"), data, 0, opts)
+    outcome = run_one(spec, data, RunOptions(results=tmp_path, efficiency=False, log=lambda s: None))
+    assert outcome.status == "complete", outcome.detail
     schedule = complete_result(tmp_path, "predrnnv2").settings.schedule
     assert schedule["iterations"] == 2  # 1 epoch x 2 batches: the whole schedule, compressed
     rss = schedule["reverse_scheduled_sampling"]
