@@ -87,7 +87,7 @@ class RunSettings:
     batch_rule: str = ""
     selection: str = "best validation MSE"
     host_allocator: str = ""  # CPU runs: bench.host_allocator's setting ("" for GPU runs and older results)
-    schedule: dict[str, Any] = field(default_factory=dict)  # the method's schedules on this run's clock (MethodSpec.schedule)
+    schedule: dict[str, Any] = field(default_factory=dict)  # MethodSpec.schedule: its schedules on this run's clock
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,7 @@ def test_ghu_initialisation_is_the_references():
     fx = load_fixture("predrnnpp")
     model, _ = fresh_model(fx["config"])
     for ours, ref in (("conv_z", "z_concat"), ("conv_x", "x_concat")):
-        for w in (getattr(model.ghu, ours).weight, fx["state_dict"][f"gradient_highway.{ref}.0.weight"] / fx["ghu_scale"]):
+        theirs = fx["state_dict"][f"gradient_highway.{ref}.0.weight"] / fx["ghu_scale"]
+        for w in (getattr(model.ghu, ours).weight, theirs):
             assert w.abs().max() <= GHU_INIT * (1 + 1e-6)
             assert w.std().item() == pytest.approx(GHU_INIT / math.sqrt(3), rel=0.1)

@@ -412,7 +412,8 @@ def make_predrnnv2(ref, authors) -> dict:
             entry.update(train_mask=mask, train_seed=seed, train_loss=loss.item(), train_mse=parts[0.0],
                          train_decoupling=parts[1.0] - parts[0.0])
             losses, masks = train_steps(method, shim, recorder, data, [0, 30000, 60000])
-            entry["adam"] = {"lr": ADAM_LR, "batches": data, "masks": masks, "losses": losses, "steps": [0, 30000, 60000]}
+            entry["adam"] = {"lr": ADAM_LR, "batches": data, "masks": masks, "losses": losses,
+                             "steps": [0, 30000, 60000]}
             entry["reverse_input"] = make_reverse_input(ref, authors, cfg, state, batches(gen, cfg, 3), masks)
         out["layer_norm" if layer_norm else "plain"] = entry
     out["rss"] = {name: rss_probe(ref, constants) for name, constants in AUTHORS_RSS.items()}
@@ -437,7 +438,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"openstl_commit": OPENSTL_COMMIT, "openstl_v020_commit": OPENSTL_V020_COMMIT,
             "authors_commit": AUTHORS_COMMIT, "torch": str(torch.__version__)}
-    for name, make in (("predrnnpp", lambda: make_predrnnpp(ref, v020)), ("predrnnv2", lambda: make_predrnnv2(ref, authors))):
+    for name, make in (("predrnnpp", lambda: make_predrnnpp(ref, v020)),
+                       ("predrnnv2", lambda: make_predrnnv2(ref, authors))):
         data = make()
         data["meta"] = meta
         torch.save(data, args.out / f"{name}.pt")
