@@ -2,8 +2,8 @@
 
 Train samples/s is one full training iteration (the method's own train_step and loss, forward,
 backward, optimiser step; one per pass where the method trains a batch in several passes) on a
-fixed random batch, timed over ``iters`` steps after one warm-up step with the device synchronised. Eval sequences/s is the test-time forward (rollout to T') on the
-same batch. Peak memory is the CUDA allocator's peak on GPU (reset per method), and on CPU the process's peak RSS
+fixed random batch, timed over ``iters`` steps after one warm-up step with the device synchronised.
+Eval sequences/s is the test-time forward (rollout to T') on the same batch. Peak memory is the CUDA allocator's peak on GPU (reset per method), and on CPU the process's peak RSS
 so far (cumulative over the methods measured before, so only its growth is informative).
 """
 
