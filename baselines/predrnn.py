@@ -64,6 +64,7 @@ from bench.baselines.recurrent import (
     make_norm,
     recurrent_flops_inputs,
     recurrent_predict,
+    recurrent_schedule,
     recurrent_train_step,
     validate_common,
 )
@@ -151,6 +152,7 @@ class PredRNN(RecurrentPredictor):
     variants={"ln": {"layer_norm": True}, "no-ss": {"ss_stop": 0.0}},
     tiny={"num_layers": 2, "num_hidden": 8, "filter_size": 3},
     train_step=recurrent_train_step,
+    schedule=recurrent_schedule,
     predict=recurrent_predict,
     flops_inputs=recurrent_flops_inputs,
     recurrent=True,

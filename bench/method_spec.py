@@ -22,6 +22,14 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor, hp: Mapping[str, Any]) ->
     return torch.nn.functional.mse_loss(pred, target)
 
 
+def training_loss(spec: "MethodSpec", out: tuple[torch.Tensor, ...], hp: Mapping[str, Any]) -> torch.Tensor:
+    """The objective of one ``train_step`` output: ``spec.loss(pred, target, hp)`` (in float32), plus
+    the extra term a train step may return third (already weighted: e.g. PredRNN-V2's decoupling loss)."""
+    pred, target, *extra = out
+    loss = spec.loss(pred.float(), target.float(), hp)
+    return loss + extra[0].float() if extra else loss
+
+
 def default_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, hp: Mapping[str, Any],
                        progress: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Default training forward: ``pred = model(x)``, scored against ``y``.
@@ -57,9 +65,13 @@ class MethodSpec:
         tiny: overrides giving the small ``--tiny`` configuration (small widths that learn in minutes on a
             CPU: ``bench demo`` and the tests).
         loss: ``loss(pred, target, hp) -> scalar``; default per-pixel MSE.
-        train_step: ``train_step(model, x, y, hp, progress) -> (pred, target)``, or
-            ``(pred, target, extra)`` where ``extra`` is a scalar added to ``loss(pred, target, hp)``
-            (a regulariser on the weights, e.g. PhyDNet's moment loss).
+        train_step: ``train_step(model, x, y, hp, progress) -> (pred, target)`` or
+            ``(pred, target, extra)``, ``extra`` a scalar added to the loss (see :func:`training_loss`).
+        train_passes: optional ``train_passes(x, y, hp) -> [(x, y), ...]``: the passes of one
+            iteration, each trained with its own optimiser step and the same random draws
+            (PredRNN-V2's time-reversed second pass); default one pass on ``(x, y)``.
+        schedule: optional ``schedule(hp, iterations) -> dict``: the method's training schedules on
+            the run's clock (``progress``), written into ``result.json`` as ``settings.schedule``.
         predict: ``predict(model, x, hp) -> (B, T', C, H, W)`` at evaluation time.
         pretrain: optional first stage, ``pretrain(model, ctx: PretrainContext) -> dict`` (a record
             stored in the result); it runs before the main training loop.
@@ -76,8 +88,10 @@ class MethodSpec:
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tiny: Mapping[str, Any] = field(default_factory=dict)
     loss: Callable[[torch.Tensor, torch.Tensor, Mapping[str, Any]], torch.Tensor] = mse_loss
-    train_step: Callable[..., tuple[torch.Tensor, torch.Tensor]] = default_train_step
+    train_step: Callable[..., tuple[torch.Tensor, ...]] = default_train_step
     predict: Callable[..., torch.Tensor] = default_predict
+    train_passes: Callable[..., list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+    schedule: Callable[[Mapping[str, Any], int], dict[str, Any]] | None = None
     pretrain: Callable[..., dict] | None = None
     flops_inputs: Callable[[DatasetSpec], tuple[torch.Tensor, ...]] = default_flops_inputs
     recurrent: bool = False

@@ -1,9 +1,9 @@
 """``bench perf``: throughput figures of each method at its real configuration (a benchmark, not a test).
 
-Train samples/s is one full optimiser step (the method's own train_step and loss, forward,
-backward, optimiser step) on a fixed random batch, timed over ``iters`` steps after one warm-up
-step with the device synchronised. Eval sequences/s is the test-time forward (rollout to T') on the
-same batch. Peak memory is the CUDA allocator's peak on GPU (reset per method), and on CPU the process's peak RSS
+Train samples/s is one full training iteration (the method's own train_step and loss, forward,
+backward, optimiser step; one per pass where the method trains a batch in several passes) on a
+fixed random batch, timed over ``iters`` steps after one warm-up step with the device synchronised.
+Eval sequences/s is the test-time forward (rollout to T') on the same batch. Peak memory is the CUDA allocator's peak on GPU (reset per method), and on CPU the process's peak RSS
 so far (cumulative over the methods measured before, so only its growth is informative).
 """
 
@@ -22,6 +22,7 @@ from rich.table import Table
 from bench import results as store
 from bench.efficiency import measure_fps, synchronize
 from bench.host_allocator import keep_freed_memory_on, setting_for
+from bench.method_spec import training_loss
 from bench.registry import DatasetSpec, MethodKey
 from bench.training import autocast, make_optimizer, rollout, seed_everything
 
@@ -40,14 +41,15 @@ def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, ba
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    def step() -> None:
-        with autocast(device, precision):
-            pred, target, *extra = key.spec.train_step(model, x, y, hp, 0.5)
-            loss = key.spec.loss(pred.float(), target.float(), hp) + sum(e.float() for e in extra)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+    def step() -> None:  # one training iteration: one optimiser step per pass (see bench.training.train_epoch)
+        passes = key.spec.train_passes(x, y, hp) if key.spec.train_passes is not None else [(x, y)]
+        for px, py in passes:
+            with autocast(device, precision):
+                loss = training_loss(key.spec, key.spec.train_step(model, px, py, hp, 0.5), hp)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
 
     def infer(inp: torch.Tensor) -> torch.Tensor:
         with autocast(device, precision):

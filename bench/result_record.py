@@ -20,7 +20,8 @@ Layout of the fields (schema 2)::
     schema, status ("complete" | "failed"), spec (bench.run_spec.RunSpec), spec_hash,
     method {name, citation, recurrent}, dataset {name, in_frames, out_frames, channels, height,
     width, info, sizes}, environment {bench, python, platform, torch, ..., git, device_name},
-    settings {device, channels_last, compile, world_size, batch_rule, selection, host_allocator},
+    settings {device, channels_last, compile, world_size, batch_rule, selection, host_allocator,
+    schedule},
     scoring {protocol, text}, history [{epoch, train_loss, lr, seconds, eval_seconds,
     train_samples, val {metric: value}}], best_epoch, test {metric: value},
     test_per_frame {metric: [value at predicted frame 1..T']}, efficiency {params, flops, fps,
@@ -95,6 +96,7 @@ class RunSettings:
     batch_rule: str = ""
     selection: str = "best validation MSE"
     host_allocator: str = ""  # CPU runs: bench.host_allocator's setting ("" for GPU runs and older results)
+    schedule: dict[str, Any] = field(default_factory=dict)  # MethodSpec.schedule: its schedules on this run's clock
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,11 @@ class PreparedRun:
         return self.spec.method_spec()
 
     @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser iterations per epoch on every rank (the smallest shard decides: drops < world_size sequences)."""
+        return math.ceil((self.sizes["train"] // self.info.world_size) / self.rank_batch)
+
+    @property
     def where(self) -> str:
         return f"{self.spec.label} on {self.spec.dataset} seed {self.spec.seed}"
 
@@ -259,8 +264,7 @@ def train_run(run: PreparedRun) -> Progress:
     spec, method, model, hp = run.spec, run.method, run.model, dict(run.spec.hparams)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, hp)
-    # every rank takes the same number of steps: the smallest shard decides (drops < world_size sequences)
-    steps_per_epoch = math.ceil((run.sizes["train"] // run.info.world_size) / run.rank_batch)
+    steps_per_epoch = run.steps_per_epoch  # every rank takes the same number of steps
     scheduler = make_scheduler(optimizer, hp, spec.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler(run.device.type, enabled=spec.precision == "fp16")
     progress = resume(run.work, spec, model, optimizer, scheduler, scaler)
@@ -358,7 +362,10 @@ def build_result(run: PreparedRun, progress: Progress, test: Evaluation, efficie
                              world_size=info.world_size,
                              host_allocator=setting_for(run.device),
                              batch_rule=f"global batch {spec.batch_size} = {info.world_size} process(es) x "
-                                        f"{run.rank_batch}; gradients averaged; lr not scaled"),
+                                        f"{run.rank_batch}; gradients averaged; lr not scaled",
+                             schedule=(store.to_jsonable(method.schedule(dict(spec.hparams),
+                                                                         spec.epochs * run.steps_per_epoch))
+                                       if method.schedule is not None else {})),
         scoring=Scoring(SCORING_PROTOCOL, METRIC_CONVENTION),
         history=[EpochRecord(**h) for h in progress.history], best_epoch=progress.best_epoch,
         test=test.metrics, test_per_frame=test.per_frame, efficiency=efficiency, pretrain=run.pretrain_record)

@@ -28,6 +28,7 @@ from bench.distributed import DistInfo
 from bench.efficiency import synchronize
 from bench.errors import BenchError, NonFiniteLossError
 from bench.metric_state import MetricState
+from bench.method_spec import training_loss
 from bench.registry import MethodSpec
 
 
@@ -78,6 +79,17 @@ def make_scheduler(optimizer: torch.optim.Optimizer, hp: Mapping[str, Any], tota
     if name in ("none", "constant"):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     raise BenchError(f"unknown schedule {hp['schedule']!r}; use onecycle, cosine or none (set with schedule=...)")
+
+
+def rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The torch random state (CPU, and the CUDA device's) to replay in a later pass."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
 
 
 def check_finite(loss: torch.Tensor, step: int, epoch: int | None = None) -> None:
@@ -257,26 +269,32 @@ def train_epoch(spec: MethodSpec, step_module: nn.Module, splits: Splits, epoch:
         progress = ((epoch - 1) * steps_per_epoch + step - 1) / max(total_epochs * steps_per_epoch, 1)
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, precision):
-            pred, target, *extra = step_module(x, y, progress)  # extra: regularisers (MethodSpec.train_step)
-            loss = spec.loss(pred.float(), target.float(), hp) + sum(e.float() for e in extra)
-        losses[step - 1] = loss.detach().double()
-        if step - checked >= check_every:
-            bad = first_bad_step(losses, checked, step, info)
-            if bad is not None:
-                check_finite(losses[bad], bad + 1, epoch)
-            checked = step
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(params, clip)
-        scaler.step(optimizer)
-        scaler.update()
+        # one optimiser step per pass (usually one; the method's train_passes may add e.g. a
+        # time-reversed pass), every pass with the same random draws; the iteration's loss is their mean
+        passes = spec.train_passes(x, y, hp) if spec.train_passes is not None else [(x, y)]
+        rng = rng_state(device) if len(passes) > 1 else None
+        for k, (px, py) in enumerate(passes):
+            if k:
+                set_rng_state(rng, device)
+            with autocast(device, precision):
+                loss = training_loss(spec, step_module(px, py, progress), hp)
+            losses[step - 1] += loss.detach().double() / len(passes)
+            if k == len(passes) - 1 and step - checked >= check_every:
+                bad = first_bad_step(losses, checked, step, info)
+                if bad is not None:
+                    check_finite(losses[bad], bad + 1, epoch)
+                checked = step
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            scaler.step(optimizer)
+            scaler.update()
         scheduler.step()
         n_samples += len(x)
         if on_step is not None:
-            on_step(float(loss.detach()) if check_every == 1 else math.nan)
+            on_step(float(losses[step - 1]) if check_every == 1 else math.nan)
     n_steps = min(step, steps_per_epoch)
     bad = first_bad_step(losses, checked, n_steps, info)
     if bad is not None:

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from bench.method_spec import training_loss
 from bench.registry import DatasetSpec, get_method, iter_method_keys, parse_method_key
 
 SMALL = DatasetSpec(name="mmnist", in_frames=4, out_frames=4, channels=1, height=16, width=16, load=lambda s, c: None)
@@ -34,9 +35,10 @@ def batch(data: DatasetSpec, n: int = 2, seed: int = 1):
 
 
 def test_every_builtin_is_registered():
-    for name in ("simvp", "tau", "convlstm", "predrnn", "plasm", "phydnet", "mau"):
+    for name in ("simvp", "tau", "convlstm", "predrnn", "predrnnpp", "predrnnv2", "plasm", "phydnet", "mau"):
         assert name in KEYS, f"{name} is not registered"
-    for variant in ("tau:no-sa", "tau:no-da", "tau:no-ddr", "tau:conv", "simvp:sm", "phydnet:sm", "mau:sm"):
+    for variant in ("tau:no-sa", "tau:no-da", "tau:no-ddr", "tau:conv", "predrnnpp:openstl-v02", "simvp:sm",
+                    "phydnet:sm", "mau:sm"):
         assert variant in KEYS
 
 
@@ -57,9 +59,11 @@ def test_backward_and_finite_loss(key):
     spec, model, hp = build(key, SMALL)
     x, y = batch(SMALL)
     model.train()
-    pred, target, *extra = spec.train_step(model, x, y, hp, 0.0)
-    assert pred.shape == target.shape and len(extra) <= 1 and all(e.ndim == 0 for e in extra)
-    loss = spec.loss(pred, target, hp) + sum(extra)
+    out = spec.train_step(model, x, y, hp, 0.0)
+    pred, target = out[:2]
+    assert pred.shape == target.shape
+    assert len(out) == 2 or (len(out) == 3 and out[2].ndim == 0)  # (pred, target[, extra loss term])
+    loss = training_loss(spec, out, hp)
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
@@ -75,8 +79,7 @@ def test_overfits_one_batch(key):
     model.train()
 
     def loss_now():
-        pred, target, *extra = spec.train_step(model, x, y, hp, 0.0)
-        return spec.loss(pred, target, hp) + sum(extra)
+        return training_loss(spec, spec.train_step(model, x, y, hp, 0.0), hp)
 
     first = loss_now().item()
     for _ in range(25):

@@ -58,7 +58,7 @@ def test_every_ssim_and_psnr_is_tagged_with_its_code_convention(tmp_path: Path) 
     # SimVP/OpenSTL family: float frames (legacy); PredRNN family: uint8 frames; cited elsewhere: unknown
     assert one[("TAU", "2", "simvp", "mmnist", 10)].ssim_convention == "legacy"
     assert one[("PLA-SM", "II", "predrnn", "mmnist", 10)].ssim_convention == "uint8"
-    assert one[("PLA-SM", "II", "PredRNNv2", "taxibj", 4)].ssim_convention == "unknown"  # re-run, code not stated
+    assert one[("PLA-SM", "II", "predrnnv2", "taxibj", 4)].ssim_convention == "unknown"  # re-run, code not stated
     assert one[("TAU", "2", "convlstm", "mmnist", 10)].ssim_convention == "unknown"
     # SimVP's and PLA-SM's released metric code wraps PSNR in uint8; TAU's code version is not stated
     assert one[("PLA-SM", "IV", "simvp", "kth", 20)].psnr_convention == "uint8-wrap"
