@@ -237,7 +237,7 @@ def explain_cost(key, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping
         "human36m": {"patch_size": 4, "lr": 1e-4, "schedule": "cosine", "batch_size": 16, "epochs": 50},
     },
     variants={"ln": {"layer_norm": True}, "no-ss": {"ss_stop": 0.0}},
-    tiny={"num_layers": 3, "num_hidden": 8, "filter_size": 3},
+    tiny={"num_layers": 2, "num_hidden": 8, "filter_size": 3},
     train_step=recurrent_train_step,
     predict=recurrent_predict,
     flops_inputs=recurrent_flops_inputs,
