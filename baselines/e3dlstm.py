@@ -92,7 +92,8 @@ and W_mo 209.7M each, the 1x1x1 fusion 16.8M (both slices); the readout 1.05M. W
 attention at step t (2 * 512 queries x 512t keys x 128 per layer, 67.1M * t) and the cell-state
 LayerNorm, 19 steps give OpenSTL's 298.87G (the published 298.9G; the ``openstl`` variant counts
 the same). Zero time padding adds a 2-D convolution (half the taps) per gate convolution:
-+123.28G, 422.15G in all for the default (``explain_cost`` measures the switch in ``bench audit``).
++123.27G, 422.15G in all for the default (``explain_cost`` states it in ``bench audit``; the golden
+test pins its formula, :func:`zero_padding_extra_flops`, to fvcore's count).
 Parameters: 51,347,456 in both forms (PLA-SM Table V: 51.3M; the OpenSTL zoo's 51.0M is its
 TaxiBJ count, 50.99M: patch 2 of 2-channel frames gives conv_x 8 input channels instead of 16).
 """
