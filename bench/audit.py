@@ -53,6 +53,12 @@ REFERENCE_COST: dict[tuple[str, str], tuple[float | None, float, str]] = {
                                            "PLA-SM Table V: 15.3G, 3.1M"),
     ("mau", "mmnist"): (4.5e6, 17.8e9, "OpenSTL model zoo (MAU, MMNIST; fvcore on the training forward); "
                                        "PLA-SM Table V: 17.8G, 4.5M"),
+    ("mim", "mmnist"): (38.0e6, 179.2e9, "OpenSTL model zoo (MIM, MMNIST); PLA-SM Table V: 38.0M, 179.2G; "
+                                        "TAU Table 6: 179.17G"),
+    ("e3dlstm", "mmnist"): (51.0e6, 298.9e9, "OpenSTL model zoo (E3D-LSTM, MMNIST); PLA-SM Table V: 51.3M, 298.9G; "
+                                             "TAU Table 6: 298.85G"),
+    ("e3dlstm:openstl", "mmnist"): (51.0e6, 298.9e9, "OpenSTL model zoo (E3D-LSTM, MMNIST); PLA-SM Table V: 51.3M, "
+                                                     "298.9G; TAU Table 6: 298.85G"),
 }
 
 
