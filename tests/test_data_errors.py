@@ -206,7 +206,9 @@ def test_a_download_that_streams_forever_stops_at_the_published_size(tmp_path):
     out = res.output.replace("\n", " ")
     assert res.exit_code == 2 and "sent more than the 9912422 bytes of its published size" in out, out
     assert "deleted the partial file" in out
-    assert sent < (9912422 + (8 << 20)), sent  # the client stopped reading near the size (plus socket buffers)
+    # the client stopped reading near the size: the server got rid of that plus what loopback socket
+    # buffers absorb (autotuned up to several MB a side, more under load), far below its 48 MB bound
+    assert sent < (9912422 + (24 << 20)), sent
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no .part, nothing at the destination
 
 
