@@ -10,12 +10,13 @@ convolution is 3-D with temporal depth 3.
   space-to-depth squeeze S (2x2 blocks; channel order (row, column, c), c fastest) turns the
   stack into 4C channels at H/2 x W/2, split into halves (x1, x2) of 2C channels. ``n_blocks``
   (4, 5, 3) reversible blocks in stages of widths 2C, 8C, 32C; the first block of stages 2 and 3
-  has stride 2. A block maps (x1, x2) -> (S^s(x2), F(x2) + S^s(x1)), s = 1 on stride-2 blocks,
-  with the bottleneck F = [BN, ReLU,] conv3 (to w/2, spatial stride s), BN, ReLU, conv3 (w/2),
-  BN, ReLU, conv3 (to w), w the stage width, bias-free 3x3x3 convolutions, BatchNorm3d (the very
-  first block starts at its first conv). Encoding ends at two 32C-channel volumes at H/8 x W/8
-  (Moving MNIST: 2 x 32 x 3 x 8 x 8 = 64 x 64 x 3 values: nothing is lost). Decoding runs the
-  blocks backwards, x1 = S^-s(y1 - F(S^-s(x2))), with the SAME weights, then un-squeezes.
+  has stride 2. A block maps (x1, x2) -> (x2, F(x2) + x1), and a stride-2 block
+  (x1, x2) -> (S x2, F(x2) + S x1), with the bottleneck F = [BN, ReLU,] conv3 (to w/2, spatial
+  stride 1 or 2), BN, ReLU, conv3 (w/2), BN, ReLU, conv3 (to w), w the stage width, bias-free
+  3x3x3 convolutions, BatchNorm3d (only the very first block starts at its first conv). Encoding
+  ends at two 32C-channel volumes at H/8 x W/8 (Moving MNIST: 2 x 32 x 3 x 8 x 8 = 64 x 64 x 3
+  values: nothing is lost). Decoding runs the blocks backwards with the SAME weights,
+  (x2', y1) -> (y1 - F(x2'), x2') (stride 2: x2 = S^-1 x2', x1 = S^-1(y1 - F(x2))), then un-squeezes.
 * Reversible predictor: ``predictor_layers`` (8) spatiotemporal ConvLSTM cells (3x3x3 convs with
   bias) at the latent width w_l = 32C. Layer k reads the first latent half a, its (h, c) and the
   memory m coming up from the layer below (zig-zag through the layers, carried across steps)::
@@ -65,8 +66,9 @@ Departures from the references, and why
   Adam over all parameters takes exactly the same steps; the golden test checks it in float64
   (three steps against the authors' two optimisers: losses, every parameter, running statistics).
 * BatchNorm is the authors': batch statistics and running-statistic updates (momentum 0.1) in
-  training mode, running statistics in evaluation mode; the decoder reuses the encoder's BN layers,
-  so each BN layer is updated twice per training step (encode and decode), as in the reference.
+  training mode, running statistics in evaluation mode; the decoder runs the encoder's bottlenecks,
+  BN layers included, so each BN layer is updated at every encode and every decode (34 times per
+  Moving MNIST training step), as in the reference (the golden test compares the statistics).
   Under data parallelism, statistics are per process (as TAU's BatchNorm); the authors used one GPU.
 * Dropout(p=0) in the reference bottleneck is the identity and is left out.
 * Hyperparameters (Moving MNIST) are OpenSTL v0.3.0's config (``configs/mmnist/CrevNet.py``):
@@ -79,8 +81,9 @@ Departures from the references, and why
   are ours: no released code or configuration exists for the Caltech model (the authors' release
   is Moving MNIST only; OpenSTL v0.3.0 has no kitticaltech config), and the reference modules
   cannot run RGB frames as configured (the latent is 96 channels wide for C = 3, the predictor 32)
-  nor read more than channel 0. Other datasets fall back to the Moving MNIST configuration (the
-  generalised sizes above), which is not a published setting.
+  nor read more than channel 0. Other datasets fall back to the Moving MNIST configuration with the
+  generalised sizes above, which no paper reports (on Caltech's 3 x 128 x 160 frames: a 96-channel
+  predictor, 44,960,100 parameters).
 
 Golden tests (``tests/test_reference_crevnet.py``, fixtures by ``tools/reference_crevnet.py``): the
 authors' ``layers_3d.py`` and ``model_mnist.py``'s own ``train`` (two Adam optimisers) and ``plot``
@@ -90,15 +93,18 @@ running statistics; OpenSTL v0.3.0's model (its 8 x 8 latent and batch size neut
 float64 rounding.
 
 Cost (Moving MNIST; ``bench audit``): 4,997,444 parameters, the reference's count (published 5.0M):
-the autoencoder 104,516 and the predictor 8 x 611,616. FLOPs as OpenSTL counts them (fvcore on the
-training forward over the 20-frame sequence, 17 steps): 16.903G per sequence with BatchNorm traced
-in evaluation mode (2 FLOPs per element); fvcore counts BN in training mode at 5 per element, which
-OpenSTL's trace used: +14.4M, 16.918G. PLA-SM Table V's 270.7G is OpenSTL's count over its
-configured batch of 16 sequences (its ``display_method_info`` builds the dummy input with the batch
-size for CrevNet): 16 x 16.918G = 270.68G (:func:`explain_cost` measures it). Per step: encoder
-and decoder 35.4M each (bias-free 3x3x3 convs over 3 x 32 x 32 .. 3 x 8 x 8 sites), predictor
-8 x 923.5M (gate convs 96 -> 96 and 96 -> 96, out 128 -> 32, 3x3x3 over 192 sites, 1x1 mixes),
-sum 7.457G... see :func:`explain_cost` for the measured total.
+autoencoder 104,516, predictor 8 x (610,560 cell + 1,056 attention). FLOPs as OpenSTL counts them
+(fvcore on the TRAINING forward over the 20-frame sequence: 17 teacher-forced steps, each encoding
+a stack, one predictor step and decoding; :func:`crevnet_flops_inputs`). Per step (fvcore
+multiply-adds, 3x3x3 convs over the 3 x 8 x 8 = 192 latent sites): predictor 8 x 117.37M (fused
+gate convs 96 -> 96 twice: 2 x 47.78M; output gate 128 -> 32: 21.23M; the 1x1 convs 64 -> 32:
+0.39M and attention 32 -> 32: 0.20M), autoencoder 55.31M (encode and decode, each through every
+bottleneck, BatchNorm included): 994.31M x 17 = 16.903G per sequence, with BatchNorm traced in
+evaluation mode (2 FLOPs per element, 4.80M elements per sequence). OpenSTL's trace ran in
+training mode, where fvcore counts 5 per element: 16.918G. PLA-SM Table V's 270.7G (also
+OpenSTL's model zoo) is that count over OpenSTL's configured batch of 16 sequences (its
+``display_method_info`` builds CrevNet's dummy input with the batch size, "crevnet must use the
+batchsize rather than 1"): 16 x 16.918G = 270.68G; :func:`explain_cost` measures this for the audit.
 """
 
 from __future__ import annotations
@@ -328,21 +334,24 @@ def batchnorm_elements(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> in
     return total[0]
 
 
+#: OpenSTL v0.3.0's Moving MNIST batch size, which its FLOPs count of CrevNet used as the dummy batch.
+OPENSTL_COUNT_BATCH = 16
+
+
 def explain_cost(key: Any, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping[str, Any], ref) -> list[str]:
     """``bench audit``: the published FLOPs are OpenSTL's count over a batch of 16 (BN in training mode)."""
     with torch.random.fork_rng(devices=[]):
         model = key.spec.create_model(data, hp)
     bn = batchnorm_elements(model, crevnet_flops_inputs(data))
-    per_seq = figures["flops"] + 3 * bn
-    batch = int(hp["batch_size"])
+    per_seq, batch = figures["flops"] + 3 * bn, OPENSTL_COUNT_BATCH
+    frames = data.in_frames + data.out_frames
     return [f"FLOPs counted as the reference counts them (OpenSTL v0.3.0: fvcore on the TRAINING forward over the "
-            f"{data.in_frames + data.out_frames}-frame sequence, {data.in_frames + data.out_frames - 3} teacher-forced "
-            f"steps): {figures['flops'] / 1e9:.3f}G per sequence with BatchNorm traced in evaluation mode (2 FLOPs "
-            f"per element); fvcore counts BatchNorm in training mode, as OpenSTL's trace ran, at 5 per element: "
-            f"+3 x {bn / 1e6:.2f}M = {per_seq / 1e9:.3f}G per sequence",
+            f"{frames}-frame sequence, {frames - 3} teacher-forced steps): {figures['flops'] / 1e9:.3f}G per sequence "
+            f"with BatchNorm traced in evaluation mode (2 FLOPs per element); OpenSTL's trace ran in training mode, "
+            f"where fvcore counts 5 per element: +3 x {bn / 1e6:.2f}M = {per_seq / 1e9:.3f}G per sequence",
             f"the published {ref[1] / 1e9:.1f}G is OpenSTL's count over its configured batch of {batch} sequences "
-            f"(display_method_info builds CrevNet's dummy input with the batch size): {batch} x {per_seq / 1e9:.3f}G "
-            f"= {batch * per_seq / 1e9:.2f}G ({batch * per_seq / ref[1] - 1:+.2%})",
+            f"(its display_method_info builds CrevNet's dummy input with the batch size): {batch} x "
+            f"{per_seq / 1e9:.3f}G = {batch * per_seq / 1e9:.2f}G ({batch * per_seq / ref[1] - 1:+.2%})",
             f"params {figures['params']:,}: the reference's count (4,997,444 on Moving MNIST; published "
             f"{ref[0] / 1e6:.1f}M)"]
 

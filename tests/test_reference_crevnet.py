@@ -31,7 +31,8 @@ def ours(part: dict, t_in: int, t_out: int):
     cfg = part["config"]
     spec = get_method("crevnet")
     data = dataset(t_in, t_out, cfg["C"], cfg["H"], cfg["W"])
-    hp = spec.resolve_hparams(data.name, overrides={"n_blocks": tuple(cfg["n_blocks"]), "predictor_layers": cfg["layers"]})
+    hp = spec.resolve_hparams(data.name, overrides={"n_blocks": tuple(cfg["n_blocks"]),
+                                                    "predictor_layers": cfg["layers"]})
     model = spec.create_model(data, hp).double()
     load_into_ours(model, part["weights"])
     return spec, model, hp
@@ -116,3 +117,31 @@ def test_crevnet_parameter_count_is_the_references():
     with torch.device("meta"):
         model = spec.create_model(dataset(10, 10, 1, 64, 64, "mmnist"), spec.resolve_hparams("mmnist"))
     assert sum(p.numel() for p in model.parameters()) == 4_997_444  # OpenSTL v0.3.0's CrevNet_Model, counted
+
+
+def test_crevnet_cost_explanation_is_fvcores_training_mode_count_times_16():
+    """OpenSTL traced CrevNet in training mode, where fvcore counts BatchNorm at 5 FLOPs per element
+    (bench traces in evaluation mode: 2); explain_cost's per-sequence figure must be that count."""
+    import warnings
+
+    from fvcore.nn import FlopCountAnalysis
+
+    from bench.baselines.crevnet import batchnorm_elements, crevnet_flops_inputs, explain_cost
+    from bench.efficiency import count_flops
+    from bench.registry import parse_method_key
+
+    key = parse_method_key("crevnet:n_blocks=(1,1):predictor_layers=1")
+    data = dataset(4, 2, 1, 16, 16)
+    hp = key.resolve(data.name)
+    model = key.spec.create_model(data, hp)
+    inputs = crevnet_flops_inputs(data)
+    evaluated = count_flops(model, inputs)[0]
+    model.train()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = FlopCountAnalysis(model, inputs)
+        analysis.unsupported_ops_warnings(False)
+        trained = int(analysis.total())
+    assert trained == evaluated + 3 * batchnorm_elements(model, inputs) > evaluated
+    lines = explain_cost(key, data, hp, {"params": 1, "flops": evaluated}, (5e6, 16 * trained))
+    assert f"16 x {trained / 1e9:.3f}G = {16 * trained / 1e9:.2f}G (+0.00%)" in lines[1], lines
