@@ -145,3 +145,16 @@ def test_crevnet_cost_explanation_is_fvcores_training_mode_count_times_16():
     assert trained == evaluated + 3 * batchnorm_elements(model, inputs) > evaluated
     lines = explain_cost(key, data, hp, {"params": 1, "flops": evaluated}, (5e6, 16 * trained))
     assert f"16 x {trained / 1e9:.3f}G = {16 * trained / 1e9:.2f}G (+0.00%)" in lines[1], lines
+
+
+def test_crevnet_refuses_geometries_it_cannot_encode():
+    import pytest
+
+    from bench.errors import BenchError
+
+    spec = get_method("crevnet")
+    hp = spec.resolve_hparams("golden", tiny=True)  # two stages: frames divisible by 4, 3-frame stacks
+    with pytest.raises(BenchError, match="divisible by 4"):
+        spec.create_model(dataset(4, 4, 1, 16, 18), hp)
+    with pytest.raises(BenchError, match="at least 3"):
+        spec.create_model(dataset(2, 4, 1, 16, 16), hp)
