@@ -88,7 +88,7 @@ Departures from the references, and why
 Golden tests (``tests/test_reference_crevnet.py``, fixtures by ``tools/reference_crevnet.py``): the
 authors' ``layers_3d.py`` and ``model_mnist.py``'s own ``train`` (two Adam optimisers) and ``plot``
 (the warm-up test loop) at reduced depth on 16 x 16 frames, with seeded weights and perturbed
-running statistics; OpenSTL v0.3.0's model (its 8 x 8 latent and batch size neutralised) pins a
+running statistics; OpenSTL v0.3.0's model (its hard-coded 8 x 8 latent neutralised) pins a
 2-channel, non-square geometry. Outputs, losses, Adam steps and BatchNorm statistics agree to
 float64 rounding.
 
