@@ -35,7 +35,7 @@ def batch(data: DatasetSpec, n: int = 2, seed: int = 1):
 
 
 def test_every_builtin_is_registered():
-    for name in ("simvp", "tau", "convlstm", "predrnn", "predrnnpp", "predrnnv2", "plasm", "phydnet", "mau"):
+    for name in ("simvp", "tau", "convlstm", "predrnn", "predrnnpp", "predrnnv2", "plasm", "phydnet", "mau", "crevnet"):
         assert name in KEYS, f"{name} is not registered"
     for variant in ("tau:no-sa", "tau:no-da", "tau:no-ddr", "tau:conv", "predrnnpp:openstl-v02", "simvp:sm",
                     "phydnet:sm", "mau:sm"):
