@@ -243,11 +243,16 @@ def train_epoch(spec: MethodSpec, step_module: nn.Module, splits: Splits, epoch:
                 channels_last: bool = False, on_step: Callable[[float], None] | None = None) -> EpochStats:
     """One epoch of the method's training step; NonFiniteLossError names the first bad step.
 
+    The epoch's ``train_loss`` is the mean over the samples it saw: each step's loss (a mean over
+    its batch) weighted by the samples in that batch, summed over the steps of every rank and
+    divided by the number of samples, so a partial last batch counts for what it holds.
+
     ``on_step(loss)`` is called after every optimiser step (the progress bar); on the GPU the loss
     is only synchronised for the NaN check every 50 steps, and the step found is still exact.
     """
     t0 = time.perf_counter()
     losses = torch.zeros(steps_per_epoch, device=device, dtype=torch.float64)
+    counts = torch.zeros(steps_per_epoch, device=device, dtype=torch.float64)  # samples in each step's batch
     n_samples, checked, step = 0, 0, 0
     clip = float(hp.get("clip_grad") or 0.0)
     check_every = 1 if device.type == "cpu" else 50
@@ -261,6 +266,7 @@ def train_epoch(spec: MethodSpec, step_module: nn.Module, splits: Splits, epoch:
             pred, target = step_module(x, y, progress)
             loss = spec.loss(pred.float(), target.float(), hp)
         losses[step - 1] = loss.detach().double()
+        counts[step - 1] = len(x)
         if step - checked >= check_every:
             bad = first_bad_step(losses, checked, step, info)
             if bad is not None:
@@ -281,7 +287,7 @@ def train_epoch(spec: MethodSpec, step_module: nn.Module, splits: Splits, epoch:
     bad = first_bad_step(losses, checked, n_steps, info)
     if bad is not None:
         check_finite(losses[bad], bad + 1, epoch)
-    stats = torch.stack([losses[:n_steps].sum() * rank_batch,
+    stats = torch.stack([(losses[:n_steps] * counts[:n_steps]).sum(),
                          torch.tensor(float(n_samples), device=device, dtype=torch.float64)])
     if info.enabled:
         import torch.distributed as dist
