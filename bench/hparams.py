@@ -16,8 +16,9 @@ Syntax of a value on the command line (:func:`parse_assignment`): a Python liter
 as one (``0.01``, ``4``, ``(3, 5)``, ``[3, 5]``), ``true``/``false``/``none`` in any case, else the
 text itself. A tuple may also be written without brackets in ``--set`` (``--set incep_ker=3,5,7``:
 a comma-separated part without ``=`` continues the previous value) or in brackets inside a method
-key (``simvp:incep_ker=(3,5)``). Integers are accepted where a float is expected (``lr=1``);
-nothing else is converted.
+key (``simvp:incep_ker=(3,5)``). Integers are accepted where a float is expected (``lr=1``), and
+``none`` (read as None) where a choice is named ``none`` (``schedule=none``); nothing else is
+converted.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class HParam:
                               f"fix the value (e.g. --set {name}=...), see `bench list --hparams {owner or 'METHOD'}`")
 
         if self.kind == "choice":  # type-exact: True is not 1
+            if value is None:  # the command line reads `none` as None: a choice named "none" takes it
+                value = next((c for c in self.choices if isinstance(c, str) and c.lower() == "none"), None)
             if not any(value == c and type(value) is type(c) for c in self.choices):
                 raise bad()
             return value
