@@ -13,6 +13,14 @@ another configuration, and an interrupted run resumes only into the same configu
 checkpoint carries the spec too and the runner refuses one that differs. ``bench report`` groups
 and labels runs by the same record.
 
+Where the method's code comes from (``code``, :mod:`bench.method_code`: the registering module,
+the builder's qualified name, a digest of its source file) is recorded in every spec. It is hashed
+only when the code is not the built-in code (``in_tree`` False: a plug-in's own method, a plug-in
+that overrode a built-in name with ``replace=True``, a builder swapped by a plug-in), and then only
+its origin (registering module and builder), not the digest: so the hashes of built-in runs are
+the ones they had before the field existed, a plug-in's run of ``tau`` never shares the genuine
+``tau``'s hash, and editing a method's code (built-in or plug-in) does not move its results.
+
 What is NOT in the spec (it does not change what the numbers mean): the device, the data
 directory's path, channels-last, ``torch.compile``, the number of processes, the fps batch. What
 the data directory holds does count where a dataset can tell cheaply (``data_source``, e.g. which
@@ -34,7 +42,7 @@ import torch
 
 from bench.errors import BenchError
 from bench.hparams import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_PRED_LEN, MAX_SEED, MAX_SPLIT_SIZE
-from bench.registry import DataConfig, DatasetSpec, MethodKey, MethodSpec, get_method, method_label
+from bench.registry import DataConfig, DatasetSpec, MethodKey, MethodSpec, get_method, method_code, method_label
 from bench.typed_json import to_json
 
 #: Bump when the meaning of a field changes: every hash changes with it.
@@ -75,6 +83,7 @@ class RunSpec:
     precision: str
     sets: Mapping[str, Any] = field(default_factory=dict)  # the --set part of ``hparams`` (shown, not hashed)
     data_source: Mapping[str, Any] = field(default_factory=dict)  # DatasetSpec.source_identity (hashed)
+    code: Mapping[str, Any] = field(default_factory=dict)  # bench.method_code.code_origin (hashed if not built in)
 
     @property
     def label(self) -> str:
@@ -90,11 +99,15 @@ class RunSpec:
         return int(self.hparams["batch_size"])
 
     def identity(self) -> dict[str, Any]:
-        """The hashed fields: everything but the seed and the display-only ``sets``."""
-        return canonical({"version": SPEC_VERSION, "dataset": self.dataset, "label": self.label,
-                          "hparams": self.hparams, "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick,
-                          "data_seed": self.data_seed, "pred_len": self.pred_len, "precision": self.precision,
-                          "data_source": self.data_source})
+        """The hashed fields: everything but the seed and the display-only ``sets``; the code's origin
+        only when it is not the built-in code (see the module docstring)."""
+        fields = {"version": SPEC_VERSION, "dataset": self.dataset, "label": self.label,
+                  "hparams": self.hparams, "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick,
+                  "data_seed": self.data_seed, "pred_len": self.pred_len, "precision": self.precision,
+                  "data_source": self.data_source}
+        if self.code and not self.code.get("in_tree"):
+            fields["code"] = {k: self.code.get(k) for k in ("registered_by", "builder")}
+        return canonical(fields)
 
     @property
     def hash(self) -> str:
@@ -106,7 +119,7 @@ class RunSpec:
                           "overrides": self.overrides, "seed": self.seed, "hparams": self.hparams,
                           "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick, "data_seed": self.data_seed,
                           "pred_len": self.pred_len, "precision": self.precision, "sets": self.sets,
-                          "data_source": self.data_source})
+                          "data_source": self.data_source, "code": self.code})
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "RunSpec":
@@ -116,7 +129,8 @@ class RunSpec:
                    hparams=_tuples(dict(data["hparams"])), sizes={k: int(v) for k, v in data["sizes"].items()},
                    tiny=bool(data["tiny"]), quick=bool(data["quick"]), data_seed=int(data["data_seed"]),
                    pred_len=int(data["pred_len"]), precision=data["precision"],
-                   sets=_tuples(dict(data.get("sets") or {})), data_source=dict(data.get("data_source") or {}))
+                   sets=_tuples(dict(data.get("sets") or {})), data_source=dict(data.get("data_source") or {}),
+                   code=dict(data.get("code") or {}))
 
     @classmethod
     def from_json_fields(cls, fields: Mapping[str, Any]) -> "RunSpec":
@@ -190,7 +204,8 @@ def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOpt
     source = dict(data.source_identity(DataConfig(data_dir=opts.data_dir))) if data.source_identity else {}
     return RunSpec(dataset=data.name, method=key.spec.name, variant=key.variant, overrides=kept,
                    seed=seed, hparams=hp, sizes=sizes, tiny=opts.tiny, quick=opts.quick, data_seed=opts.data_seed,
-                   pred_len=horizon, precision=opts.precision, sets=sets, data_source=source)
+                   pred_len=horizon, precision=opts.precision, sets=sets, data_source=source,
+                   code=method_code(key.spec.name))
 
 
 def _resolve(key: MethodKey, data: DatasetSpec, opts: SpecOptions, overrides: Mapping[str, Any],
