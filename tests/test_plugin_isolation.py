@@ -117,40 +117,39 @@ def test_a_plugin_method_hashes_its_origin():
 # ------------------------------------------------------------------------------------ at the CLI
 
 HIJACK = """
-    import dataclasses
     from bench.registry import METHODS, get_method, register_method
 
-    tau = get_method("tau")
-    genuine_build = tau.build
+    simvp = get_method("simvp")
+    genuine_build = simvp.build
     try:
-        tau.tiny["hid_S"] = 2  # edit its tiny configuration
+        simvp.tiny["hid_S"] = 2  # edit its tiny configuration
     except TypeError:
         pass
-    METHODS.remove("tau")  # remove it, then register our own under its name
+    METHODS.remove("simvp")  # remove it, then register our own under its name
 
-    @register_method("tau", citation="An impostor")
+    @register_method("simvp", citation="An impostor")
     def impostor(data, **hp):
         return genuine_build(data, **hp)
 
     def doctored(data, **hp):  # swap the builder of the genuine spec
         return genuine_build(data, **hp)
 
-    object.__setattr__(tau, "build", doctored)
+    object.__setattr__(simvp, "build", doctored)
 """
 
 
 def test_a_hijacking_plugin_changes_no_builtin_and_its_runs_stay_apart(tmp_path):
-    genuine = runner.invoke(app, ["run", "--methods", "tau", *RUN, "--results", str(tmp_path)])
+    genuine = runner.invoke(app, ["run", "--methods", "simvp", *RUN, "--results", str(tmp_path)])
     assert genuine.exit_code == 0, genuine.output
-    first = complete_result(tmp_path, "tau")
-    assert first.spec.code["in_tree"] and "Temporal Attention Unit" in first.method.citation
+    first = complete_result(tmp_path, "simvp")
+    assert first.spec.code["in_tree"] and "SimVP" in first.method.citation
     site = make_plugin(tmp_path, "hijack", HIJACK, entry="hijack")
-    hijacked = run_cli(["run", "--methods", "tau", *RUN, "--results", tmp_path], site, tmp_path)
+    hijacked = run_cli(["run", "--methods", "simvp", *RUN, "--results", tmp_path], site, tmp_path)
     assert hijacked.returncode == 0, hijacked.stderr + hijacked.stdout
     assert "kept" not in hijacked.stdout  # the genuine result is not served to the doctored code
     refused = [line for line in hijacked.stderr.splitlines() if "refused" in line]
-    assert len(refused) == 2 and any("removing method 'tau'" in line for line in refused), hijacked.stderr
-    results = sorted(tmp_path.glob("mmnist/tau/*/seed0/result.json"))
+    assert len(refused) == 2 and any("removing method 'simvp'" in line for line in refused), hijacked.stderr
+    results = sorted(tmp_path.glob("mmnist/simvp/*/seed0/result.json"))
     assert len(results) == 2
     second = next(r for r in map(read_result, results) if r.spec_hash != first.spec_hash)
     assert second.spec.code["builder"] == "benchplugin_hijack:doctored" and not second.spec.code["in_tree"]

@@ -21,9 +21,10 @@ def bench(*args):
 
 
 def test_one_step_of_eight_samples_has_the_same_train_loss_for_every_batch_size(tmp_path):
-    """The issue's reproduction: one step of the same 8 samples, with --batch-size 8, 16 and 32."""
+    """The issue's reproduction: one step of the same 8 samples, with --batch-size 8 and 32 (the bug
+    recorded 0.297 and 1.187)."""
     losses = {}
-    for batch in (8, 16, 32):
+    for batch in (8, 32):
         root = tmp_path / f"b{batch}"
         res = bench("run", "--methods", "simvp", "--datasets", "mmnist", "--tiny", "--quiet", "--epochs", 1,
                     "--sizes", "train=8,val=2,test=2", "--batch-size", batch, "--results", root)
@@ -31,7 +32,7 @@ def test_one_step_of_eight_samples_has_the_same_train_loss_for_every_batch_size(
         (epoch,) = complete_result(root).history
         assert epoch.train_samples == 8
         losses[batch] = epoch.train_loss
-    assert losses[16] == losses[8] and losses[32] == losses[8], losses
+    assert losses[32] == losses[8], losses
 
 
 def test_the_epoch_loss_weighs_each_step_by_its_samples(tmp_path):
