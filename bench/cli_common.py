@@ -34,10 +34,11 @@ def split_list(text: str | None) -> list[str]:
     return split_top_level(text or "")
 
 
-MAX_SEED = 2**63 - 1  # torch.manual_seed takes a 64-bit integer
-
-
 def parse_seeds(text: str) -> list[int]:
+    from bench.hparams import MAX_SEED
+
+    if len(text) > 10_000:  # Python refuses to convert integers of more than 4,300 digits
+        raise BenchError("--seeds is too long; list integers from 0 to 2**63-1, e.g. --seeds 0,1,2")
     try:
         seeds = [int(s) for s in split_list(text)]
     except ValueError:
@@ -50,6 +51,8 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def parse_sizes(text: str | None) -> dict[str, int]:
+    from bench.hparams import MAX_SPLIT_SIZE
+
     sizes: dict[str, int] = {}
     if text is not None and not split_list(text):
         raise BenchError("--sizes is empty; write e.g. --sizes train=256,val=64,test=64, or leave it out for the "
@@ -57,9 +60,13 @@ def parse_sizes(text: str | None) -> dict[str, int]:
     for part in split_list(text):
         name, _, value = part.partition("=")
         value = value.strip()
-        if name.strip() not in ("train", "val", "test") or not (value.isascii() and value.isdigit()) or int(value) < 1:
+        if name.strip() not in ("train", "val", "test") or not (value.isascii() and value.isdigit()) or \
+                (len(value) <= 12 and int(value) < 1):
             raise BenchError(f"--sizes {text!r}: write split=count with splits train, val, test and positive counts, "
                              f"e.g. --sizes train=256,val=64,test=64")
+        if len(value) > 12:  # int() refuses more than 4,300 digits; the cap is checked with the run spec
+            raise BenchError(f"--sizes {name.strip()}={value[:12]}...: at most {MAX_SPLIT_SIZE:,} sequences per split; "
+                             f"give a smaller count")
         if name.strip() in sizes:
             raise BenchError(f"--sizes {text!r} gives {name.strip()} twice; give each split once")
         sizes[name.strip()] = int(value)

@@ -65,7 +65,7 @@ from torch import nn
 
 from bench import results as store
 from bench.errors import BenchError
-from bench.hparams import Bool, Float, HParam, Int
+from bench.hparams import MAX_EPOCHS, Bool, Float, HParam, Int
 from bench.masked_layers import SpatialMasking, kaiming_init, pixel_mask
 from bench.registry import DatasetSpec
 
@@ -85,7 +85,7 @@ SM_PARAMS: dict[str, HParam] = {
     "sm": Bool(doc="apply the SM module to the masked encoder features"),
     "r0": Float(min=0.0, max=1.0, doc="pixel mask ratio"),
     "r": Float(min=0.0, max=1.0, doc="feature mask ratio of the SM module"),
-    "pretrain_epochs": Int(min=1),
+    "pretrain_epochs": Int(min=1, max=MAX_EPOCHS),
     "pretrain_lr": Float(min=0.0, min_exclusive=True),
 }
 

@@ -52,7 +52,8 @@ def default_flops_inputs(data: DatasetSpec) -> tuple[torch.Tensor, ...]:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """Everything the harness needs to train and evaluate one method.
+    """Everything the harness needs to train and evaluate one method (read-only once registered: the
+    registry deep-freezes its mappings, see :mod:`bench.generic_registry`).
 
     Attributes:
         name: registry name (lower case, no ``:``).

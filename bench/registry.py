@@ -28,14 +28,25 @@ Third-party packages register through the entry-point groups ``bench.methods`` a
 ``bench.datasets``: the entry point may name a module (importing it registers), a
 :class:`MethodSpec`/:class:`DatasetSpec` object, or a zero-argument callable returning one. The
 tables are :class:`bench.generic_registry.Registry` objects: a plug-in cannot take a name another
-module registered (``tau``) unless it passes ``replace=True``, and a plug-in that fails to import
-(even with ``SystemExit``) is recorded, never fatal.
+module registered (``tau``) unless it passes ``replace=True``, nor remove it; a registered spec is
+deep-frozen (its hyperparameter tables, variants and tiny configuration are read-only mappings);
+and a plug-in that fails to import (even with ``SystemExit`` or ``KeyboardInterrupt``) is
+recorded, never fatal. Every run records where its method's code comes from
+(:func:`method_code`, :mod:`bench.method_code`), and a method whose code is not the built-in code
+gets its own spec hash.
+
+A ``KeyboardInterrupt`` raised while a plug-in is imported is the plug-in's own (recorded as a
+broken plug-in) unless the user pressed Ctrl-C: while plug-ins load, a SIGINT handler notes a real
+interrupt (main thread only; elsewhere every KeyboardInterrupt counts as the plug-in's), and a real
+one still ends the command.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from importlib import import_module, metadata
 from typing import Any, Callable, Iterator, Mapping
@@ -54,7 +65,7 @@ DATASET_GROUP = "bench.datasets"
 __all__ = ["TRAIN_DEFAULTS", "TRAIN_KEYS", "TRAIN_PARAMS", "HParam", "parse_assignment", "DataConfig", "DatasetSpec",
            "MethodSpec", "MethodKey", "register_method", "register_dataset", "add_method", "add_dataset",
            "get_method", "get_dataset", "list_methods", "list_datasets", "parse_method_key", "create_model",
-           "METHODS", "DATASETS", "plugin_errors", "model_hparams", "method_label", "format_value"]
+           "METHODS", "DATASETS", "plugin_errors", "model_hparams", "method_label", "format_value", "method_code"]
 
 
 @dataclass(frozen=True)
@@ -90,24 +101,40 @@ def _ensure_loaded() -> None:
     _load_plugins()
 
 
-METHODS: Registry[MethodSpec] = Registry("method", "run `bench list` to see the registered methods", _ensure_loaded)
+METHODS: Registry[MethodSpec] = Registry("method", "run `bench list` to see the registered methods", _ensure_loaded,
+                                         freeze=True)
 DATASETS: Registry[DatasetSpec] = Registry("dataset", "run `bench list` to see the registered datasets",
-                                           _ensure_loaded)
+                                           _ensure_loaded, freeze=True)
 
 
-def add_method(spec: MethodSpec, replace: bool = False, source: str | None = None) -> MethodSpec:
-    """Register a :class:`MethodSpec`; a name another module registered is refused (see :class:`Registry`).
-
-    ``source`` is who registers it (default: the calling module), so a plug-in that reuses an
+def add_method(spec: MethodSpec, replace: bool = False) -> MethodSpec:
+    """Register a :class:`MethodSpec` (deep-frozen from now on); a name another module registered is
+    refused (see :class:`Registry`). The source is the calling module, so a plug-in that reuses an
     in-tree builder is still a different source."""
+    return _add_method(spec, replace, _caller_module())
+
+
+def _add_method(spec: MethodSpec, replace: bool, source: str) -> MethodSpec:
     if not spec.name or any(ch in spec.name for ch in ":,=()[] ") or spec.name != spec.name.strip():
         raise ValueError(f"method name {spec.name!r} may not be empty or contain ':', ',', '=', brackets or spaces")
-    return METHODS.add(spec.name, spec, source or _caller_module(), replace)
+    return METHODS.add(spec.name, spec, source, replace)
 
 
-def add_dataset(spec: DatasetSpec, replace: bool = False, source: str | None = None) -> DatasetSpec:
-    """Register a :class:`DatasetSpec`; a name another module registered is refused (see :class:`Registry`)."""
-    return DATASETS.add(spec.name, spec, source or _caller_module(), replace)
+def add_dataset(spec: DatasetSpec, replace: bool = False) -> DatasetSpec:
+    """Register a :class:`DatasetSpec` (deep-frozen from now on); a name another module registered is
+    refused (see :class:`Registry`)."""
+    return _add_dataset(spec, replace, _caller_module())
+
+
+def _add_dataset(spec: DatasetSpec, replace: bool, source: str) -> DatasetSpec:
+    return DATASETS.add(spec.name, spec, source, replace)
+
+
+def method_code(name: str) -> dict[str, Any]:
+    """Where the code of registered method ``name`` comes from (:func:`bench.method_code.code_origin`)."""
+    from bench.method_code import code_origin
+
+    return code_origin(get_method(name).build, METHODS.source(name))
 
 
 def _caller_module(depth: int = 2) -> str:
@@ -120,7 +147,7 @@ def register_method(name: str, replace: bool = False,
     """Decorator: register the decorated builder as method ``name`` (other fields as in MethodSpec)."""
 
     def decorate(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        add_method(MethodSpec(name=name, build=build, **fields), replace=replace, source=_caller_module())
+        _add_method(MethodSpec(name=name, build=build, **fields), replace, _caller_module())
         return build
 
     return decorate
@@ -130,7 +157,7 @@ def register_dataset(name: str, replace: bool = False, **fields: Any) -> Callabl
     """Decorator: register the decorated loader as dataset ``name`` (other fields as in DatasetSpec)."""
 
     def decorate(load: Callable[..., Any]) -> Callable[..., Any]:
-        add_dataset(DatasetSpec(name=name, load=load, **fields), replace=replace, source=_caller_module())
+        _add_dataset(DatasetSpec(name=name, load=load, **fields), replace, _caller_module())
         return load
 
     return decorate
@@ -147,29 +174,58 @@ def _load_builtins() -> None:
 def _load_plugins() -> None:
     """Import every entry point in the ``bench.methods`` / ``bench.datasets`` groups, once.
 
-    Whatever a plug-in raises on import (``SystemExit`` included) is caught and recorded: a broken
-    plug-in never takes the harness down, and asking for its name says why it failed.
+    Whatever a plug-in raises on import (``SystemExit`` and ``KeyboardInterrupt`` included) is
+    caught and recorded: a broken plug-in never takes the harness down, and asking for its name
+    says why it failed. Only the user's own Ctrl-C (a SIGINT received meanwhile) ends the command.
     """
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True
-    for group, registry, add in ((METHOD_GROUP, METHODS, add_method), (DATASET_GROUP, DATASETS, add_dataset)):
-        for ep in metadata.entry_points(group=group):
+    with _sigint_watch() as user_interrupted:
+        for group, registry, add in ((METHOD_GROUP, METHODS, _add_method), (DATASET_GROUP, DATASETS, _add_dataset)):
+            for ep in metadata.entry_points(group=group):
+                try:
+                    obj = ep.load()
+                    if callable(obj) and not isinstance(obj, (MethodSpec, DatasetSpec)) and not hasattr(obj, "__path__"):
+                        obj = obj()
+                    if isinstance(obj, (MethodSpec, DatasetSpec)):
+                        add(obj, False, f"plug-in {ep.name} ({ep.value})")
+                except BaseException as exc:  # noqa: BLE001 - SystemExit too: a broken plug-in must not end the CLI
+                    if isinstance(exc, KeyboardInterrupt) and user_interrupted():
+                        raise
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    reason = f"plug-in {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}" + (
+                        f": {first}" if first else "")
+                    _PLUGIN_ERRORS.append(reason)
+                    registry.failed_plugins.setdefault(ep.name, reason)
+
+
+class _sigint_watch:
+    """Within the block, note whether a real SIGINT arrived (the previous handler still runs)."""
+
+    def __enter__(self) -> Callable[[], bool]:
+        self.seen, self.installed, self.previous = False, False, None
+        if threading.current_thread() is threading.main_thread():
             try:
-                obj = ep.load()
-                if callable(obj) and not isinstance(obj, (MethodSpec, DatasetSpec)) and not hasattr(obj, "__path__"):
-                    obj = obj()
-                if isinstance(obj, (MethodSpec, DatasetSpec)):
-                    add(obj, source=f"plug-in {ep.name} ({ep.value})")
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # noqa: BLE001 - SystemExit too: a broken plug-in must not end the CLI
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                reason = f"plug-in {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}" + (
-                    f": {first}" if first else "")
-                _PLUGIN_ERRORS.append(reason)
-                registry.failed_plugins.setdefault(ep.name, reason)
+                previous = signal.getsignal(signal.SIGINT)
+
+                def note(signum, frame):  # noqa: ANN001 - a signal handler
+                    self.seen = True
+                    if callable(previous):
+                        previous(signum, frame)
+                    elif previous == signal.SIG_DFL:
+                        signal.default_int_handler(signum, frame)
+
+                signal.signal(signal.SIGINT, note)
+                self.installed, self.previous = True, previous
+            except (ValueError, OSError, TypeError):  # no signals here (e.g. an embedded interpreter)
+                pass
+        return lambda: self.seen
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.SIG_DFL)
 
 
 def plugin_errors() -> list[str]:

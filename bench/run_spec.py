@@ -13,6 +13,14 @@ another configuration, and an interrupted run resumes only into the same configu
 checkpoint carries the spec too and the runner refuses one that differs. ``bench report`` groups
 and labels runs by the same record.
 
+Where the method's code comes from (``code``, :mod:`bench.method_code`: the registering module,
+the builder's qualified name, a digest of its source file) is recorded in every spec. It is hashed
+only when the code is not the built-in code (``in_tree`` False: a plug-in's own method, a plug-in
+that overrode a built-in name with ``replace=True``, a builder swapped by a plug-in), and then only
+its origin (registering module and builder), not the digest: so the hashes of built-in runs are
+the ones they had before the field existed, a plug-in's run of ``tau`` never shares the genuine
+``tau``'s hash, and editing a method's code (built-in or plug-in) does not move its results.
+
 What is NOT in the spec (it does not change what the numbers mean): the device, the data
 directory's path, channels-last, ``torch.compile``, the number of processes, the fps batch. What
 the data directory holds does count (``data_source``): the SHA-256 of the files the dataset reads
@@ -33,7 +41,8 @@ from typing import Any, Mapping
 import torch
 
 from bench.errors import BenchError
-from bench.registry import DataConfig, DatasetSpec, MethodKey, MethodSpec, get_method, method_label
+from bench.hparams import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_PRED_LEN, MAX_SEED, MAX_SPLIT_SIZE
+from bench.registry import DataConfig, DatasetSpec, MethodKey, MethodSpec, get_method, method_code, method_label
 from bench.typed_json import to_json
 
 #: Bump when the meaning of a field changes: every hash changes with it.
@@ -74,6 +83,7 @@ class RunSpec:
     precision: str
     sets: Mapping[str, Any] = field(default_factory=dict)  # the --set part of ``hparams`` (shown, not hashed)
     data_source: Mapping[str, Any] = field(default_factory=dict)  # DatasetSpec.source_identity (hashed)
+    code: Mapping[str, Any] = field(default_factory=dict)  # bench.method_code.code_origin (hashed if not built in)
 
     @property
     def label(self) -> str:
@@ -89,11 +99,15 @@ class RunSpec:
         return int(self.hparams["batch_size"])
 
     def identity(self) -> dict[str, Any]:
-        """The hashed fields: everything but the seed and the display-only ``sets``."""
-        return canonical({"version": SPEC_VERSION, "dataset": self.dataset, "label": self.label,
-                          "hparams": self.hparams, "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick,
-                          "data_seed": self.data_seed, "pred_len": self.pred_len, "precision": self.precision,
-                          "data_source": self.data_source})
+        """The hashed fields: everything but the seed and the display-only ``sets``; the code's origin
+        only when it is not the built-in code (see the module docstring)."""
+        fields = {"version": SPEC_VERSION, "dataset": self.dataset, "label": self.label,
+                  "hparams": self.hparams, "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick,
+                  "data_seed": self.data_seed, "pred_len": self.pred_len, "precision": self.precision,
+                  "data_source": self.data_source}
+        if self.code and not self.code.get("in_tree"):
+            fields["code"] = {k: self.code.get(k) for k in ("registered_by", "builder")}
+        return canonical(fields)
 
     @property
     def hash(self) -> str:
@@ -105,7 +119,7 @@ class RunSpec:
                           "overrides": self.overrides, "seed": self.seed, "hparams": self.hparams,
                           "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick, "data_seed": self.data_seed,
                           "pred_len": self.pred_len, "precision": self.precision, "sets": self.sets,
-                          "data_source": self.data_source})
+                          "data_source": self.data_source, "code": self.code})
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "RunSpec":
@@ -115,7 +129,8 @@ class RunSpec:
                    hparams=_tuples(dict(data["hparams"])), sizes={k: int(v) for k, v in data["sizes"].items()},
                    tiny=bool(data["tiny"]), quick=bool(data["quick"]), data_seed=int(data["data_seed"]),
                    pred_len=int(data["pred_len"]), precision=data["precision"],
-                   sets=_tuples(dict(data.get("sets") or {})), data_source=dict(data.get("data_source") or {}))
+                   sets=_tuples(dict(data.get("sets") or {})), data_source=dict(data.get("data_source") or {}),
+                   code=dict(data.get("code") or {}))
 
     @classmethod
     def from_json_fields(cls, fields: Mapping[str, Any]) -> "RunSpec":
@@ -147,13 +162,24 @@ def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOpt
 
     Precedence of the epochs: ``--epochs`` > ``--quick``'s cap (:data:`QUICK_EPOCHS`, also applied
     to stage budgets such as ``pretrain_epochs``) > the method's configuration.
+
+    Equal configurations get one spec (one hash): a value is canonical (``-0.0`` is ``0.0``, an
+    integer given for a float is that float, ``none`` names the choice ``none``), a key override
+    equal to what the key resolves to without it (for this dataset, variant, ``--tiny`` and
+    ``--quick``) is dropped from the label, and a split size equal to the dataset's standard size
+    (``--quick``'s sizes with ``--quick``) is dropped from ``sizes``. The upper bounds of
+    :mod:`bench.hparams` (epochs, batch size, split sizes, seeds, horizon) and the memory of one
+    evaluation batch (:func:`check_batch_memory`) are checked here, before anything trains.
     """
     if opts.precision not in PRECISIONS:
         raise BenchError(f"--precision {opts.precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if seed < 0 or data_seed_invalid(opts.data_seed):
-        raise BenchError(f"seeds must be non-negative integers (got seed {seed}, data seed {opts.data_seed})")
+    check_bounds(opts, seed)
     horizon = data.check_pred_len(opts.pred_len)
-    given = {name: ("--set", value) for name, value in opts.sets.items()}
+    if data.max_pred_len is None and horizon > MAX_PRED_LEN:
+        raise BenchError(f"--pred-len {horizon} is above the limit of {MAX_PRED_LEN:,} frames for dataset "
+                         f"{data.name!r}; use --pred-len <= {MAX_PRED_LEN:,}")
+    sets = canonical_values(key.spec, opts.sets)
+    given = {name: ("--set", value) for name, value in sets.items()}
     for flag, name, value in (("--epochs", "epochs", opts.epochs), ("--batch-size", "batch_size", opts.batch_size)):
         if value is None:
             continue
@@ -165,6 +191,26 @@ def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOpt
             raise BenchError(f"{name} is set twice: {key.label} says {name}={key.overrides[name]!r} and {flag} "
                              f"says {value!r}; give it once")
     overrides = {name: value for name, (_, value) in given.items()}
+    hp = _resolve(key, data, opts, overrides, horizon)  # validates names, types and ranges
+    default = _resolve(MethodKey(key.spec, key.variant, {}), data, opts, {}, horizon)  # the method's own values
+    kept = {k: v for k, v in key.overrides.items() if not same_value(default.get(k), hp[k])}
+    sizes = {**(dict(data.quick_sizes) if opts.quick else {}), **dict(opts.sizes)}
+    for split, n in sizes.items():
+        if split not in ("train", "val", "test") or isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise BenchError(f"split size {split}={n!r} is invalid; write e.g. --sizes train=256,val=64,test=64")
+    if not opts.quick:  # the standard size written out is the standard size
+        sizes = {split: n for split, n in sizes.items() if n != data.sizes.get(split)}
+    check_batch_memory(data, int(hp["batch_size"]), horizon)
+    source = dict(data.source_identity(DataConfig(data_dir=opts.data_dir))) if data.source_identity else {}
+    return RunSpec(dataset=data.name, method=key.spec.name, variant=key.variant, overrides=kept,
+                   seed=seed, hparams=hp, sizes=sizes, tiny=opts.tiny, quick=opts.quick, data_seed=opts.data_seed,
+                   pred_len=horizon, precision=opts.precision, sets=sets, data_source=source,
+                   code=method_code(key.spec.name))
+
+
+def _resolve(key: MethodKey, data: DatasetSpec, opts: SpecOptions, overrides: Mapping[str, Any],
+             horizon: int) -> dict[str, Any]:
+    """The resolved hyperparameters of ``key`` with ``overrides``, ``--quick``'s caps and the horizon."""
     hp = key.resolve(data.name, overrides, tiny=opts.tiny)  # validates names, types and ranges
     if opts.quick:  # caps the budgets nobody set explicitly (stage budgets such as pretrain_epochs too)
         explicit = set(overrides) | set(key.overrides)
@@ -173,18 +219,70 @@ def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOpt
             hp[name] = min(hp[name], QUICK_EPOCHS)
     if horizon != data.out_frames:  # the dataset's own horizon is no override (same numbers, same spec)
         hp["pred_len"] = horizon
-    sizes = {**(dict(data.quick_sizes) if opts.quick else {}), **dict(opts.sizes)}
-    for split, n in sizes.items():
-        if split not in ("train", "val", "test") or isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise BenchError(f"split size {split}={n!r} is invalid; write e.g. --sizes train=256,val=64,test=64")
-    source = dict(data.source_identity(DataConfig(data_dir=opts.data_dir))) if data.source_identity else {}
-    return RunSpec(dataset=data.name, method=key.spec.name, variant=key.variant, overrides=dict(key.overrides),
-                   seed=seed, hparams=hp, sizes=sizes, tiny=opts.tiny, quick=opts.quick, data_seed=opts.data_seed,
-                   pred_len=horizon, precision=opts.precision, sets=dict(opts.sets), data_source=source)
+    return hp
+
+
+def canonical_values(method: MethodSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` checked against ``method``'s declarations, in canonical form (keys it does not
+    declare are left for :meth:`MethodSpec.resolve_hparams` to refuse)."""
+    declared = method.declarations()
+    return {k: declared[k].check(k, v, method.name) if k in declared else v for k, v in values.items()}
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same type, element by element (``True`` is not ``1``, ``1`` is not ``1.0``)."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def check_bounds(opts: SpecOptions, seed: int) -> None:
+    """The options' upper bounds (:mod:`bench.hparams`), each a one-line BenchError naming the fix."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise BenchError(f"seed {seed!r} is invalid: seeds are integers from 0 to 2**63-1; write e.g. --seeds 0,1")
+    if data_seed_invalid(opts.data_seed):
+        raise BenchError(f"--data-seed {opts.data_seed!r} is invalid: give an integer from 0 to 2**63-1")
+    for flag, value, top, unit in (("--epochs", opts.epochs, MAX_EPOCHS, "epochs"),
+                                   ("--batch-size", opts.batch_size, MAX_BATCH_SIZE, "sequences")):
+        if value is not None and value > top:
+            raise BenchError(f"{flag} {value} is above the limit of {top:,} {unit}; give a smaller value")
+    for split, n in opts.sizes.items():
+        if isinstance(n, int) and n > MAX_SPLIT_SIZE:
+            raise BenchError(f"--sizes {split}={n} is above the limit of {MAX_SPLIT_SIZE:,} sequences per split; "
+                             f"give a smaller count")
+
+
+def batch_bytes(data: DatasetSpec, batch_size: int, horizon: int) -> int:
+    """Bytes of one batch's inputs, targets and predictions as float32 (training or evaluation):
+    ``B x (T + 2 max(T', horizon)) x C x H x W x 4``. A lower bound of what a step holds."""
+    frames = data.in_frames + 2 * max(data.out_frames, horizon)
+    return batch_size * frames * data.channels * data.height * data.width * 4
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_batch_memory(data: DatasetSpec, batch_size: int, horizon: int) -> None:
+    """Refuse, before anything runs, a batch whose tensors alone exceed the memory available (a
+    ``--pred-len``/``--batch-size`` that would fail on memory in the middle of a run)."""
+    need, free = batch_bytes(data, batch_size, horizon), available_memory()
+    if free is not None and need > free:
+        raise BenchError(f"one batch of {batch_size} sequences of {data.name} with {max(data.out_frames, horizon)} "
+                         f"target frames needs at least {need / 2**30:.1f} GiB (inputs, targets and predictions) "
+                         f"but {free / 2**30:.1f} GiB of memory is available; lower --batch-size or --pred-len")
 
 
 def data_seed_invalid(value: Any) -> bool:
-    return isinstance(value, bool) or not isinstance(value, int) or value < 0
+    return isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED
 
 
 def check_buildable(spec: RunSpec, data: DatasetSpec) -> None:

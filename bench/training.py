@@ -255,11 +255,16 @@ def train_epoch(spec: MethodSpec, step_module: nn.Module, splits: Splits, epoch:
                 channels_last: bool = False, on_step: Callable[[float], None] | None = None) -> EpochStats:
     """One epoch of the method's training step; NonFiniteLossError names the first bad step.
 
+    The epoch's ``train_loss`` is the mean over the samples it saw: each step's loss (a mean over
+    its batch) weighted by the samples in that batch, summed over the steps of every rank and
+    divided by the number of samples, so a partial last batch counts for what it holds.
+
     ``on_step(loss)`` is called after every optimiser step (the progress bar); on the GPU the loss
     is only synchronised for the NaN check every 50 steps, and the step found is still exact.
     """
     t0 = time.perf_counter()
     losses = torch.zeros(steps_per_epoch, device=device, dtype=torch.float64)
+    counts = torch.zeros(steps_per_epoch, device=device, dtype=torch.float64)  # samples in each step's batch
     n_samples, checked, step = 0, 0, 0
     clip = float(hp.get("clip_grad") or 0.0)
     check_every = 1 if device.type == "cpu" else 50
@@ -273,6 +278,7 @@ def train_epoch(spec: MethodSpec, step_module: nn.Module, splits: Splits, epoch:
         # time-reversed pass), every pass with the same random draws; the iteration's loss is their mean
         passes = spec.train_passes(x, y, hp) if spec.train_passes is not None else [(x, y)]
         rng = rng_state(device) if len(passes) > 1 else None
+        counts[step - 1] = len(x)
         for k, (px, py) in enumerate(passes):
             if k:
                 set_rng_state(rng, device)
@@ -299,7 +305,7 @@ def train_epoch(spec: MethodSpec, step_module: nn.Module, splits: Splits, epoch:
     bad = first_bad_step(losses, checked, n_steps, info)
     if bad is not None:
         check_finite(losses[bad], bad + 1, epoch)
-    stats = torch.stack([losses[:n_steps].sum() * rank_batch,
+    stats = torch.stack([(losses[:n_steps] * counts[:n_steps]).sum(),
                          torch.tensor(float(n_samples), device=device, dtype=torch.float64)])
     if info.enabled:
         import torch.distributed as dist
