@@ -24,3 +24,20 @@ def _private_digest_cache(tmp_path_factory):
         os.environ.pop("BENCH_CACHE", None)
     else:
         os.environ["BENCH_CACHE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _registry_messages_stay_with_their_test():
+    """The registries' warnings (a refused registration, a broken plug-in) live for the process, as they
+    should in one CLI command; in the suite's one process they would leak into later tests' stderr."""
+    from bench import registry
+
+    tables = (registry.METHODS, registry.DATASETS)
+    saved = [(list(t.warnings), dict(t.failed_plugins)) for t in tables]
+    errors = list(registry._PLUGIN_ERRORS)
+    yield
+    for table, (warned, failed) in zip(tables, saved):
+        table.warnings[:] = warned
+        table.failed_plugins.clear()
+        table.failed_plugins.update(failed)
+    registry._PLUGIN_ERRORS[:] = errors
