@@ -31,8 +31,8 @@ checks equal outputs (test-time rollout, layer norm on and off), losses and thre
   reference does not have, and a forget gate at sigma(1) instead of sigma(0) at initialisation.)
 * Layer norm: off (``layer_norm`` hyperparameter; the ``ln`` variant is the reference's
   ``nn.LayerNorm([4C, h, w])`` on the input and hidden convolutions, see
-  :func:`bench.baselines.recurrent.make_norm`).
-* Training: the reference protocol of :mod:`bench.baselines.recurrent` (19 one-step predictions
+  :func:`bench.blocks.recurrent.make_norm`).
+* Training: the reference protocol of :mod:`bench.blocks.recurrent` (19 one-step predictions
   over the 20-frame sequence, scheduled sampling with eta -> 0 at ``ss_stop`` = 0.625 of training);
   Adam, lr 1e-3, batch 16, constant learning rate (PredRNN's reference code; OpenSTL's zoo used a
   one-cycle schedule instead, selectable with ``:schedule=onecycle``).
@@ -56,7 +56,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.baselines.recurrent import (
+from bench.blocks.recurrent import (
     DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
@@ -67,8 +67,8 @@ from bench.baselines.recurrent import (
     recurrent_train_step,
     validate_common,
 )
-from bench.hparams import Bool, Float, Int
-from bench.registry import DatasetSpec, register_method
+from bench.spec.hparams import Bool, Float, Int
+from bench.spec.registry import DatasetSpec, register_method
 
 
 class ConvLSTMCell(nn.Module):

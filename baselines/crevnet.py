@@ -115,8 +115,8 @@ import torch
 from torch import nn
 
 from bench.errors import BenchError
-from bench.hparams import Int, IntTuple
-from bench.registry import DatasetSpec, register_method
+from bench.spec.hparams import Int, IntTuple
+from bench.spec.registry import DatasetSpec, register_method
 
 #: Temporal depth of a stack (every convolution is 3-D over it).
 STACK = 3

@@ -20,7 +20,7 @@ shape (C, 2, h, w) (a window of 2 time slices of a grid of patches):
 * The global spatiotemporal memory M flows zig-zag as in PredRNN: up the stack within a step,
   from the top layer to the bottom one at the next step.
 * Readout: a bias-free (2, 1, 1) convolution with stride 2 in time collapses the window of the top
-  H into the next patch frame. Training and test protocol: :mod:`bench.baselines.recurrent`
+  H into the next patch frame. Training and test protocol: :mod:`bench.blocks.recurrent`
   (19 one-step predictions, scheduled sampling on the ``progress`` clock, autoregressive test).
 * Loss (the authors' ``tf.nn.l2_loss + reduce_sum(|.|)``, i.e. sum(d^2)/2 + sum|d|): per element
   ``mse_weight * MSE + L1`` with ``mse_weight`` = 0.5. Adam is invariant to the constant number of
@@ -107,7 +107,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.baselines.predrnn import FORGET_BIAS
-from bench.baselines.recurrent import (
+from bench.blocks.recurrent import (
     DEFAULT_SS_STOP,
     RecurrentPredictor,
     recurrent_flops_inputs,
@@ -115,8 +115,8 @@ from bench.baselines.recurrent import (
     recurrent_train_step,
     validate_common,
 )
-from bench.hparams import Bool, Choice, Float, Int
-from bench.registry import DatasetSpec, register_method
+from bench.spec.hparams import Bool, Choice, Float, Int
+from bench.spec.registry import DatasetSpec, register_method
 
 #: Time slices per state and kernel length in time (both hard-coded in both reference codes).
 WINDOW = 2

@@ -21,7 +21,7 @@ Architecture (Sec. 3: attention and fusion modules; the authors' release, which 
 * Decoder: log2(sr_size) 3x3 transposed convs, stride 2 (LeakyReLU after all but the last), then
   a 1x1 conv to C channels; the output is not squashed (no sigmoid).
 
-Protocol: the recurrent reference protocol of :mod:`bench.baselines.recurrent` (19 one-step
+Protocol: the recurrent reference protocol of :mod:`bench.blocks.recurrent` (19 one-step
 predictions over the 20-frame sequence, MSE over all of them, scheduled sampling per (sequence,
 step) with eta decaying linearly from 1 to 0 at ``ss_stop`` = 0.625 of training: the authors'
 2e-5 per iteration, 0 at iteration 50,000 of 80,000); test time: 9 teacher-forced steps then
@@ -60,7 +60,7 @@ LayerNorms 0.66M), decoder 47.4M (9.4M + 37.7M + 0.26M): 936.4M x 19 steps = 17.
 
 SM pretraining (``mau:sm``, PLA-SM Table VII; the paper gives no setup for MAU)
 -------------------------------------------------------------------------------
-:mod:`bench.masked_pretrain`'s stage with: encoder = the per-frame encoder above (conv + LeakyReLU
+:mod:`bench.blocks.masked_pretrain`'s stage with: encoder = the per-frame encoder above (conv + LeakyReLU
 layers without normalisation, emulated as sparse convolutions by :func:`sparse_conv_act`),
 decoder = the decoder above, the SM module between them on the hidden x H/sr x W/sr latent (64 x
 16 x 16 on Moving MNIST, PLA-SM's C~ and resolution). Reason: these are the only parts that map
@@ -81,11 +81,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.baselines.recurrent import DEFAULT_SS_STOP, recurrent_predict, recurrent_train_step
+from bench.blocks.recurrent import DEFAULT_SS_STOP, recurrent_predict, recurrent_train_step
 from bench.errors import BenchError
-from bench.hparams import Float, Int
-from bench.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
-from bench.registry import DatasetSpec, register_method
+from bench.spec.hparams import Float, Int
+from bench.blocks.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
+from bench.spec.registry import DatasetSpec, register_method
 
 
 class ConvAct(nn.Module):
@@ -160,7 +160,7 @@ class MAUCell(nn.Module):
 class MAU(nn.Module):
     """Encoder -> MAU stack -> decoder per step. ``forward(x)``: test-time rollout from the context;
     ``forward(seq, true_mask)``: the training pass (one-step predictions of ``seq[:, 1:]``, the future
-    steps after the first reading ``m * true + (1 - m) * own``), as :mod:`bench.baselines.recurrent`."""
+    steps after the first reading ``m * true + (1 - m) * own``), as :mod:`bench.blocks.recurrent`."""
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, sr_size: int,
                  att_window: int):
@@ -223,7 +223,7 @@ def mau_flops_inputs(data: DatasetSpec) -> tuple[torch.Tensor, ...]:
 
 def explain_cost(key: Any, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping[str, Any], ref) -> list[str]:
     """``bench audit``: the reference's dead weights and how the FLOPs are counted (test-time figure measured)."""
-    from bench.efficiency import count_flops
+    from bench.cost.measure import count_flops
 
     with torch.random.fork_rng(devices=[]):
         model = key.spec.create_model(data, hp)

@@ -32,7 +32,7 @@ convolution, ``o`` the Hadamard product, X the (patchified) frame for layer 1 an
   not run and the blocks read D = 0 (the reference calls each MIM-N once on zeros at t = 1 and
   discards the result, which only creates variables in the authors' TensorFlow graph).
 * Readout: a bias-free 1x1 convolution of the top H to the next patch frame. Training and test
-  protocol: :mod:`bench.baselines.recurrent` (19 one-step predictions, scheduled sampling on the
+  protocol: :mod:`bench.blocks.recurrent` (19 one-step predictions, scheduled sampling on the
   ``progress`` clock, autoregressive test rollout).
 
 References and choices
@@ -63,7 +63,7 @@ dropped or misrouted peephole term fails.
 * Architecture constants are the reference's: bias-free convolutions with a constant forget bias
   of 1 (the TensorFlow convolutions have zero-initialised biases), PyTorch's default
   initialisation with zero-initialised peepholes (TensorFlow: uniform/Glorot), optional
-  ``nn.LayerNorm([C, h, w])`` per convolution (:func:`bench.baselines.recurrent.make_norm`),
+  ``nn.LayerNorm([C, h, w])`` per convolution (:func:`bench.blocks.recurrent.make_norm`),
   which in the MIM-S/MIM-N cells applies to both of their convolutions.
 * Hyperparameters per dataset are OpenSTL's configurations (``configs/<dataset>/MIM.py``): 4 x 128
   hidden, 5x5 filters, layer norm off; Moving MNIST patch 4, Adam lr 5e-4, one-cycle, batch 16,
@@ -100,7 +100,7 @@ import torch
 from torch import nn
 
 from bench.baselines.predrnn import FORGET_BIAS, STLSTMCell
-from bench.baselines.recurrent import (
+from bench.blocks.recurrent import (
     DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
@@ -111,8 +111,8 @@ from bench.baselines.recurrent import (
     validate_common,
 )
 from bench.errors import BenchError
-from bench.hparams import Bool, Float, Int
-from bench.registry import DatasetSpec, register_method
+from bench.spec.hparams import Bool, Float, Int
+from bench.spec.registry import DatasetSpec, register_method
 
 
 class PeepholeLSTMCell(nn.Module):

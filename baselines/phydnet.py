@@ -79,7 +79,7 @@ input site; GroupNorm 5 per element), 64 x 16 x 16 latent: ConvLSTM 641.7M ((64+
 
 SM pretraining (``phydnet:sm``, PLA-SM Table VII; the paper gives no setup for PhyDNet)
 -----------------------------------------------------------------------------------------
-:mod:`bench.masked_pretrain`'s stage with: encoder = ``E`` (the general per-frame encoder, conv +
+:mod:`bench.blocks.masked_pretrain`'s stage with: encoder = ``E`` (the general per-frame encoder, conv +
 GroupNorm + LeakyReLU layers, emulated as sparse convolutions), decoder = ``D`` followed by the
 sigmoid, the SM module between them on the 2*enc_width-channel latent (64 x 16 x 16 on Moving
 MNIST, PLA-SM's own C~ and resolution). Reason: ``E``/``D`` are the parts that map frames to the
@@ -100,12 +100,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.baselines.recurrent import scheduled_sampling_step, ss_eta
+from bench.blocks.recurrent import scheduled_sampling_step, ss_eta
 from bench.errors import BenchError
-from bench.hparams import Float, Int, IntTuple
-from bench.masked_layers import sparse_conv_norm_act
-from bench.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
-from bench.registry import DatasetSpec, register_method
+from bench.spec.hparams import Float, Int, IntTuple
+from bench.blocks.masked_layers import sparse_conv_norm_act
+from bench.blocks.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
+from bench.spec.registry import DatasetSpec, register_method
 
 #: Teacher-forcing ratio reaches 0 at this fraction of training (authors: 1 - 0.003 * epoch over 2001 epochs).
 TF_STOP = 1.0 / (0.003 * 2001)
@@ -318,7 +318,7 @@ def phydnet_flops_inputs(data: DatasetSpec) -> tuple[torch.Tensor, ...]:
 
 def explain_cost(key: Any, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping[str, Any], ref) -> list[str]:
     """``bench audit``: how the FLOPs are counted, and the test-time figure (measured here)."""
-    from bench.efficiency import count_flops
+    from bench.cost.measure import count_flops
 
     with torch.random.fork_rng(devices=[]):
         model = key.spec.create_model(data, hp)

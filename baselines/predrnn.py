@@ -33,12 +33,12 @@ a 2-channel input to pin the patch layout:
   the released Moving MNIST configurations (PredRNN's PyTorch scripts, OpenSTL's
   ``configs/mmnist/PredRNN.py``) set ``layer_norm = 0``, and the published 23.8M parameters exclude
   norm weights. The ``ln`` variant is the reference's ``nn.LayerNorm([C, h, w])`` after each of the
-  four convolutions (see :func:`bench.baselines.recurrent.make_norm`).
+  four convolutions (see :func:`bench.blocks.recurrent.make_norm`).
 * Biases: the reference's. Its convolutions are bias-free and it adds a *constant* forget bias of
   1.0 inside both forget gates, sigma(. + 1.0); Eq. 4's other b terms are absent. (An earlier
   version of this model had learnable gate biases with the forget biases initialised to 1: equal at
   initialisation, but 3,584 parameters the reference does not train.)
-* Training: the reference protocol of :mod:`bench.baselines.recurrent` (19 one-step predictions
+* Training: the reference protocol of :mod:`bench.blocks.recurrent` (19 one-step predictions
   over the 20-frame sequence, scheduled sampling with eta -> 0 at ``ss_stop`` = 0.625 of training,
   50k of 80k iterations in the reference scripts); Adam, lr 1e-3 (PredRNN's TensorFlow code; its
   later PyTorch script uses 3e-4), batch 16 (the TAU protocol; the reference code uses 8),
@@ -57,7 +57,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.baselines.recurrent import (
+from bench.blocks.recurrent import (
     DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
@@ -68,8 +68,8 @@ from bench.baselines.recurrent import (
     recurrent_train_step,
     validate_common,
 )
-from bench.hparams import Bool, Float, Int
-from bench.registry import DatasetSpec, register_method
+from bench.spec.hparams import Bool, Float, Int
+from bench.spec.registry import DatasetSpec, register_method
 
 
 #: The constant added inside both forget gates (the reference's ``_forget_bias``).

@@ -54,14 +54,14 @@ Choices (every open one, with its reason)
   layer norm is not offered: OpenSTL's ``layer_norm=1`` path fails in its GHU (a LayerNorm over C
   channels on a 2C-channel output), so no reference exists for it, and the published
   configurations use ``layer_norm = 0``. At least 2 layers (the GHU feeds layer 2).
-* **Training:** the reference protocol of :mod:`bench.baselines.recurrent` (19 one-step predictions
+* **Training:** the reference protocol of :mod:`bench.blocks.recurrent` (19 one-step predictions
   over the 20-frame sequence, scheduled sampling with eta -> 0 at ``ss_stop`` = 0.625 of
   training); Adam, lr 1e-3 (the TF release's ``train.py``; OpenSTL's configs use 1e-4 with a
   one-cycle schedule, ``:lr=1e-4:schedule=onecycle``), batch 16, constant learning rate, as
   :mod:`bench.baselines.predrnn`. The TF ``train.py`` also trains on the time-reversed sequence
   after every step (``reverse_input``); it is off by default so that PredRNN++ shares the protocol
   of the PredRNN and ConvLSTM rows (whose reference scripts have it too and which do not use it),
-  and ``:reverse_input=true`` turns it on (:func:`bench.baselines.recurrent.time_reversed_passes`).
+  and ``:reverse_input=true`` turns it on (:func:`bench.blocks.recurrent.time_reversed_passes`).
 
 Cost at Moving MNIST (fvcore MACs over the 19 cell steps of a (1, 10, 1, 64, 64) input; h = w = 16,
 k = 5, C = 128, 16 patch channels). Per step: layer 1 h*w*k^2*(16*7C + C*4C + 2*C*3C + C*4C + C*C)
@@ -78,7 +78,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from bench.baselines.recurrent import (
+from bench.blocks.recurrent import (
     DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
@@ -90,8 +90,8 @@ from bench.baselines.recurrent import (
     validate_common,
 )
 from bench.errors import BenchError
-from bench.hparams import Bool, Choice, Float, Int
-from bench.registry import DatasetSpec, register_method
+from bench.spec.hparams import Bool, Choice, Float, Int
+from bench.spec.registry import DatasetSpec, register_method
 
 #: The constant added inside both forget gates (the reference's ``_forget_bias``).
 FORGET_BIAS = 1.0

@@ -19,7 +19,7 @@ memory) with the two additions of the journal version:
 * **Reverse scheduled sampling** (section "Reverse Scheduled Sampling"): the encoder's context
   steps are fed the model's own predictions with a probability that decays to 0 while the
   forecaster's future steps are weaned onto them; schedule, mask and its mapping onto the run's
-  clock: :mod:`bench.baselines.recurrent` (``rss_start``/``rss_end``/``rss_alpha``, fractions of
+  clock: :mod:`bench.blocks.recurrent` (``rss_start``/``rss_end``/``rss_alpha``, fractions of
   training). The test-time rollout is PredRNN's (the reference's test mask is 1 on the first
   ``T_in - 1`` steps and 0 after).
 
@@ -34,7 +34,7 @@ followed here by default:
 1. **Time-reversed second pass** (``reverse_input``, default on): the authors' trainer takes a
    second optimiser step on the time-reversed sequence after every step, with the same mask
    (``core/trainer.py::train``); OpenSTL's ``training_step`` does not. Golden-tested against the
-   authors' ``trainer.train`` (:func:`bench.baselines.recurrent.time_reversed_passes`).
+   authors' ``trainer.train`` (:func:`bench.blocks.recurrent.time_reversed_passes`).
 2. **Schedule constants:** the authors' Moving MNIST script sets ``r_exp_alpha = 2500`` over
    80,000 iterations (fractions 0.3125 / 0.625 / 0.03125 here); OpenSTL keeps the iteration
    thresholds 25,000 / 50,000 with ``r_exp_alpha = 5000`` while its 200-epoch run has 125,000
@@ -74,7 +74,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.baselines.predrnn import FORGET_BIAS, STLSTMCell
-from bench.baselines.recurrent import (
+from bench.blocks.recurrent import (
     DEFAULT_RSS,
     REFERENCE_ITERATIONS,
     RecurrentPredictor,
@@ -89,8 +89,8 @@ from bench.baselines.recurrent import (
     validate_rss,
 )
 from bench.errors import BenchError
-from bench.hparams import Bool, Float, Int
-from bench.registry import DatasetSpec, register_method
+from bench.spec.hparams import Bool, Float, Int
+from bench.spec.registry import DatasetSpec, register_method
 
 
 class DecoupledSTLSTMCell(STLSTMCell):

@@ -58,7 +58,7 @@ hid_T = 512. Measured here (fvcore, one (1, 10, 1, 64, 64) input):
     hid_T = 512: 57,761,409 params, 19.525 GFLOPs (convolutions alone: 19.429G)
     hid_T = 256: 15,778,433 params,  8.770 GFLOPs
 
-``bench.efficiency.count_flops`` also counts GroupNorm (0.096G here), which the published figure
+``bench.cost.measure.count_flops`` also counts GroupNorm (0.096G here), which the published figure
 does not: the convolution-only count equals the TAU paper's 19.43G. The whole gap to OpenSTL's
 58.0M (57,946,113, measured on its code) is its later decoder (PixelShuffle up-sampling with 4x
 wider convolutions and an additive skip: +184,704) rather than the original ConvTranspose2d
@@ -76,10 +76,10 @@ import torch
 from torch import nn
 
 from bench.errors import BenchError
-from bench.hparams import Int, IntTuple
-from bench.masked_layers import sparse_conv_norm_act
-from bench.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
-from bench.registry import DatasetSpec, register_method
+from bench.spec.hparams import Int, IntTuple
+from bench.blocks.masked_layers import sparse_conv_norm_act
+from bench.blocks.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
+from bench.spec.registry import DatasetSpec, register_method
 
 __all__ = [
     "ConvSC",
@@ -292,7 +292,7 @@ class SimVP(EncodeTranslateDecode):
 # ---------------------------------------------------------------------------------------------
 # Spatial-masking pretraining (PLA-SM Table VII, "SimVP + SM"): variant ``simvp:sm``
 # ---------------------------------------------------------------------------------------------
-# The shared stage of bench.masked_pretrain with SimVP's own encoder and decoder: the encoder runs
+# The shared stage of bench.blocks.masked_pretrain with SimVP's own encoder and decoder: the encoder runs
 # as a sparse conv stack on the pixel-masked frame (every ConvSC layer through
 # sparse_conv_norm_act), the SM module acts on its latent, and SimVP's decoder receives the masked
 # first-layer skip feature of the same frame unchanged (the skip is part of SimVP's decoder input;

@@ -1,5 +1,5 @@
 """In-tree datasets (installed as ``bench.datasets``): importing this package registers every module in it."""
 
-from bench._autoimport import import_submodules
+from bench.core.autoimport import import_submodules
 
 import_submodules(__name__, __path__)

@@ -38,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data_identity import files_identity
-from bench.datasets._files import (CheckReport, ClipSplits, DataSource, check_loader, data_root, eval_out_frames,
+from bench.datafiles.identity import files_identity
+from bench.datafiles.files import (CheckReport, ClipSplits, DataSource, check_loader, data_root, eval_out_frames,
                                    expect_counts, frame_file_splits, register_source, require_root)
 from bench.errors import BenchError
-from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
+from bench.spec.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
 NAME = "human36m"
 SIZE = 128
@@ -123,7 +123,7 @@ def build_clips(videos: list[Video], ids: dict[tuple[int, int], int], subjects: 
 
 def source_identity(config: DataConfig) -> dict:
     """The digest of every Walking frame the loader indexes, named ``S<n>/<activity.camera>/<frame number>``
-    so both accepted layouts of the same frames have one identity (:mod:`bench.data_identity`); {} without
+    so both accepted layouts of the same frames have one identity (:mod:`bench.datafiles.identity`); {} without
     a data directory (the presence check reports it)."""
     root = data_root(config.data_dir)
     if root is None:

@@ -43,12 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data_identity import files_identity
-from bench.datasets._files import (CheckReport, ClipSplits, DataSource, FrameStore, bad_file, check_loader, data_root,
+from bench.datafiles.identity import files_identity
+from bench.datafiles.files import (CheckReport, ClipSplits, DataSource, FrameStore, bad_file, check_loader, data_root,
                                    eval_out_frames, expect_counts, first_existing, hickle_array_dataset, missing,
                                    read_hickle_strings, read_rows, register_source, require_root, select_clips)
 from bench.errors import BenchError
-from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
+from bench.spec.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
 NAME = "kitti_caltech"
 FRAME_HWC = (128, 160, 3)
@@ -118,7 +118,7 @@ def split_files(root: Path, split: str) -> tuple[Path, Path]:
 
 def source_identity(config: DataConfig) -> dict:
     """The digest of the six hickle files, named ``kitti_hkl/X_train.hkl``... whichever accepted folder
-    holds them (:mod:`bench.data_identity`); {} without a data directory (the presence check reports it)."""
+    holds them (:mod:`bench.datafiles.identity`); {} without a data directory (the presence check reports it)."""
     root = data_root(config.data_dir)
     if root is None:
         return {}

@@ -53,11 +53,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data_identity import files_identity
-from bench.datasets._files import (CheckReport, ClipSplits, DataSource, check_loader, data_root, eval_out_frames,
+from bench.datafiles.identity import files_identity
+from bench.datafiles.files import (CheckReport, ClipSplits, DataSource, check_loader, data_root, eval_out_frames,
                                    expect_counts, frame_file_splits, register_source, require_root)
 from bench.errors import BenchError
-from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
+from bench.spec.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
 NAME = "kth"
 SIZE = 128
@@ -143,7 +143,7 @@ def build_clips(videos: list[Video], offsets: np.ndarray, persons: frozenset[int
 
 def source_identity(config: DataConfig) -> dict:
     """The digest of every frame file the loader indexes, named by its path under DATA/kth
-    (:mod:`bench.data_identity`); {} without a data directory (the presence check reports it)."""
+    (:mod:`bench.datafiles.identity`); {} without a data directory (the presence check reports it)."""
     root = data_root(config.data_dir)
     if root is None:
         return {}

@@ -39,11 +39,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.data import shard_range
-from bench.data_identity import files_identity
-from bench.datasets._files import data_root
+from bench.spec.splits import shard_range
+from bench.datafiles.identity import files_identity
+from bench.datafiles.files import data_root
 from bench.errors import BenchError
-from bench.registry import DataConfig, DatasetSpec, register_dataset
+from bench.spec.registry import DataConfig, DatasetSpec, register_dataset
 
 CANVAS = 64
 DIGIT = 28
@@ -61,7 +61,7 @@ MNIST_TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte", "t
 
 def data_dir(config_dir: str | None) -> Path | None:
     """The data directory: the explicit setting, else ``$BENCH_DATA``, else none; one that is named must
-    exist (:func:`bench.datasets._files.data_root`), so a typo never silently means "use the bundled digits"."""
+    exist (:func:`bench.datafiles.files.data_root`), so a typo never silently means "use the bundled digits"."""
     return data_root(config_dir)
 
 
@@ -78,7 +78,7 @@ def find_mnist_idx(root: Path | None) -> Path | None:
 
 def digit_source_identity(config: DataConfig) -> dict[str, Any]:
     """Which digits the sequences are drawn from (for the run spec's hash): the bundled digits, or the
-    SHA-256 of the MNIST file's bytes (:mod:`bench.data_identity`, cached: a ``stat`` once digested).
+    SHA-256 of the MNIST file's bytes (:mod:`bench.datafiles.identity`, cached: a ``stat`` once digested).
     The idx header is checked here too, so a file that cannot work fails in one line before any training."""
     idx = find_mnist_idx(data_dir(config.data_dir))
     if idx is None:

@@ -42,13 +42,13 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from bench.data import ArraySplits
-from bench.data_identity import files_identity
-from bench.datasets._files import (CheckReport, DataSource, RemoteFile, check_loader, check_npy, data_root,
+from bench.spec.splits import ArraySplits
+from bench.datafiles.identity import files_identity
+from bench.datafiles.files import (CheckReport, DataSource, RemoteFile, check_loader, check_npy, data_root,
                                    expect_counts, first_existing, missing, pick, register_source, require_root)
 from bench.datasets.mmnist import MovingMNISTSplits, find_mnist_idx, idx_header, read_idx_images
 from bench.errors import BenchError
-from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
+from bench.spec.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
 NAME = "mmnist_std"
 TEST_NAME = "mnist_test_seq.npy"
@@ -95,7 +95,7 @@ def read_test(root: Path) -> np.ndarray:
 
 
 def source_identity(config: DataConfig) -> dict[str, Any]:
-    """The digest of the MNIST file and the test file, named by their file names (:mod:`bench.data_identity`);
+    """The digest of the MNIST file and the test file, named by their file names (:mod:`bench.datafiles.identity`);
     {} without a data directory (the presence check reports it)."""
     root = data_root(config.data_dir)
     if root is None:

@@ -36,12 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import ArraySplits
-from bench.data_identity import files_identity
-from bench.datasets._files import (CheckReport, DataSource, SPLIT_SALT, bad_file, check_loader, data_root, expect_counts,
+from bench.spec.splits import ArraySplits
+from bench.datafiles.identity import files_identity
+from bench.datafiles.files import (CheckReport, DataSource, SPLIT_SALT, bad_file, check_loader, data_root, expect_counts,
                                    load_npz, missing, pick, register_source, require_root)
 from bench.errors import BenchError
-from bench.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
+from bench.spec.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
 NAME = "taxibj"
 FILE = "taxibj/dataset.npz"
@@ -84,7 +84,7 @@ def read_arrays(root: Path) -> dict[str, np.ndarray]:
 
 
 def source_identity(config: DataConfig) -> dict:
-    """The SHA-256 of ``dataset.npz`` (:mod:`bench.data_identity`); {} without a data directory (the
+    """The SHA-256 of ``dataset.npz`` (:mod:`bench.datafiles.identity`); {} without a data directory (the
     presence check then says what is missing)."""
     root = data_root(config.data_dir)
     if root is None:

@@ -24,7 +24,7 @@ Model (``x`` (B, T, C, H, W) -> (B, T', C, H, W)):
   then a 1x1 readout C~ -> C.
 
 Two-stage training (III-F, III-G, IV-B): the MethodSpec ``pretrain`` stage, run before the runner's
-training loop, is the shared spatial-masking pretraining of :mod:`bench.masked_pretrain` with
+training loop, is the shared spatial-masking pretraining of :mod:`bench.blocks.masked_pretrain` with
 PLA-SM's encoder and decoder (:data:`PLASM_SM`):
 
 1. Pretraining: a freshly Kaiming-initialised encoder + SM module + decoder reconstructs the
@@ -174,13 +174,13 @@ import torch
 from torch import nn
 
 from bench.errors import BenchError
-from bench.masked_layers import kaiming_init, pixel_mask
-from bench.hparams import Bool, Choice, Float, Int
-from bench.masked_pretrain import SM_HPARAMS, SM_PARAMS, MaskedAutoencoder, SMRecipe, sm_pretrain
-from bench.masked_pretrain import build_pretrain_net as _build_net
-from bench.masked_pretrain import pretrain_key as _pretrain_key
+from bench.blocks.masked_layers import kaiming_init, pixel_mask
+from bench.spec.hparams import Bool, Choice, Float, Int
+from bench.blocks.masked_pretrain import SM_HPARAMS, SM_PARAMS, MaskedAutoencoder, SMRecipe, sm_pretrain
+from bench.blocks.masked_pretrain import build_pretrain_net as _build_net
+from bench.blocks.masked_pretrain import pretrain_key as _pretrain_key
 from bench.methods.plasm_modules import QK, TRANSLATOR_IN, UPSAMPLE, Decoder, Encoder, Translator
-from bench.registry import DatasetSpec, register_method
+from bench.spec.registry import DatasetSpec, register_method
 
 __all__ = ["PLASM", "PLASM_SM", "build_plasm", "build_pretrain_net", "pixel_mask", "pretrain_key", "pretrain_plasm"]
 

@@ -2,7 +2,7 @@
 Prediction", section III). The model, its hyperparameters, the pretraining stage and every design
 choice are documented in :mod:`bench.methods.plasm`; this module holds the layers only. The layers
 of the spatial-masking pretraining (sparse-conv emulation, SM module), which other methods use too,
-live in :mod:`bench.masked_layers` and are re-exported here.
+live in :mod:`bench.blocks.masked_layers` and are re-exported here.
 
 Shapes use the paper's symbols: C~ (``enc_channels``) is the per-frame channel width of the encoder
 and decoder, C^ (``hid_channels``) the width of the translator, H' x W' the encoder's output size.
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.masked_layers import (GlobalProjection, SpatialMasking, kaiming_init, masked_group_norm,  # noqa: F401
+from bench.blocks.masked_layers import (GlobalProjection, SpatialMasking, kaiming_init, masked_group_norm,  # noqa: F401
                                  masked_softmax, sparse_conv_norm_act, top_entries_mask)
 
 UPSAMPLE = ("transposed", "pixelshuffle")
@@ -44,7 +44,7 @@ class ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
         if mask is None:
             return self.act(self.norm(self.conv(x))), None
-        # Sparse-convolution emulation (see bench.masked_layers): the conv at an active site sums
+        # Sparse-convolution emulation (see bench.blocks.masked_layers): the conv at an active site sums
         # over visible neighbours only, a stride-2 site is active iff its 3x3 field holds an active
         # input, GN statistics use active sites only, everything off the active set is zeroed again.
         return sparse_conv_norm_act(self.conv, self.norm, self.act, x, mask)

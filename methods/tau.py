@@ -117,7 +117,7 @@ Ablations (Table 6), registered as variants
 
 Efficiency (fvcore, one (1, 10, 1, 64, 64) input, Moving MNIST configuration)
 ------------------------------------------------------------------------------
-``bench.efficiency.count_flops`` also counts normalisation layers (GroupNorm/BatchNorm), which
+``bench.cost.measure.count_flops`` also counts normalisation layers (GroupNorm/BatchNorm), which
 the published figures do not; the convolution-only count is given in brackets.
 
     model    params       FLOPs (conv only)    published (TAU Table 6 / OpenSTL zoo)
@@ -150,8 +150,8 @@ from torch import nn
 
 from bench.baselines.simvp import EncodeTranslateDecode, SpatialDecoder, SpatialEncoder, check_geometry
 from bench.errors import BenchError
-from bench.hparams import Choice, Float, Int
-from bench.registry import DatasetSpec, register_method
+from bench.spec.hparams import Choice, Float, Int
+from bench.spec.registry import DatasetSpec, register_method
 
 __all__ = [
     "StaticalAttention",

@@ -3,7 +3,7 @@
 The tests use tiny models, for which thread start-up and contention cost far more than the
 arithmetic (a tiny forward pass ran ~200x slower with 2 threads on a loaded 2-core machine).
 
-Data identities are cached under ``$BENCH_CACHE`` (:mod:`bench.data_identity`); the suite points
+Data identities are cached under ``$BENCH_CACHE`` (:mod:`bench.datafiles.identity`); the suite points
 it at a temporary directory so that it never writes to the user's ``~/.cache``.
 """
 
@@ -30,7 +30,7 @@ def _private_digest_cache(tmp_path_factory):
 def _registry_messages_stay_with_their_test():
     """The registries' warnings (a refused registration, a broken plug-in) live for the process, as they
     should in one CLI command; in the suite's one process they would leak into later tests' stderr."""
-    from bench import registry
+    from bench.spec import registry
 
     tables = (registry.METHODS, registry.DATASETS)
     saved = [(list(t.warnings), dict(t.failed_plugins)) for t in tables]

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.registry import DatasetSpec, get_method
+from bench.spec.registry import DatasetSpec, get_method
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 

@@ -15,7 +15,7 @@ import torch
 from reference_helpers import dataset
 from torch import nn
 
-from bench.registry import get_method
+from bench.spec.registry import get_method
 
 #: float64 on both sides; the issue's bound for test-time outputs.
 ATOL = 1e-10

@@ -1,8 +1,8 @@
 """Synthetic result sets for the report tests, written through the typed result definition.
 
-:func:`make_result` builds a :class:`bench.result_record.RunResult` (with a real
-:class:`bench.run_spec.RunSpec`) and :func:`write_result` stores it where the runner would
-(``bench.results.run_dir``), with :func:`bench.result_record.write_json_text`, plus a
+:func:`make_result` builds a :class:`bench.store.record.RunResult` (with a real
+:class:`bench.spec.run_spec.RunSpec`) and :func:`write_result` stores it where the runner would
+(``bench.store.layout.run_dir``), with :func:`bench.store.record.write_json_text`, plus a
 ``predictions.npz``; so every synthetic file is exactly what the runner writes and the report
 reads it through the same definition.
 """
@@ -17,10 +17,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench import results as store
-from bench.result_record import (SCHEMA, DatasetInfo, Efficiency, Environment, EpochRecord, MethodInfo, RunResult,
+from bench.store import layout as store
+from bench.store.record import (SCHEMA, DatasetInfo, Efficiency, Environment, EpochRecord, MethodInfo, RunResult,
                                  RunSettings, Scoring, Timing, write_json_text)
-from bench.run_spec import RunSpec
+from bench.spec.run_spec import RunSpec
 
 SIZES = {"train": 8, "val": 4, "test": 4}
 

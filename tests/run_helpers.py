@@ -1,11 +1,11 @@
-"""Finding the results a test run wrote (the layout is bench.results'; tests never hard-code it)."""
+"""Finding the results a test run wrote (the layout is bench.store.layout'; tests never hard-code it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench import results as store
-from bench.result_record import RunResult, read_result
+from bench.store import layout as store
+from bench.store.record import RunResult, read_result
 
 
 def run_dirs(root: Path, label: str = "simvp", dataset: str = "mmnist", seed: int = 0) -> list[Path]:

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bench import host_allocator
-from bench.cli import app
-from bench.registry import get_method
-from bench.result_record import read_result as read_record
+from bench.core import host_allocator
+from bench.cli.app import app
+from bench.spec.registry import get_method
+from bench.store.record import read_result as read_record
 from run_helpers import comparable, complete_result, failed_result, only, run_dirs, work_dirs
 
 runner = CliRunner()
@@ -186,8 +186,8 @@ def test_audit_prints_and_stores_figures(tmp_path):
     rec = json.loads((tmp_path / "audit" / "mmnist" / "simvp+tiny.json").read_text())
     assert rec["params"] > 0 and rec["flops"] > 0 and rec["fps"] > 0 and rec["tiny"] is True
     assert rec["host_allocator"] == host_allocator.setting_for("cpu") != ""  # CPU fps measured as runs train
-    from bench.efficiency import count_params
-    from bench.registry import create_model
+    from bench.cost.measure import count_params
+    from bench.spec.registry import create_model
 
     assert rec["params"] == count_params(create_model("simvp", "mmnist", tiny=True))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_datasets import write_taxibj  # noqa: E402  (the real-format fixture writer)

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 from bench.datasets import mmnist_real
-from bench.datasets._files import SOURCES, CheckReport, check_loader
-from bench.data import ArraySplits
-from bench.registry import get_dataset
+from bench.datafiles.files import SOURCES, CheckReport, check_loader
+from bench.spec.splits import ArraySplits
+from bench.spec.registry import get_dataset
 from run_helpers import failed_result
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -119,8 +119,8 @@ def test_an_odd_mnist_file_is_one_line_before_training(tmp_path, case):
 
 def test_a_truncated_gzip_of_enough_images_fails_its_run_in_one_line(tmp_path, monkeypatch):
     """Its header is fine (the cheap check before training passes); the load finds the truncation."""
-    from bench import runner as run_module
-    from bench.result_record import Efficiency
+    from bench.run import runner as run_module
+    from bench.store.record import Efficiency
 
     monkeypatch.setattr(run_module, "measure_efficiency", lambda *a, **k: Efficiency())
     (tmp_path / "data").mkdir()

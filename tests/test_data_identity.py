@@ -20,11 +20,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bench import data_identity, results as store
-from bench.cli import app
-from bench.registry import DataConfig, get_dataset, parse_method_key
-from bench.result_record import read_result
-from bench.run_spec import SpecOptions, resolve_run_spec
+from bench.datafiles import identity as data_identity
+from bench.store import layout as store
+from bench.cli.app import app
+from bench.spec.registry import DataConfig, get_dataset, parse_method_key
+from bench.store.record import read_result
+from bench.spec.run_spec import SpecOptions, resolve_run_spec
 from run_helpers import complete_result, run_dirs
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -61,15 +62,15 @@ def identity(dataset: str, root: Path) -> dict:
 @pytest.fixture
 def no_fps(monkeypatch):
     """Skip the fps timing of each run (most of a tiny run's time; not what these tests are about)."""
-    from bench import runner
-    from bench.result_record import Efficiency
+    from bench.run import runner
+    from bench.store.record import Efficiency
 
     monkeypatch.setattr(runner, "measure_efficiency", lambda *args, **kwargs: Efficiency())
 
 
 @pytest.fixture
 def no_racy_window(monkeypatch):
-    """Cache digests of files written just now (the tests write them; see bench.data_identity.RACY_NS)."""
+    """Cache digests of files written just now (the tests write them; see bench.datafiles.identity.RACY_NS)."""
     monkeypatch.setattr(data_identity, "RACY_NS", 0)
 
 
@@ -235,7 +236,7 @@ def test_the_report_never_puts_runs_on_different_data_in_one_table(tmp_path):
 
 def test_a_sweep_identifies_its_data_once(tmp_path):
     """One identity per dataset and command, not per method and seed (a directory dataset is scanned each time)."""
-    from bench.cli_common import resolve_runs, resolve_targets
+    from bench.cli.common import resolve_runs, resolve_targets
     from bench.datasets import taxibj
 
     write_taxibj(tmp_path, n_train=20, n_test=4)

@@ -22,12 +22,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from bench.data_cli import data_app
+from bench.cli.data import data_app
 from bench.datasets import kitti_caltech, kth, mmnist_real, taxibj
-from bench.datasets._files import SOURCES, RemoteFile, download, read_hickle_strings
+from bench.datafiles.files import SOURCES, RemoteFile, download, read_hickle_strings
 from bench.errors import BenchError
-from bench.registry import DataConfig, get_dataset, get_method
-from bench.training import evaluate, rollout
+from bench.spec.registry import DataConfig, get_dataset, get_method
+from bench.run.training import evaluate, rollout
 from run_helpers import complete_result
 
 cli = CliRunner()
@@ -631,7 +631,7 @@ def test_cli_list_and_check(data, tmp_path):
 
 
 def test_end_to_end_run_on_taxibj_fixture(data, tmp_path):
-    from bench.cli import app
+    from bench.cli.app import app
 
     res = cli.invoke(app, ["run", "--methods", "tau", "--datasets", "taxibj", "--tiny", "--quick", "--quiet",
                            "--epochs", "1", "--data-dir", str(data), "--sizes", "train=8,val=4,test=4",

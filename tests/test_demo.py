@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-import bench.demo as demo_module
-from bench.cli import app
-from bench.demo import DEMO, DemoRecipe
-from bench.result_record import load_results
+import bench.cli.demo as demo_module
+from bench.cli.app import app
+from bench.cli.demo import DEMO, DemoRecipe
+from bench.store.record import load_results
 
 runner = CliRunner()
 

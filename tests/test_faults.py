@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import results as store
-from bench.result_record import load_results
+from bench.store import layout as store
+from bench.store.record import load_results
 from run_helpers import comparable, complete_result, failed_result, only, work_dirs
 
 RUN = [sys.executable, "-m", "bench", "run", "--methods", "simvp", "--datasets", "mmnist", "--tiny", "--quiet",
@@ -51,7 +51,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
 WRITER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from bench import results as store
+    from bench.store import layout as store
     real_replace = os.replace
     def slow_replace(src, dst):
         print("written", flush=True)
@@ -101,8 +101,8 @@ def test_two_concurrent_writers_lose_nothing(tmp_path):
 
 def _work_dir_of(args: list[str], root: Path) -> Path:
     """The work directory the run of ``args`` would use (its spec resolved the way the CLI does)."""
-    from bench.cli import resolve_runs, resolve_targets
-    from bench.run_spec import SpecOptions
+    from bench.cli.app import resolve_runs, resolve_targets
+    from bench.spec.run_spec import SpecOptions
 
     keys, datasets = resolve_targets("simvp", "mmnist", {})
     epochs = int(args[len(args) - 1 - args[::-1].index("--epochs") + 1])  # the last --epochs wins

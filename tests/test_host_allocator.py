@@ -1,4 +1,4 @@
-"""CPU runs keep freed memory in the heap (bench.host_allocator): no mmap/munmap, no trim per step."""
+"""CPU runs keep freed memory in the heap (bench.core.host_allocator): no mmap/munmap, no trim per step."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from bench.host_allocator import glibc_malloc
+from bench.core.host_allocator import glibc_malloc
 
 _LIBC = glibc_malloc()
 pytestmark = pytest.mark.skipif(_LIBC is None or not hasattr(_LIBC, "mallinfo2"), reason="glibc >= 2.33 only")
 
 PROBE = """
 import ctypes, torch
-from bench.host_allocator import keep_freed_memory
+from bench.core.host_allocator import keep_freed_memory
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]

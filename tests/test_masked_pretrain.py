@@ -6,11 +6,11 @@ import numpy as np
 import torch
 
 from bench.baselines.simvp import SIMVP_SM
-from bench.data import ArraySplits
-from bench.masked_layers import SpatialMasking, pixel_mask
-from bench.masked_pretrain import MaskedAutoencoder, build_pretrain_net
-from bench.pretrain import PretrainContext
-from bench.registry import DatasetSpec, get_method
+from bench.spec.splits import ArraySplits
+from bench.blocks.masked_layers import SpatialMasking, pixel_mask
+from bench.blocks.masked_pretrain import MaskedAutoencoder, build_pretrain_net
+from bench.spec.pretrain import PretrainContext
+from bench.spec.registry import DatasetSpec, get_method
 
 T_IN, T_OUT, C, H, W = 3, 2, 1, 16, 16
 DATA = DatasetSpec(name="toy", in_frames=T_IN, out_frames=T_OUT, channels=C, height=H, width=W,

@@ -8,9 +8,9 @@ from test_masked_pretrain import DATA, H, W, C, ctx, equal, snapshot
 
 from bench.baselines.mau import MAU_SM
 from bench.baselines.phydnet import PHYDNET_SM
-from bench.masked_layers import SpatialMasking, pixel_mask
-from bench.masked_pretrain import MaskedAutoencoder, build_pretrain_net, pretrain_key
-from bench.registry import get_method
+from bench.blocks.masked_layers import SpatialMasking, pixel_mask
+from bench.blocks.masked_pretrain import MaskedAutoencoder, build_pretrain_net, pretrain_key
+from bench.spec.registry import get_method
 
 RECIPES = {"phydnet": PHYDNET_SM, "mau": MAU_SM}
 #: the model attributes SM leaves alone (the "translator")

@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from bench.method_spec import training_loss
-from bench.registry import DatasetSpec, get_method, iter_method_keys, parse_method_key
+from bench.spec.method import training_loss
+from bench.spec.registry import DatasetSpec, get_method, iter_method_keys, parse_method_key
 
 SMALL = DatasetSpec(name="mmnist", in_frames=4, out_frames=4, channels=1, height=16, width=16, load=lambda s, c: None)
 SHORTER = DatasetSpec(name="mmnist", in_frames=4, out_frames=2, channels=1, height=16, width=16, load=lambda s, c: None)

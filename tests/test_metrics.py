@@ -1,4 +1,4 @@
-"""bench.metrics: agreement with scikit-image, hand-computed MSE/MAE, PSNR, MetricState algebra."""
+"""bench.metrics.functional: agreement with scikit-image, hand-computed MSE/MAE, PSNR, MetricState algebra."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-import bench.metrics as M
+import bench.metrics.functional as M
 from bench.errors import BenchError
-from bench.metric_speed import ssim_speed
-from bench.metric_state import MetricState
-from bench.metrics import (
+from bench.cost.metric_speed import ssim_speed
+from bench.metrics.state import MetricState
+from bench.metrics.functional import (
     HIGHER_IS_BETTER,
     METRIC_CONVENTION,
     METRIC_KEYS,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.errors import BenchError
-from bench.registry import DataConfig, get_dataset
+from bench.spec.registry import DataConfig, get_dataset
 from bench.datasets import mmnist
 
 

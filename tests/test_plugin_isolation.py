@@ -15,12 +15,12 @@ import dataclasses
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli import app
+from bench.cli.app import app
 from bench.errors import BenchError
-from bench.method_code import code_origin
-from bench.registry import METHODS, add_method, get_dataset, get_method, parse_method_key
-from bench.result_record import read_result
-from bench.run_spec import RunSpec, SpecOptions, resolve_run_spec
+from bench.spec.code import code_origin
+from bench.spec.registry import METHODS, add_method, get_dataset, get_method, parse_method_key
+from bench.store.record import read_result
+from bench.spec.run_spec import RunSpec, SpecOptions, resolve_run_spec
 from plugin_helpers import make_plugin, run_cli
 from run_helpers import complete_result
 
@@ -117,7 +117,7 @@ def test_a_plugin_method_hashes_its_origin():
 # ------------------------------------------------------------------------------------ at the CLI
 
 HIJACK = """
-    from bench.registry import METHODS, get_method, register_method
+    from bench.spec.registry import METHODS, get_method, register_method
 
     simvp = get_method("simvp")
     genuine_build = simvp.build

@@ -4,9 +4,9 @@ PLA-SM (Li et al., "Pair-wise Layer Attention with Spatial Masking for Video Pre
 and IV-B: every input frame is reconstructed from a copy with floor(r0 H W) pixel locations masked,
 each frame independently, freshly drawn at every step of every epoch. The tests capture the
 (frames, mask) pairs the real loop hands to the pretraining network (a forward pre-hook on
-:class:`~bench.masked_pretrain.MaskedAutoencoder`) rather than calling the mask function.
+:class:`~bench.blocks.masked_pretrain.MaskedAutoencoder`) rather than calling the mask function.
 
-The cache key (:func:`bench.masked_pretrain.pretrain_key`) must change with every hyperparameter the
+The cache key (:func:`bench.blocks.masked_pretrain.pretrain_key`) must change with every hyperparameter the
 stage reads and with no other: the list is not written by hand, it is the set of keys the stage
 reads from ``ctx.hp`` while it builds and trains the pretraining network (recorded on a real run).
 """
@@ -22,14 +22,14 @@ import numpy as np
 import pytest
 import torch
 
-import bench.masked_pretrain as masked_pretrain
+import bench.blocks.masked_pretrain as masked_pretrain
 from bench.baselines.simvp import SIMVP_SM
-from bench.data import ArraySplits
-from bench.hparams import HParam
-from bench.masked_pretrain import MaskedAutoencoder, pretrain_key, sm_pretrain
+from bench.spec.splits import ArraySplits
+from bench.spec.hparams import HParam
+from bench.blocks.masked_pretrain import MaskedAutoencoder, pretrain_key, sm_pretrain
 from bench.methods.plasm import PLASM_SM
-from bench.pretrain import PretrainContext
-from bench.registry import DatasetSpec, get_method
+from bench.spec.pretrain import PretrainContext
+from bench.spec.registry import DatasetSpec, get_method
 
 T_IN, T_OUT, C, H, W = 3, 2, 1, 16, 16
 DATA = DatasetSpec(name="toy", in_frames=T_IN, out_frames=T_OUT, channels=C, height=H, width=W,

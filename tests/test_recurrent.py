@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from bench.baselines.recurrent import (
+from bench.blocks.recurrent import (
     DEFAULT_SS_STOP,
     patchify,
     recurrent_predict,
@@ -15,9 +15,9 @@ from bench.baselines.recurrent import (
     ss_eta,
     unpatchify,
 )
-from bench.efficiency import count_flops, count_params
+from bench.cost.measure import count_flops, count_params
 from bench.errors import BenchError
-from bench.registry import DatasetSpec, get_method
+from bench.spec.registry import DatasetSpec, get_method
 from reference_helpers import load_fixture
 
 METHODS = ["convlstm", "predrnn"]
@@ -212,7 +212,7 @@ def test_full_size_params_and_flops_vs_published(name):
         assert params == counts["total"] - counts["unused"]
         assert abs(counts["total"] / PUBLISHED[name]["params"] - 1) < 0.01
         # and the audit's explanation quotes exactly these measured numbers
-        from bench.audit import CONVLSTM_PARAMS_NOTE
+        from bench.cost.audit import CONVLSTM_PARAMS_NOTE
 
         quoted = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]{4,}", CONVLSTM_PARAMS_NOTE)]
         assert quoted == [counts["total"], counts["unused"], counts["total"], counts["unused"], params]

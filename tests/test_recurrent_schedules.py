@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 from bench.baselines.predrnnv2 import decoupled_step
-from bench.baselines.recurrent import patchify, reverse_ss_mask, sample_reverse_mask, time_reversed_passes
-from bench.data import ArraySplits
-from bench.distributed import DistInfo, TrainStepModule
-from bench.registry import DatasetSpec, get_dataset, get_method, parse_method_key
-from bench.run_spec import SpecOptions, resolve_run_spec
-from bench.runner import RunOptions, run_one
-from bench.training import make_optimizer, make_scheduler, train_epoch
+from bench.blocks.recurrent import patchify, reverse_ss_mask, sample_reverse_mask, time_reversed_passes
+from bench.spec.splits import ArraySplits
+from bench.run.distributed import DistInfo, TrainStepModule
+from bench.spec.registry import DatasetSpec, get_dataset, get_method, parse_method_key
+from bench.spec.run_spec import SpecOptions, resolve_run_spec
+from bench.run.runner import RunOptions, run_one
+from bench.run.training import make_optimizer, make_scheduler, train_epoch
 from run_helpers import complete_result
 
 DATA = DatasetSpec(name="tiny", in_frames=3, out_frames=3, channels=1, height=8, width=8, load=lambda s, c: None)

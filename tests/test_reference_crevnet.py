@@ -5,7 +5,7 @@ with its warm-up) and ``train`` three times with the script's TWO Adam optimiser
 seeded weights and BatchNorm running statistics; and OpenSTL v0.3.0's ``CrevNet_Model`` on 2-channel
 16 x 24 frames with its fixed [4, 5, 3] autoencoder. The seeded values are loaded into our model;
 our training step (the registry's ``train_step`` and ``loss``) and the harness's ONE optimiser
-(``bench.training.make_optimizer``) must reproduce every number.
+(``bench.run.training.make_optimizer``) must reproduce every number.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import torch
 from reference_crevnet import load_into_ours, our_name
 from reference_helpers import dataset, load_fixture
 
-from bench.registry import get_method
-from bench.training import make_optimizer
+from bench.spec.registry import get_method
+from bench.run.training import make_optimizer
 
 ATOL = 1e-10
 RTOL = 1e-12
@@ -127,8 +127,8 @@ def test_crevnet_cost_explanation_is_fvcores_training_mode_count_times_16():
     from fvcore.nn import FlopCountAnalysis
 
     from bench.baselines.crevnet import batchnorm_elements, crevnet_flops_inputs, explain_cost
-    from bench.efficiency import count_flops
-    from bench.registry import parse_method_key
+    from bench.cost.measure import count_flops
+    from bench.spec.registry import parse_method_key
 
     key = parse_method_key("crevnet:n_blocks=(1,1):predictor_layers=1")
     data = dataset(4, 2, 1, 16, 16)

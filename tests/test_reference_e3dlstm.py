@@ -15,9 +15,9 @@ from reference_helpers import dataset, load_fixture
 from reference_mim_e3dlstm import E3D_RULES, adam_losses, assert_close, assert_losses, build, load_renamed
 
 from bench.baselines.e3dlstm import dead_memory_params, zero_padding_extra_flops
-from bench.baselines.recurrent import scheduled_sampling_step
-from bench.efficiency import count_flops
-from bench.registry import get_method
+from bench.blocks.recurrent import scheduled_sampling_step
+from bench.cost.measure import count_flops
+from bench.spec.registry import get_method
 
 #: fixture entry -> our variant
 FORMS = {"authors": None, "openstl": "openstl"}
@@ -92,8 +92,8 @@ def test_e3dlstm_cost_against_reference(fixture):
 
 def test_audit_explains_the_gaps_to_the_published_cost():
     """``bench audit``'s explanation lines come from the method modules (figures as measured at full size)."""
-    from bench.audit import REFERENCE_COST, explain_difference
-    from bench.registry import get_dataset, parse_method_key
+    from bench.cost.audit import REFERENCE_COST, explain_difference
+    from bench.spec.registry import get_dataset, parse_method_key
 
     mmnist = get_dataset("mmnist")
     authors, openstl = parse_method_key("e3dlstm"), parse_method_key("e3dlstm:openstl")

@@ -27,9 +27,9 @@ from reference_helpers import (
     reference_names_to_ours,
 )
 
-from bench.baselines.recurrent import patchify, scheduled_sampling_step, unpatchify
+from bench.blocks.recurrent import patchify, scheduled_sampling_step, unpatchify
 from bench.methods.tau import differential_divergence, drop_path_rates, tau_loss
-from bench.registry import get_method
+from bench.spec.registry import get_method
 
 #: float64 on both sides: the agreement is at rounding level (the measured maxima are ~1e-16).
 ATOL = 1e-9

@@ -15,8 +15,8 @@ import torch
 from reference_helpers import dataset, load_fixture
 from reference_maupd import load_seeded, rename
 
-from bench.baselines.recurrent import recurrent_train_step, scheduled_sampling_step, ss_eta
-from bench.registry import get_method
+from bench.blocks.recurrent import recurrent_train_step, scheduled_sampling_step, ss_eta
+from bench.spec.registry import get_method
 
 ATOL = 1e-10
 RTOL = 1e-12

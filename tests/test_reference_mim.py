@@ -26,9 +26,9 @@ from reference_mim_e3dlstm import (
 )
 
 from bench.baselines.mim import unused_reference_params
-from bench.baselines.recurrent import scheduled_sampling_step
-from bench.efficiency import count_flops
-from bench.registry import get_method
+from bench.blocks.recurrent import scheduled_sampling_step
+from bench.cost.measure import count_flops
+from bench.spec.registry import get_method
 
 
 @pytest.fixture(scope="module")

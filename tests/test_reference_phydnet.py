@@ -16,8 +16,8 @@ from reference_helpers import dataset, load_fixture
 from reference_maupd import load_seeded, rename
 
 from bench.baselines.phydnet import TF_STOP, moment_loss, phydnet_loss, teacher_forcing_mask
-from bench.baselines.recurrent import scheduled_sampling_step, ss_eta
-from bench.registry import get_method
+from bench.blocks.recurrent import scheduled_sampling_step, ss_eta
+from bench.spec.registry import get_method
 
 ATOL = 1e-10
 RTOL = 1e-12
@@ -110,11 +110,11 @@ def test_phydnet_parameter_count_and_teacher_forcing_schedule():
 
 
 def test_the_training_loop_adds_the_moment_loss():
-    """bench's epoch loop (bench.training.train_epoch) optimises the whole objective, moment term included."""
+    """bench's epoch loop (bench.run.training.train_epoch) optimises the whole objective, moment term included."""
     from test_masked_pretrain import DATA, splits
 
-    from bench.distributed import DistInfo, wrap_for_training
-    from bench.training import make_scheduler, train_epoch
+    from bench.run.distributed import DistInfo, wrap_for_training
+    from bench.run.training import make_scheduler, train_epoch
 
     spec = get_method("phydnet")
     hp = spec.resolve_hparams(DATA.name, overrides={"batch_size": 4, "lr": 1e-12, "schedule": "none"}, tiny=True)

@@ -15,9 +15,9 @@ import torch
 from reference_helpers import build_ours, load_fixture, param_count
 
 from bench.baselines.predrnnpp import GHU_INIT, dead_conv_o_params
-from bench.baselines.recurrent import recurrent_flops_inputs, scheduled_sampling_step
-from bench.efficiency import count_flops
-from bench.registry import get_method
+from bench.blocks.recurrent import recurrent_flops_inputs, scheduled_sampling_step
+from bench.cost.measure import count_flops
+from bench.spec.registry import get_method
 
 TOL = 1e-10  # float64 on both sides; the measured maxima are ~1e-16
 #: Reference (OpenSTL PredRNNpp_Model) name -> ours; ``conv_o`` is defined there and never called.

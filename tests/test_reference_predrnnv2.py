@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from reference_helpers import build_ours, load_fixture, param_count, reference_names_to_ours
 
 from bench.baselines.predrnnv2 import adapter_flops, decoupled_step
-from bench.baselines.recurrent import (REFERENCE_ITERATIONS, recurrent_flops_inputs, rss_probabilities,
+from bench.blocks.recurrent import (REFERENCE_ITERATIONS, recurrent_flops_inputs, rss_probabilities,
                                        time_reversed_passes)
-from bench.efficiency import count_flops
-from bench.method_spec import training_loss
-from bench.registry import get_method
+from bench.cost.measure import count_flops
+from bench.spec.method import training_loss
+from bench.spec.registry import get_method
 
 TOL = 1e-10  # float64 on both sides; the measured maxima are ~1e-16
 
@@ -32,7 +32,7 @@ def close(a: float, b: float) -> bool:
 
 
 def loss64(spec, out, hp) -> torch.Tensor:
-    """:func:`bench.method_spec.training_loss` in float64 (the trainer's version casts to float32)."""
+    """:func:`bench.spec.method.training_loss` in float64 (the trainer's version casts to float32)."""
     pred, target, extra = out
     assert torch.equal(training_loss(spec, out, hp), spec.loss(pred.float(), target.float(), hp) + extra.float())
     return spec.loss(pred, target, hp) + extra

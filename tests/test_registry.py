@@ -11,7 +11,7 @@ import pytest
 from run_helpers import complete_result
 
 from bench.errors import BenchError
-from bench.registry import (TRAIN_KEYS, get_dataset, get_method, list_datasets, list_methods, model_hparams,
+from bench.spec.registry import (TRAIN_KEYS, get_dataset, get_method, list_datasets, list_methods, model_hparams,
                             parse_assignment, parse_method_key)
 
 
@@ -71,7 +71,7 @@ PLUGIN = textwrap.dedent('''
     """A throwaway third-party method package: registers `demo` with no edit to bench."""
     import torch
     from torch import nn
-    from bench.registry import register_method
+    from bench.spec.registry import register_method
 
     class Demo(nn.Module):
         def __init__(self, t_in, t_out, channels, width):
@@ -139,7 +139,7 @@ def make_plugin(tmp_path, name: str, body: str, group: str = "bench.methods", en
 
 
 SHADOW = """
-    from bench.registry import register_method
+    from bench.spec.registry import register_method
     from torch import nn
 
     @register_method("tau", citation="An impostor")
@@ -158,7 +158,7 @@ def test_a_plugin_cannot_shadow_a_builtin_name(tmp_path):
 
 
 def test_shadowing_needs_an_explicit_opt_in():
-    from bench.registry import METHODS, MethodSpec, add_method, get_method
+    from bench.spec.registry import METHODS, MethodSpec, add_method, get_method
     from torch import nn
 
     original = get_method("tau")
@@ -191,8 +191,8 @@ def test_a_plugin_that_fails_to_import_never_takes_the_cli_down(tmp_path, body, 
 
 
 def test_every_in_tree_hyperparameter_is_declared():
-    """Types and ranges are declared once with each method (bench.hparams), so `--set` checks them all."""
-    from bench.registry import TRAIN_PARAMS
+    """Types and ranges are declared once with each method (bench.spec.hparams), so `--set` checks them all."""
+    from bench.spec.registry import TRAIN_PARAMS
 
     for name in list_methods():
         spec = get_method(name)
@@ -213,7 +213,7 @@ def test_cli_values_are_read_as_literals(text, value):
 
 
 def test_declarations_check_type_and_range():
-    from bench.hparams import Choice, Float, Int, IntTuple
+    from bench.spec.hparams import Choice, Float, Int, IntTuple
 
     assert Int(min=1).check("n", 3) == 3
     assert Float(min=0.0).check("lr", 1) == 1.0 and isinstance(Float().check("lr", 1), float)

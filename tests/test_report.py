@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import results as store
+from bench.store import layout as store
 from bench.errors import BenchError
 from bench.report import write_report
 from bench.report.outputs import MANIFEST
@@ -304,7 +304,7 @@ def test_errors_for_missing_or_empty_results(tmp_path: Path) -> None:
 def test_cli_report_options(three_methods: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from bench.cli import app
+    from bench.cli.app import app
 
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["report", "-r", str(three_methods), "-o", str(out), "--format", "tex,csv",

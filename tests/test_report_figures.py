@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import results as store
+from bench.store import layout as store
 from bench.report import build_context, curves_figure, per_frame_figure, samples_figure, write_report
 from bench.report.context import ReportOptions
 from bench.report.plots import COINCIDE_GID, REFERENCE_LINE_GID, method_lines, mse_flops_scatter
-from bench.result_record import load_results
+from bench.store.record import load_results
 from report_builders import fake_run, metrics, ramp, spec_of
 from test_report import ms, section, table_after
 
@@ -156,9 +156,9 @@ def test_unreadable_predictions_are_reported_not_fatal(three_methods: Path, tmp_
 
 @pytest.fixture(scope="module")
 def real_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from bench.registry import get_dataset, parse_method_key
-    from bench.run_spec import SpecOptions, resolve_run_spec
-    from bench.runner import RunOptions, run_one
+    from bench.spec.registry import get_dataset, parse_method_key
+    from bench.spec.run_spec import SpecOptions, resolve_run_spec
+    from bench.run.runner import RunOptions, run_one
 
     root = tmp_path_factory.mktemp("real") / "results"
     data = get_dataset("mmnist").with_frames(4, 4)  # real Moving MNIST sequences, shorter for speed

@@ -53,7 +53,7 @@ def test_no_table_vii_without_a_run_of_its_methods(tmp_path: Path) -> None:
 
 def test_every_phydnet_and_mau_row_of_the_papers_is_ours() -> None:
     """TAU Tables 2-3, PLA-SM Tables II, III, V and VII: the rows are our registry keys."""
-    from bench.published import load_published
+    from bench.report.published import load_published
 
     rows = [e for e in load_published().entries if e.row.startswith(("PhyDNet", "MAU"))]
     assert len(rows) == 25 and all(e.ours for e in rows)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.published import PUBLISHED_PATH, load_published
+from bench.report.published import PUBLISHED_PATH, load_published
 from bench.report import write_report
 from report_builders import fake_run, metrics, write_audit
 from test_report import ms, section, table_after
@@ -43,7 +43,7 @@ def test_published_numbers_transcription() -> None:
 
 
 def test_published_method_keys_are_registry_keys() -> None:
-    from bench.registry import parse_method_key
+    from bench.spec.registry import parse_method_key
 
     pub = load_published()
     for key in sorted({e.method for e in pub.entries if e.ours}):

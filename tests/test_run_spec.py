@@ -14,12 +14,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bench import results as store
-from bench.cli import app
+from bench.store import layout as store
+from bench.cli.app import app
 from bench.errors import BenchError
-from bench.registry import get_dataset, get_method, parse_method_key
-from bench.result_record import load_results, read_result
-from bench.run_spec import RunSpec, SpecOptions, resolve_run_spec
+from bench.spec.registry import get_dataset, get_method, parse_method_key
+from bench.store.record import load_results, read_result
+from bench.spec.run_spec import RunSpec, SpecOptions, resolve_run_spec
 from run_helpers import comparable, complete_result, failed_result, only, run_dirs, work_dirs
 
 runner = CliRunner()
@@ -87,8 +87,8 @@ def test_a_result_of_another_configuration_is_never_served(tmp_path):
 def test_resume_refuses_a_checkpoint_of_other_data_settings(tmp_path):
     spec = spec_of(tiny=True, epochs=1)
     method = get_method("simvp")
-    from bench.checkpoint import Progress, resume, save_last
-    from bench.training import make_optimizer, make_scheduler
+    from bench.run.checkpoint import Progress, resume, save_last
+    from bench.run.training import make_optimizer, make_scheduler
 
     data = get_dataset("mmnist")
     model = method.create_model(data, spec.hparams)
@@ -156,7 +156,7 @@ def test_tuple_values_can_be_overridden():
     assert spec_of(tiny=True, sets={"incep_ker": (3, 5)}).hparams["incep_ker"] == (3, 5)
     key = parse_method_key("simvp:incep_ker=(3,7)")
     assert key.overrides == {"incep_ker": (3, 7)} and key.label == "simvp:incep_ker=(3,7)"
-    from bench.cli import parse_sets, split_list
+    from bench.cli.app import parse_sets, split_list
 
     assert parse_sets(["incep_ker=3,5,7", "lr=0.1,hid_S=4"]) == {"incep_ker": (3, 5, 7), "lr": 0.1, "hid_S": 4}
     assert split_list("simvp:incep_ker=(3,5),tau") == ["simvp:incep_ker=(3,5)", "tau"]
@@ -368,8 +368,8 @@ def test_an_unreadable_result_is_never_replaced_without_force(finished):
 
 
 def test_best_epoch_weights_survive_a_crash_between_the_two_checkpoint_files(tmp_path):
-    from bench.checkpoint import BEST, Progress, resume, save_best, save_last
-    from bench.training import make_optimizer, make_scheduler
+    from bench.run.checkpoint import BEST, Progress, resume, save_best, save_last
+    from bench.run.training import make_optimizer, make_scheduler
 
     spec = spec_of(tiny=True, epochs=3)
     data = get_dataset("mmnist")
@@ -394,7 +394,7 @@ def test_best_epoch_weights_survive_a_crash_between_the_two_checkpoint_files(tmp
 def test_a_plugin_reusing_an_in_tree_builder_is_still_another_source():
     import dataclasses
 
-    from bench.registry import add_method
+    from bench.spec.registry import add_method
 
     original = get_method("tau")
     with pytest.warns(UserWarning, match="refused"):
@@ -455,7 +455,7 @@ def test_a_longer_horizon_on_generated_moving_mnist(tmp_path):
     assert res.exit_code == 0, res.output
     r = complete_result(tmp_path)
     assert r.spec.pred_len == 12 and len(r.test_per_frame["mse"]) == 12
-    from bench.registry import DataConfig
+    from bench.spec.registry import DataConfig
 
     data = get_dataset("mmnist")
     short = next(iter(data.load(data, DataConfig(sizes={"val": 4})).batches("val", 4)))
@@ -466,7 +466,7 @@ def test_a_longer_horizon_on_generated_moving_mnist(tmp_path):
 
 def test_the_pretraining_cache_key_depends_on_the_digit_source():
     from bench.baselines.simvp import SIMVP_SM
-    from bench.masked_pretrain import pretrain_key
+    from bench.blocks.masked_pretrain import pretrain_key
 
     hp = spec_of("simvp:sm", tiny=True).hparams
     data = get_dataset("mmnist")

@@ -16,9 +16,9 @@ import dataclasses
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli import app
-from bench.registry import get_dataset, parse_method_key
-from bench.run_spec import RunSpec, SpecOptions, resolve_run_spec
+from bench.cli.app import app
+from bench.spec.registry import get_dataset, parse_method_key
+from bench.spec.run_spec import RunSpec, SpecOptions, resolve_run_spec
 from run_helpers import complete_result
 
 runner = CliRunner()
@@ -75,7 +75,7 @@ def test_upper_bounds_are_one_line_before_anything_runs(tmp_path, args, message)
 
 
 def test_a_batch_that_cannot_fit_in_memory_is_refused_up_front(tmp_path, monkeypatch):
-    import bench.run_spec as run_spec
+    import bench.spec.run_spec as run_spec
 
     monkeypatch.setattr(run_spec, "available_memory", lambda: 8 * 2**30)  # a machine with 8 GiB free
     res = bench("run", "--methods", "simvp", "--datasets", "mmnist", "--tiny", "--quiet", "--epochs", 1,

@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench import results as store
-from bench.cli import app
-from bench.registry import get_dataset, parse_method_key
+from bench.store import layout as store
+from bench.cli.app import app
+from bench.spec.registry import get_dataset, parse_method_key
 from bench.report.outputs import MANIFEST
-from bench.result_record import load_results, write_json_text
-from bench.run_spec import SpecOptions, resolve_run_spec
-from bench.safe_read import MAX_JSON_BYTES
+from bench.store.record import load_results, write_json_text
+from bench.spec.run_spec import SpecOptions, resolve_run_spec
+from bench.core.safe_read import MAX_JSON_BYTES
 from report_builders import make_result, metrics, write_result
 from run_helpers import complete_result
 
@@ -345,8 +345,8 @@ def test_ctrl_c_between_the_two_renames_of_force(tmp_path, monkeypatch):
 
 
 def test_the_interrupt_message_says_what_is_on_disk(tmp_path):
-    from bench.cli import interrupted_message
-    from bench.runner import Outcome
+    from bench.cli.app import interrupted_message
+    from bench.run.runner import Outcome
 
     root, data = tmp_path / "results", get_dataset("mmnist")
     runs = [(cli_spec(seed), data) for seed in (0, 1, 2)]

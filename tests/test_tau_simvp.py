@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.baselines.simvp import SpatialEncoder, check_geometry, select_skip
-from bench.efficiency import count_flops, count_params
+from bench.cost.measure import count_flops, count_params
 from bench.errors import BenchError
 from bench.methods.tau import (
     ConvBlock,
@@ -21,7 +21,7 @@ from bench.methods.tau import (
     differential_divergence,
     tau_loss,
 )
-from bench.registry import DatasetSpec, get_method
+from bench.spec.registry import DatasetSpec, get_method
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli import app
-from bench.registry import get_method
+from bench.cli.app import app
+from bench.spec.registry import get_method
 from run_helpers import complete_result
 
 runner = CliRunner()

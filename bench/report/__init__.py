@@ -1,7 +1,7 @@
 """The report: comparison, per-frame, ablation, sweep and efficiency tables and figures from stored runs.
 
 Entry point: :func:`write_report` (``bench report``). Nothing is re-run: the report reads every
-``result.json`` through the typed record :class:`bench.result_record.RunResult` (a file that does
+``result.json`` through the typed record :class:`bench.store.record.RunResult` (a file that does
 not validate is listed with the field that is wrong), the runs' ``predictions.npz`` and the
 ``bench audit`` records, and writes the formats asked for (``report.md``, ``report.csv``,
 ``report.tex``) and, with markdown, PNG figures under ``figures/``.
@@ -16,7 +16,7 @@ Rules (the choices made where the task leaves room):
   convention. Each key is one
   table, tagged ``<dataset>[k]`` and headed by its values; when a dataset has several, the heading
   says in which fields they differ.
-- Rows. A row is one run specification (:class:`bench.run_spec.RunSpec`, identified by its hash):
+- Rows. A row is one run specification (:class:`bench.spec.run_spec.RunSpec`, identified by its hash):
   labelled with the spec's label (``tau:no-ddr``), suffixed with the differing hyperparameters when
   one label has several specifications in a group (``--set``). Cells are mean ± sample standard
   deviation (n - 1) over the seeds; one seed shows the value alone.
@@ -48,7 +48,7 @@ Rules (the choices made where the task leaves room):
 
 Modules (one job each):
 
-- :mod:`~bench.report.runs`: reading runs (through :class:`bench.result_record.RunResult`) and
+- :mod:`~bench.report.runs`: reading runs (through :class:`bench.store.record.RunResult`) and
   audits; the facts taken from one run.
 - :mod:`~bench.report.groups`: comparability groups and rows (one run specification each).
 - :mod:`~bench.report.context`: what every section reads (groups, audits, published numbers, options).
@@ -62,7 +62,7 @@ Modules (one job each):
   renderers; :mod:`~bench.report.document`: the whole report, written to disk;
   :mod:`~bench.report.outputs`: what the report may replace in its output directory.
 
-Metric labels, decimals and directions are :mod:`bench.metric_display`.
+Metric labels, decimals and directions are :mod:`bench.metrics.display`.
 """
 
 from bench.report.context import Context, ReportOptions, build_context

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from bench.metric_display import TABLE_METRICS, header
+from bench.metrics.display import TABLE_METRICS, header
 from bench.report.context import Context
 from bench.report.notes import scale_note
 from bench.report.paper_rows import PSNR_MARKS, convention_notes, has_dagger, roman

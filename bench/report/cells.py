@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Sequence
 
-from bench.metric_display import decimals
+from bench.metrics.display import decimals
 from bench.report.table import Cell
 from bench.report.values import NA, fmt, fmt_mean_std, mean_std
 

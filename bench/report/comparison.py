@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from bench.metric_display import CLIPPED, SSIM_UNKNOWN, TABLE_METRICS, header
-from bench.published import PublishedEntry
+from bench.metrics.display import CLIPPED, SSIM_UNKNOWN, TABLE_METRICS, header
+from bench.report.published import PublishedEntry
 from bench.report.cells import seeds_cell
 from bench.report.context import Context
 from bench.report.groups import Group

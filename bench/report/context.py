@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.published import Published, load_published
+from bench.report.published import Published, load_published
 from bench.report.groups import Group, make_groups
 from bench.report.runs import AuditRecord, Inputs, load_inputs
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.metric_display import header
+from bench.metrics.display import header
 from bench.report.cells import exact_cell, seeds_cell, timing_cell
 from bench.report.context import Context
 from bench.report.groups import Group, RowRuns

@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.metric_display import header, scale_text
+from bench.metrics.display import header, scale_text
 from bench.report import plots
 from bench.report.context import Context
 from bench.report.efficiency import costs_of
 from bench.report.groups import Group
 from bench.report.runs import run_dir
 from bench.report.values import mean_std
-from bench.result_record import RunResult
+from bench.store.record import RunResult
 
 
 @dataclass

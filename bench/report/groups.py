@@ -3,7 +3,7 @@
 A :class:`Group` holds the runs whose numbers may be ranked against each other: the same dataset,
 frames in -> out (the spec's evaluation horizon), frame geometry, epochs, tiny vs paper-size,
 quick, split sizes, data source, data seed, precision, other data info and scoring convention.
-Its :class:`RowRuns` are the runs of one run specification (:attr:`bench.run_spec.RunSpec.hash`:
+Its :class:`RowRuns` are the runs of one run specification (:attr:`bench.spec.run_spec.RunSpec.hash`:
 method, variant, every resolved hyperparameter...), sorted by seed; a row is labelled with the
 spec's label (``tau:no-ddr``), suffixed with the hyperparameters that differ when one label has
 several specifications in a group (``simvp [lr=0.001]``).
@@ -16,10 +16,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from bench.metric_display import CLIPPED, TABLE_METRICS
+from bench.metrics.display import CLIPPED, TABLE_METRICS
 from bench.report.runs import (canon, convention_of, data_info_id, data_source, device_of, num_key, protocol_of,
                                short_hash, split_sizes)
-from bench.result_record import RunResult
+from bench.store.record import RunResult
 
 #: key fields shown in a heading only when they differ between groups of one dataset
 HIDDEN_FIELDS = ("quick", "precision", "data info", "metric convention")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from bench.errors import BenchError
-from bench.metric_display import label, scale_text
+from bench.metrics.display import label, scale_text
 from bench.report.context import Context
 from bench.report.groups import Group
 from bench.report.runs import convention_of, digit_source, protocol_of
@@ -14,7 +14,7 @@ from bench.report.table import RANK_RULE, Table
 
 def dataset_name(dataset: str) -> str:
     """The dataset's display name (``DatasetSpec.title``), or its key when it is not registered here."""
-    from bench.registry import get_dataset  # noqa: PLC0415 (loads the dataset plug-ins)
+    from bench.spec.registry import get_dataset  # noqa: PLC0415 (loads the dataset plug-ins)
 
     try:
         return get_dataset(dataset).title
@@ -63,7 +63,7 @@ def comparability_notes(group: Group, has_paper: bool) -> list[str]:
 
 
 def clipped_note() -> str:
-    return ("MSE (clipped) / MAE (clipped): predictions clipped to [0, 1] before scoring (bench.metrics); a variant "
+    return ("MSE (clipped) / MAE (clipped): predictions clipped to [0, 1] before scoring (bench.metrics.functional); a variant "
             "of MSE/MAE, which score the raw predictions as the SimVP/TAU/OpenSTL code does (the published "
             "protocol). Clipped columns are ranked only among themselves and hold no paper values.")
 
@@ -74,9 +74,9 @@ def convention_text(group: Group) -> tuple[str, str]:
     ident = group.key.fields["metric convention"]
     if texts:
         return f"Metric convention ({ident}, as recorded in the runs)", "\n\n".join(texts)
-    from bench.metrics import METRIC_CONVENTION  # noqa: PLC0415
+    from bench.metrics.functional import METRIC_CONVENTION  # noqa: PLC0415
 
-    return "Metric convention (not recorded in these runs; today's bench.metrics)", str(METRIC_CONVENTION)
+    return "Metric convention (not recorded in these runs; today's bench.metrics.functional)", str(METRIC_CONVENTION)
 
 
 def block_notes(ctx: Context, groups: Sequence[Group], what: str) -> list[str]:

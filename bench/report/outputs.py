@@ -35,9 +35,9 @@ import os
 import re
 from pathlib import Path
 
-from bench import results as store
+from bench.store import layout as store
 from bench.errors import BenchError
-from bench.safe_read import read_json_file
+from bench.core.safe_read import read_json_file
 
 MANIFEST = ".bench-report.json"
 _REPORT_NAME = re.compile(r"report\.(md|csv|tex)|figures/[^/\\\x00]+\.png")

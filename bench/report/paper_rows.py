@@ -1,7 +1,7 @@
 """Published entries as table cells: the paper rows shown under ours (never ranked).
 
 Each printed SSIM goes in the column of the convention of the code that produced it
-(``PublishedEntry.ssim_convention``, see :mod:`bench.published`): ``legacy`` in "SSIM (legacy)",
+(``PublishedEntry.ssim_convention``, see :mod:`bench.report.published`): ``legacy`` in "SSIM (legacy)",
 ``uint8`` in the plain "SSIM" column, ``unknown`` in a column of its own that holds no value of
 ours. A printed PSNR is shown in the PSNR column, marked ‡ when its code wraps in uint8
 arithmetic and § when its code cannot be established (both: not comparable with ours). Paper values
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-from bench.metric_display import SSIM_UNKNOWN
-from bench.published import Published, PublishedEntry
+from bench.metrics.display import SSIM_UNKNOWN
+from bench.report.published import Published, PublishedEntry
 from bench.report.table import Cell
 from bench.report.values import NA
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.metric_display import header
+from bench.metrics.display import header
 from bench.report.cells import seeds_cell
 from bench.report.context import Context
 from bench.report.groups import Group

@@ -10,7 +10,7 @@ show the same runs family by family; this one is the paper's cross-method layout
 
 from __future__ import annotations
 
-from bench.published import PublishedEntry
+from bench.report.published import PublishedEntry
 from bench.report.context import Context
 from bench.report.groups import Group, RowRuns
 from bench.report.notes import block_notes

@@ -1,7 +1,7 @@
 """Reading the stored runs and audits, and the few facts the report takes from one run.
 
-Runs are read only through the typed record :class:`bench.result_record.RunResult`
-(:func:`bench.result_record.load_results`); a file that does not validate is a problem line naming
+Runs are read only through the typed record :class:`bench.store.record.RunResult`
+(:func:`bench.store.record.load_results`); a file that does not validate is a problem line naming
 the file and the field that is wrong. ``bench audit`` records are read through
 :class:`AuditRecord` the same way. Nothing here renders: :func:`load_inputs` returns the complete
 runs, the failed attempts, the problems and the audits by (dataset, label, tiny); the accessors
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import results as store
+from bench.store import layout as store
 from bench.errors import BenchError
-from bench.result_record import RunResult, load_results
-from bench.typed_json import SchemaError, from_json
+from bench.store.record import RunResult, load_results
+from bench.core.typed_json import SchemaError, from_json
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def digit_source(run: RunResult) -> str | None:
 def data_source(run: RunResult) -> str:
     """The data source shown in headings (and a group key: runs on different data are never one group):
     ``digit_source`` (or any ``*source*`` keys) of ``dataset.info``, then what the spec's ``data_source``
-    adds, e.g. the content digest of the files the run read (:mod:`bench.data_identity`)."""
+    adds, e.g. the content digest of the files the run read (:mod:`bench.datafiles.identity`)."""
     info = _info(run)
     if "digit_source" in info:
         text = f"digits: {info['digit_source']}"

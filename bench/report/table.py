@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from bench.metric_display import decimals, higher_is_better
+from bench.metrics.display import decimals, higher_is_better
 
 RANK_RULE = ("Ranks compare our rows of one table and column only: a row's rank is 1 + the number of rows better "
              "than it beyond the noise, i.e. whose mean ± sample std over seeds (median and min–max for timings), "

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from bench.metric_display import header
-from bench.published import PublishedEntry
+from bench.metrics.display import header
+from bench.report.published import PublishedEntry
 from bench.report.cells import exact_cell, seeds_cell
 from bench.report.context import Context
 from bench.report.efficiency import costs_of

@@ -1,0 +1,107 @@
+"""``bench audit`` and ``bench perf``: efficiency figures without training (mounted by :mod:`bench.cli.app`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.cli.common import check_results_dir, console, fail, resolve_targets, split_list
+from bench.errors import BenchError
+
+
+def audit(
+    methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated method keys"),
+    datasets: str = typer.Option("mmnist", "--datasets", "-d", help="Comma-separated dataset names"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    fps_batch: int = typer.Option(16, "--fps-batch", help="Fixed batch for the fps measurement"),
+    tiny: bool = typer.Option(False, "--tiny", help="Audit the small (--tiny) model sizes"),
+    results: Path = typer.Option(Path("results"), "--results", "-r", help="Where to store the audit records"),
+) -> None:
+    """Params, fvcore FLOPs (and skipped operators) and test fps, without training; stored for the report.
+
+    Example: bench audit --methods simvp,tau,convlstm,predrnn,plasm,plasm:released --datasets mmnist
+    """
+    from bench.store import layout as store
+    from bench.cost.audit import REFERENCE_COST, audit_one
+    from bench.run.runner import resolve_device
+
+    try:
+        if fps_batch < 1:
+            raise BenchError(f"--fps-batch must be at least 1 (got {fps_batch})")
+        keys, specs = resolve_targets(methods, datasets, {})
+        dev = resolve_device(device)
+        check_results_dir(results)
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+    table = Table(title=f"efficiency audit on {dev} (FLOPs: fvcore, one sample; fps: batch {fps_batch})")
+    width = max(len(k.label) for k in keys)
+    for col in ("dataset", "method", "params (M)", "ref (M)", "diff", "FLOPs (G)", "ref (G)", "diff", "fps"):
+        table.add_column(col, no_wrap=True, min_width=width if col == "method" else None,
+                         justify="left" if col in ("dataset", "method") else "right")
+    skipped_lines, explained = [], []
+    for data in specs:
+        for key in keys:
+            try:
+                rec = audit_one(key, data, str(dev), tiny=tiny, fps_batch=fps_batch)
+            except BenchError as exc:
+                raise fail(str(exc), exc.exit_code)
+            store.atomic_write_json(store.audit_path(results, data.name, key.label + (":tiny" if tiny else "")), rec)
+            ref = rec.get("reference") or {}
+            pct = lambda v: f"{v:+.1%}" if v is not None else "-"
+            table.add_row(
+                data.name, key.label, f"{rec['params'] / 1e6:.2f}",
+                f"{ref['params'] / 1e6:.1f}" if ref.get("params") else "-", pct(ref.get("params_diff")),
+                f"{rec['flops'] / 1e9:.2f}", f"{ref['flops'] / 1e9:.2f}" if ref else "-", pct(ref.get("flops_diff")),
+                f"{rec['fps']:.1f}")
+            skipped_lines.append(f"{data.name} {key.label}: " + (", ".join(rec["flops_skipped"]) or "none"))
+            for line in ref.get("explanation") or []:
+                explained.append(f"{data.name} {key.label}: {line}")
+    # piped output (logs, CI) has no terminal width: never truncate the figures to 80 columns there
+    (console if console.is_terminal else Console(highlight=False, width=max(console.width, 120))).print(table)
+    if explained:
+        console.print("where the differences to the reference come from (measured):", markup=False)
+        for line in explained:
+            console.print(f"  {line}", markup=False, soft_wrap=True)
+    console.print("operators fvcore skipped (not counted in FLOPs):", markup=False)
+    for line in skipped_lines:
+        console.print(f"  {line}", markup=False)
+    console.print("references: " + "; ".join(sorted({f"{m}: {src}" for (m, _), (_, _, src) in REFERENCE_COST.items()})),
+                  markup=False, soft_wrap=True)
+
+
+def perf(
+    methods: str = typer.Option("simvp,tau,convlstm,predrnn,plasm", "--methods", "-m", help="Comma-separated method keys"),
+    datasets: str = typer.Option("mmnist", "--datasets", "-d", help="Comma-separated dataset names"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Batch of the timed train steps"),
+    iters: int = typer.Option(3, "--iters", help="Timed train steps (after one warm-up step)"),
+    metric_frames: int = typer.Option(1000, "--metric-frames", help="Frames for the SSIM throughput comparison"),
+    tiny: bool = typer.Option(False, "--tiny", help="The small (--tiny) model sizes"),
+    skip_metrics: bool = typer.Option(False, "--skip-metrics", help="Skip the SSIM throughput comparison"),
+    precisions: str = typer.Option("fp32", "--precisions", help="Comma-separated precisions to time, e.g. fp32,bf16"),
+    results: Path = typer.Option(Path("results"), "--results", "-r", help="Where to store the figures"),
+) -> None:
+    """Benchmark (not a test): train samples/s and eval sequences/s per method at its real configuration,
+    peak memory, and SSIM throughput (ours vs scikit-image on the same frames)."""
+    from bench.cost.perf import perf_report
+
+    try:
+        if batch_size < 1 or iters < 1 or metric_frames < 1:
+            raise BenchError("--batch-size, --iters and --metric-frames must be at least 1")
+        keys, specs = resolve_targets(methods, datasets, {})
+        from bench.run.runner import resolve_device
+
+        dev = resolve_device(device)
+        check_results_dir(results)
+        precision_list = split_list(precisions)
+        from bench.spec.run_spec import PRECISIONS
+
+        if not precision_list or any(p not in PRECISIONS for p in precision_list):
+            raise BenchError(f"--precisions {precisions!r}: choose from fp32, bf16, fp16 (comma-separated)")
+        perf_report(keys, specs, dev, batch_size, iters, None if skip_metrics else metric_frames, tiny, results, console,
+                    precisions=precision_list)
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
