@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench.store import layout as store
+from bench import store
 from bench.store.record import (SCHEMA, DatasetInfo, Efficiency, Environment, EpochRecord, MethodInfo, RunResult,
                                  RunSettings, Scoring, Timing, write_json_text)
 from bench.spec.run_spec import RunSpec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.store import layout as store
+from bench import store
 from bench.store.record import RunResult, read_result
 
 

@@ -119,7 +119,7 @@ def test_an_odd_mnist_file_is_one_line_before_training(tmp_path, case):
 
 def test_a_truncated_gzip_of_enough_images_fails_its_run_in_one_line(tmp_path, monkeypatch):
     """Its header is fine (the cheap check before training passes); the load finds the truncation."""
-    from bench.run import runner as run_module
+    from bench.run import finish as run_module
     from bench.store.record import Efficiency
 
     monkeypatch.setattr(run_module, "measure_efficiency", lambda *a, **k: Efficiency())

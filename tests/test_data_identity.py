@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.datafiles import identity as data_identity
-from bench.store import layout as store
+from bench import store
 from bench.cli.app import app
 from bench.spec.registry import DataConfig, get_dataset, parse_method_key
 from bench.store.record import read_result
@@ -62,10 +62,10 @@ def identity(dataset: str, root: Path) -> dict:
 @pytest.fixture
 def no_fps(monkeypatch):
     """Skip the fps timing of each run (most of a tiny run's time; not what these tests are about)."""
-    from bench.run import runner
+    from bench.run import finish
     from bench.store.record import Efficiency
 
-    monkeypatch.setattr(runner, "measure_efficiency", lambda *args, **kwargs: Efficiency())
+    monkeypatch.setattr(finish, "measure_efficiency", lambda *args, **kwargs: Efficiency())
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ from bench.datasets import kitti_caltech, kth, mmnist_real, taxibj
 from bench.datafiles.files import SOURCES, RemoteFile, download, read_hickle_strings
 from bench.errors import BenchError
 from bench.spec.registry import DataConfig, get_dataset, get_method
-from bench.run.training import evaluate, rollout
+from bench.run.evaluation import Scorer, evaluate
+from bench.spec.method import rollout
 from run_helpers import complete_result
 
 cli = CliRunner()
@@ -336,7 +337,7 @@ def test_kth_recursive_rollout_feed_forward_and_native_recurrent(data):
     with torch.no_grad():
         pred = rollout(conv, model, x, hp, 40)
     assert pred.shape == (2, 40, 1, 128, 128) and bool(torch.isfinite(pred).all())  # raw, not clipped
-    metrics = evaluate(conv, model, s, "test", hp, torch.device("cpu"), 40, 2).metrics
+    metrics = evaluate(Scorer(conv, model, hp, torch.device("cpu"), horizon=40, batch_size=2), s, "test").metrics
     assert np.isfinite(metrics["ssim"]) and np.isfinite(metrics["psnr"])
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import layout as store
+from bench import store
 from bench.store.record import load_results
 from run_helpers import comparable, complete_result, failed_result, only, work_dirs
 
@@ -51,7 +51,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
 WRITER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from bench.store import layout as store
+    from bench import store
     real_replace = os.replace
     def slow_replace(src, dst):
         print("written", flush=True)

@@ -18,8 +18,10 @@ from bench.spec.splits import ArraySplits
 from bench.run.distributed import DistInfo, TrainStepModule
 from bench.spec.registry import DatasetSpec, get_dataset, get_method, parse_method_key
 from bench.spec.run_spec import SpecOptions, resolve_run_spec
-from bench.run.runner import RunOptions, run_one
-from bench.run.training import make_optimizer, make_scheduler, train_epoch
+from bench.run.options import RunOptions
+from bench.run.runner import run_one
+from bench.run.epoch import Trainer, train_epoch
+from bench.spec.choices import make_optimizer, make_scheduler
 from run_helpers import complete_result
 
 DATA = DatasetSpec(name="tiny", in_frames=3, out_frames=3, channels=1, height=8, width=8, load=lambda s, c: None)
@@ -93,9 +95,10 @@ def test_training_loop_takes_one_step_per_pass_with_the_same_mask():
     steps = []
     optimizer.register_step_post_hook(lambda opt, args, kwargs: steps.append(1))
     scheduler = make_scheduler(optimizer, {**hp, "schedule": "onecycle"}, 2 * 2)
-    stats = train_epoch(spec, TrainStepModule(model, recording_step, hp), splits, 1, 2, 2, 2, hp, optimizer,
-                        scheduler, torch.amp.GradScaler("cpu", enabled=False), params, torch.device("cpu"),
-                        DistInfo())
+    trainer = Trainer(method=spec, step_module=TrainStepModule(model, recording_step, hp), optimizer=optimizer,
+                      scheduler=scheduler, scaler=torch.amp.GradScaler("cpu", enabled=False), params=params, hp=hp,
+                      device=torch.device("cpu"), info=DistInfo(), steps_per_epoch=2, rank_batch=2, total_epochs=2)
+    stats = train_epoch(trainer, splits, 1)
     assert len(records) == 4 and len(steps) == 4 and scheduler.last_epoch == 2
     for first, second in (records[0:2], records[2:4]):
         assert torch.equal(first["mask"], second["mask"]) and first["progress"] == second["progress"]

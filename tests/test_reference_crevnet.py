@@ -5,7 +5,7 @@ with its warm-up) and ``train`` three times with the script's TWO Adam optimiser
 seeded weights and BatchNorm running statistics; and OpenSTL v0.3.0's ``CrevNet_Model`` on 2-channel
 16 x 24 frames with its fixed [4, 5, 3] autoencoder. The seeded values are loaded into our model;
 our training step (the registry's ``train_step`` and ``loss``) and the harness's ONE optimiser
-(``bench.run.training.make_optimizer``) must reproduce every number.
+(``bench.spec.choices.make_optimizer``) must reproduce every number.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from reference_crevnet import load_into_ours, our_name
 from reference_helpers import dataset, load_fixture
 
 from bench.spec.registry import get_method
-from bench.run.training import make_optimizer
+from bench.spec.choices import make_optimizer
 
 ATOL = 1e-10
 RTOL = 1e-12

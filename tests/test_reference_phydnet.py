@@ -110,11 +110,12 @@ def test_phydnet_parameter_count_and_teacher_forcing_schedule():
 
 
 def test_the_training_loop_adds_the_moment_loss():
-    """bench's epoch loop (bench.run.training.train_epoch) optimises the whole objective, moment term included."""
+    """bench's epoch loop (bench.run.epoch.train_epoch) optimises the whole objective, moment term included."""
     from test_masked_pretrain import DATA, splits
 
     from bench.run.distributed import DistInfo, wrap_for_training
-    from bench.run.training import make_scheduler, train_epoch
+    from bench.run.epoch import Trainer, train_epoch
+    from bench.spec.choices import make_scheduler
 
     spec = get_method("phydnet")
     hp = spec.resolve_hparams(DATA.name, overrides={"batch_size": 4, "lr": 1e-12, "schedule": "none"}, tiny=True)
@@ -126,7 +127,10 @@ def test_the_training_loop_adds_the_moment_loss():
         pred, target, extra = spec.train_step(model, x, y, hp, 0.0)
         expected = (spec.loss(pred, target, hp) + extra).item()
     opt = torch.optim.SGD(model.parameters(), lr=1e-12)
-    stats = train_epoch(spec, wrap_for_training(model, spec.train_step, hp, DistInfo(), torch.device("cpu")), data,
-                        1, 1, 1, 4, hp, opt, make_scheduler(opt, hp, 1), torch.amp.GradScaler("cpu", enabled=False),
-                        list(model.parameters()), torch.device("cpu"), DistInfo())
+    trainer = Trainer(method=spec, step_module=wrap_for_training(model, spec.train_step, hp, DistInfo(),
+                                                                 torch.device("cpu")),
+                      optimizer=opt, scheduler=make_scheduler(opt, hp, 1),
+                      scaler=torch.amp.GradScaler("cpu", enabled=False), params=list(model.parameters()), hp=hp,
+                      device=torch.device("cpu"), info=DistInfo(), steps_per_epoch=1, rank_batch=4, total_epochs=1)
+    stats = train_epoch(trainer, data, 1)
     assert extra.item() > 0.5 and math.isclose(stats.train_loss, expected, rel_tol=1e-6)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import layout as store
+from bench import store
 from bench.errors import BenchError
 from bench.report import write_report
 from bench.report.outputs import MANIFEST

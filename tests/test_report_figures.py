@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.store import layout as store
+from bench import store
 from bench.report import build_context, curves_figure, per_frame_figure, samples_figure, write_report
 from bench.report.context import ReportOptions
 from bench.report.plots import COINCIDE_GID, REFERENCE_LINE_GID, method_lines, mse_flops_scatter
@@ -158,7 +158,8 @@ def test_unreadable_predictions_are_reported_not_fatal(three_methods: Path, tmp_
 def real_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bench.spec.registry import get_dataset, parse_method_key
     from bench.spec.run_spec import SpecOptions, resolve_run_spec
-    from bench.run.runner import RunOptions, run_one
+    from bench.run.options import RunOptions
+    from bench.run.runner import run_one
 
     root = tmp_path_factory.mktemp("real") / "results"
     data = get_dataset("mmnist").with_frames(4, 4)  # real Moving MNIST sequences, shorter for speed

@@ -14,7 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bench.store import layout as store
+from bench import store
 from bench.cli.app import app
 from bench.errors import BenchError
 from bench.spec.registry import get_dataset, get_method, parse_method_key
@@ -88,7 +88,7 @@ def test_resume_refuses_a_checkpoint_of_other_data_settings(tmp_path):
     spec = spec_of(tiny=True, epochs=1)
     method = get_method("simvp")
     from bench.run.checkpoint import Progress, resume, save_last
-    from bench.run.training import make_optimizer, make_scheduler
+    from bench.spec.choices import make_optimizer, make_scheduler
 
     data = get_dataset("mmnist")
     model = method.create_model(data, spec.hparams)
@@ -369,7 +369,7 @@ def test_an_unreadable_result_is_never_replaced_without_force(finished):
 
 def test_best_epoch_weights_survive_a_crash_between_the_two_checkpoint_files(tmp_path):
     from bench.run.checkpoint import BEST, Progress, resume, save_best, save_last
-    from bench.run.training import make_optimizer, make_scheduler
+    from bench.spec.choices import make_optimizer, make_scheduler
 
     spec = spec_of(tiny=True, epochs=3)
     data = get_dataset("mmnist")

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bench.store import layout as store
+from bench import store
 from bench.cli.app import app
 from bench.spec.registry import get_dataset, parse_method_key
 from bench.report.outputs import MANIFEST
@@ -346,7 +346,7 @@ def test_ctrl_c_between_the_two_renames_of_force(tmp_path, monkeypatch):
 
 def test_the_interrupt_message_says_what_is_on_disk(tmp_path):
     from bench.cli.app import interrupted_message
-    from bench.run.runner import Outcome
+    from bench.run.options import Outcome
 
     root, data = tmp_path / "results", get_dataset("mmnist")
     runs = [(cli_spec(seed), data) for seed in (0, 1, 2)]

@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.store import layout as store
+from bench import store
 from bench.errors import BenchError
 from bench.spec.hparams import MAX_EPOCHS, Bool, Float, HParam, Int
 from bench.blocks.masked_layers import SpatialMasking, kaiming_init, pixel_mask

@@ -68,7 +68,7 @@ The authors' trainers (PredRNN-V2's ``core/trainer.py::train``, also PredRNN++'s
 ``train.py``) take a SECOND optimiser step on the time-reversed sequence after every step, with
 the same scheduled-sampling mask, and report the mean of the two losses.
 :func:`time_reversed_passes` gives these passes to the training loop (``MethodSpec.train_passes``);
-the loop (:func:`bench.run.training.train_epoch`) takes one optimiser step per pass, replays the
+the loop (:func:`bench.run.epoch.train_epoch`) takes one optimiser step per pass, replays the
 random state so that every pass draws the same mask, and steps the learning-rate schedule once per
 iteration (a batch), so ``progress`` counts iterations as the authors' ``itr`` does.
 

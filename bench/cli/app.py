@@ -85,7 +85,7 @@ def run(
     --set incep_ker=3,5,7 or simvp:incep_ker=(3,5,7).
     """
     from bench.spec.run_spec import SpecOptions
-    from bench.run.runner import resolve_device
+    from bench.core.platform import resolve_device
 
     try:
         results = as_dir(results_, "--results")
@@ -119,7 +119,7 @@ def execute_sweep(runs, results: Path, device: str, force: bool, data_dir: str |
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from bench.run.distributed import env_rank
-    from bench.run.runner import RunOptions
+    from bench.run.options import RunOptions
     from bench.run.sweep import run_sweep
 
     quiet = quiet or env_rank() != 0  # under torchrun only rank 0 talks
@@ -149,7 +149,7 @@ def interrupted_message(runs, done, results: Path, force: bool) -> str:
     run was interrupted. A run interrupted after it finished (its result written, its commit not yet
     done or half done) is the new result from now on: the next ``bench run`` completes the commit, with
     or without --force, and ``bench report`` counts it already."""
-    from bench.store import layout as store
+    from bench import store
 
     where = ""
     if len(done) < len(runs):
@@ -204,7 +204,7 @@ def demo(
     from bench.cli.demo import DEMO, NEXT_STEP
     from bench.report import write_report
     from bench.spec.run_spec import SpecOptions
-    from bench.run.runner import resolve_device
+    from bench.core.platform import resolve_device
 
     try:
         results = as_dir(results_, "--results")

@@ -24,9 +24,9 @@ def audit(
 
     Example: bench audit --methods simvp,tau,convlstm,predrnn,plasm,plasm:released --datasets mmnist
     """
-    from bench.store import layout as store
+    from bench import store
     from bench.cost.audit import REFERENCE_COST, audit_one
-    from bench.run.runner import resolve_device
+    from bench.core.platform import resolve_device
 
     try:
         if fps_batch < 1:
@@ -92,12 +92,12 @@ def perf(
         if batch_size < 1 or iters < 1 or metric_frames < 1:
             raise BenchError("--batch-size, --iters and --metric-frames must be at least 1")
         keys, specs = resolve_targets(methods, datasets, {})
-        from bench.run.runner import resolve_device
+        from bench.core.platform import resolve_device
 
         dev = resolve_device(device)
         check_results_dir(results)
         precision_list = split_list(precisions)
-        from bench.spec.run_spec import PRECISIONS
+        from bench.spec.choices import PRECISIONS
 
         if not precision_list or any(p not in PRECISIONS for p in precision_list):
             raise BenchError(f"--precisions {precisions!r}: choose from fp32, bf16, fp16 (comma-separated)")

@@ -25,11 +25,12 @@ from typing import Any
 
 import torch
 
-from bench.store import layout as store
+from bench import store
 from bench.cost.measure import count_flops, count_params
 from bench.core.host_allocator import keep_freed_memory_on, setting_for
 from bench.spec.registry import DatasetSpec, MethodKey
-from bench.run.runner import measure_efficiency, resolve_device, seed_everything
+from bench.core.platform import resolve_device, seed_everything
+from bench.cost.measure import measure_efficiency
 
 #: (method label, dataset) -> (params or None where unpublished, FLOPs, source)
 REFERENCE_COST: dict[tuple[str, str], tuple[float | None, float, str]] = {

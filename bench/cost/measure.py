@@ -12,6 +12,8 @@ Conventions (as in the TAU / PLA-SM papers and the OpenSTL model zoo):
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 import statistics
 import time
@@ -21,6 +23,11 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+
+from bench.core.platform import synchronize
+from bench.spec.dataset import DatasetSpec
+from bench.spec.method import MethodSpec, rollout
+from bench.store.record import Efficiency
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -50,11 +57,6 @@ def count_flops(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[int
     finally:
         model.train(was_training)
     return total, {str(k): int(v) for k, v in sorted(skipped.items())}
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure_fps(forward: Callable[[torch.Tensor], Any], example: torch.Tensor, warmup: int = 1,
@@ -113,3 +115,25 @@ def load_average() -> float | None:
         return float(os.getloadavg()[0])
     except (OSError, AttributeError):
         return None
+
+
+FPS_REPEATS = 3
+
+
+def measure_efficiency(spec: MethodSpec, model: nn.Module, data: DatasetSpec, hp: dict[str, Any],
+                       splits: Any, device: torch.device, fps_batch: int = 16) -> Efficiency:
+    """Params, fvcore FLOPs (one sample) and test fps on the first test batch (fixed size, one
+    warm-up call, :data:`FPS_REPEATS` synchronised repeats; the median is the figure)."""
+    flops, skipped = count_flops(copy.deepcopy(model).cpu(), spec.flops_inputs(data))
+    example, _ = next(iter(splits.batches("test", fps_batch)))
+    if len(example) < fps_batch:  # tiny test sets: repeat to the fixed batch
+        example = example.repeat(math.ceil(fps_batch / len(example)), 1, 1, 1, 1)[:fps_batch]
+    example = example.to(device)
+    model.eval()
+    load = load_average()
+    repeats = fps_repeats(lambda x: rollout(spec, model, x, hp, data.out_frames), example, repeats=FPS_REPEATS)
+    model.train()
+    return Efficiency(params=count_params(model), trainable_params=count_params(model, trainable_only=True),
+                      flops=flops, flops_skipped=skipped, fps=median(repeats), fps_repeats=repeats,
+                      fps_batch=int(example.shape[0]), load_average=load,
+                      flops_convention="fvcore, one sample, multiply-add counted as one FLOP")

@@ -19,12 +19,14 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from bench.store import layout as store
+from bench import store
 from bench.cost.measure import measure_fps, synchronize
 from bench.core.host_allocator import keep_freed_memory_on, setting_for
 from bench.spec.method import training_loss
 from bench.spec.registry import DatasetSpec, MethodKey
-from bench.run.training import autocast, make_optimizer, rollout, seed_everything
+from bench.core.platform import seed_everything
+from bench.spec.choices import autocast, make_optimizer
+from bench.spec.method import rollout
 
 
 def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, batch_size: int, iters: int,
@@ -41,7 +43,7 @@ def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, ba
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    def step() -> None:  # one training iteration: one optimiser step per pass (see bench.run.training.train_epoch)
+    def step() -> None:  # one training iteration: one optimiser step per pass (see bench.run.epoch.train_epoch)
         passes = key.spec.train_passes(x, y, hp) if key.spec.train_passes is not None else [(x, y)]
         for px, py in passes:
             with autocast(device, precision):

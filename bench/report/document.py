@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from bench.store import layout as store
+from bench import store
 from bench.errors import BenchError
 from bench.report.appendix import published_appendix
 from bench.report.comparison import comparison_table

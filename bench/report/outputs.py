@@ -35,7 +35,7 @@ import os
 import re
 from pathlib import Path
 
-from bench.store import layout as store
+from bench import store
 from bench.errors import BenchError
 from bench.core.safe_read import read_json_file
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.store import layout as store
+from bench import store
 from bench.errors import BenchError
 from bench.store.record import RunResult, load_results
 from bench.core.typed_json import SchemaError, from_json

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from bench.store import layout as store
+from bench import store
 from bench.errors import BenchError
 from bench.spec.run_spec import RunSpec
 

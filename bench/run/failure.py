@@ -14,7 +14,7 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.store import layout as store
+from bench import store
 from bench.run.checkpoint import LAST, checkpoint_epoch
 from bench.errors import BenchError
 from bench.store.record import SCHEMA, Environment, MethodInfo, RunResult, Timing, read_result, write_json_text

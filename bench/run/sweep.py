@@ -11,7 +11,8 @@ from typing import Sequence
 
 from bench.spec.registry import DatasetSpec
 from bench.spec.run_spec import RunSpec
-from bench.run.runner import Outcome, RunOptions, run_one
+from bench.run.options import Outcome, RunOptions
+from bench.run.runner import run_one
 
 
 def run_sweep(runs: Sequence[tuple[RunSpec, DatasetSpec]], opts: RunOptions,

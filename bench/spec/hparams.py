@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from bench.errors import BenchError
+from bench.spec.choices import OPTIMIZERS, SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -186,9 +187,9 @@ TRAIN_PARAMS: dict[str, HParam] = {
     "epochs": Int(min=1, max=MAX_EPOCHS, doc="training epochs"),
     "batch_size": Int(min=1, max=MAX_BATCH_SIZE, doc="global batch size"),
     "lr": Float(min=0.0, min_exclusive=True, doc="(peak) learning rate"),
-    "optimizer": Choice("adam", "adamw", "sgd"),
+    "optimizer": Choice(*OPTIMIZERS),
     "weight_decay": Float(min=0.0),
-    "schedule": Choice("onecycle", "cosine", "none"),
+    "schedule": Choice(*SCHEDULES),
     "clip_grad": Float(min=0.0, doc="max gradient norm; 0 disables clipping"),
 }
 TRAIN_KEYS = frozenset(TRAIN_DEFAULTS)

@@ -161,3 +161,22 @@ def format_value(value: Any) -> str:
     if isinstance(value, str) and any(ch in value for ch in ",:=()[]"):
         return repr(value)
     return str(value)
+
+
+def rollout(spec: MethodSpec, model: nn.Module, x: torch.Tensor, hp: Mapping[str, Any], horizon: int) -> torch.Tensor:
+    """Predict ``horizon`` future frames from ``x``.
+
+    Recurrent methods roll out natively (``hp['pred_len']``). Feed-forward methods whose native
+    output is shorter predict recursively (TAU section 4.4): each prediction is appended and the
+    last ``T`` frames are fed back in as the next input.
+    """
+    if spec.recurrent:
+        return spec.predict(model, x, {**hp, "pred_len": horizon})
+    preds: list[torch.Tensor] = []
+    window, produced = x, 0
+    while produced < horizon:
+        out = spec.predict(model, window, hp)
+        preds.append(out)
+        produced += out.shape[1]
+        window = torch.cat([window, out], dim=1)[:, -x.shape[1]:]
+    return torch.cat(preds, dim=1)[:, :horizon]

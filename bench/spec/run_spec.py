@@ -41,6 +41,7 @@ from typing import Any, Mapping
 import torch
 
 from bench.errors import BenchError
+from bench.spec.choices import PRECISIONS
 from bench.spec.hparams import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_PRED_LEN, MAX_SEED, MAX_SPLIT_SIZE
 from bench.spec.registry import DataConfig, DatasetSpec, MethodKey, MethodSpec, get_method, method_code, method_label
 from bench.core.typed_json import to_json
@@ -48,7 +49,6 @@ from bench.core.typed_json import to_json
 #: Bump when the meaning of a field changes: every hash changes with it.
 SPEC_VERSION = 1
 QUICK_EPOCHS = 2
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def canonical(obj: Any) -> Any:

@@ -13,7 +13,7 @@ files of bounded size (:mod:`bench.core.safe_read`) and checks every directory n
 down (:func:`expected_location`: dataset, label, recorded spec hash, seed; schema 1 had no hash
 directory), below the results root when it is known; :func:`load_results` looks everywhere under
 the root (:mod:`bench.store.scan`), so that a copy (``simvp.bak/``, ``mmnist_old/``) is listed as
-skipped, and counts one result per run as :func:`bench.store.layout.recover_run` would leave it.
+skipped, and counts one result per run as :func:`bench.store.commit.recover_run` would leave it.
 
 Layout of the fields (schema 2)::
 
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.errors import BenchError
-from bench.store.layout import RESULT_FILE, label_to_dirname
+from bench.store.layout import label_to_dirname
 from bench.spec.run_spec import SPEC_VERSION, RunSpec, canonical
 from bench.core.safe_read import read_json_file
 from bench.store.scan import find_result_files
@@ -325,7 +325,7 @@ def load_results(root: Path) -> tuple[list[RunResult], list[str]]:
 
     A run's slot (its configuration directory and seed) may hold, after an interruption, a committed
     ``seed<k>``, a ``seed<k>.partial`` and a ``seed<k>.replaced``; the one counted is the one
-    :func:`bench.store.layout.recover_run` will leave in place at the next ``bench run``: a complete
+    :func:`bench.store.commit.recover_run` will leave in place at the next ``bench run``: a complete
     result waiting in ``.partial`` (it was finished, a crash came before its commit), else the
     committed one, else the previous result a ``--force`` swap moved aside. A failed attempt in
     ``.partial`` is kept too: the report lists it, beside the result it did not replace if any.

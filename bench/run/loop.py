@@ -1,0 +1,98 @@
+"""The epoch loop: train, validate, keep the best epoch, checkpoint; resumes where a run stopped.
+
+Every epoch trains (:func:`bench.run.epoch.train_epoch`), then scores the VALIDATION split; the
+checkpoint with the lowest validation MSE is kept (the test set is touched once, at the end, by
+:mod:`bench.run.finish`). ``last.pt`` is written after every epoch, before ``best.pt``, so that it
+can always restore the best epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from bench.run.checkpoint import Progress, resume, save_best, save_last
+from bench.run.distributed import wrap_for_training
+from bench.run.epoch import Trainer, train_epoch
+from bench.run.evaluation import evaluate
+from bench.run.prepared import PreparedRun
+from bench.spec.choices import make_optimizer, make_scheduler
+from bench import store
+
+
+def make_trainer(run: PreparedRun) -> Trainer:
+    """The optimiser over the parameters that still require gradients, the schedule over the whole
+    run, the gradient scaler (fp16) and the training module (DDP under torchrun, compiled with
+    ``--compile``)."""
+    spec, hp = run.spec, dict(run.spec.hparams)
+    params = [p for p in run.model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, hp)
+    step_module = wrap_for_training(run.model, run.method.train_step, hp, run.info, run.device)
+    if run.opts.compile:
+        step_module = torch.compile(step_module)
+    return Trainer(method=run.method, step_module=step_module, optimizer=optimizer,
+                   scheduler=make_scheduler(optimizer, hp, spec.epochs * run.steps_per_epoch),
+                   scaler=torch.amp.GradScaler(run.device.type, enabled=spec.precision == "fp16"), params=params,
+                   hp=hp, device=run.device, info=run.info, steps_per_epoch=run.steps_per_epoch,
+                   rank_batch=run.rank_batch, total_epochs=spec.epochs, precision=spec.precision,
+                   channels_last=run.opts.channels_last)
+
+
+def train_run(run: PreparedRun) -> Progress:
+    """The epoch loop: train, validate, keep the best epoch, checkpoint (resuming where a run stopped)."""
+    spec, model = run.spec, run.model
+    trainer = make_trainer(run)
+    progress = resume(run.work, spec, model, trainer.optimizer, trainer.scheduler, trainer.scaler)
+    if progress is None:
+        progress = Progress()
+    else:
+        run.log(f"{run.where}: resuming after epoch {progress.next_epoch - 1}")
+    total_steps = spec.epochs * trainer.steps_per_epoch
+    bar = _ProgressBar(run.opts.progress if run.info.is_main else None, run.where, total_steps,
+                       (progress.next_epoch - 1) * trainer.steps_per_epoch)
+    model.train()
+    for epoch in range(progress.next_epoch, spec.epochs + 1):
+        stats = train_epoch(trainer, run.splits, epoch, on_step=bar.step)
+        t1 = time.perf_counter()
+        val = evaluate(run.scorer, run.splits, "val").metrics
+        progress.history.append({"epoch": epoch, "train_loss": stats.train_loss, "val": val,
+                                 "lr": float(trainer.optimizer.param_groups[0]["lr"]), "seconds": stats.seconds,
+                                 "eval_seconds": time.perf_counter() - t1, "train_samples": stats.samples})
+        improved = val["mse"] < progress.best_mse
+        if improved:
+            progress.best_mse, progress.best_epoch = val["mse"], epoch
+            progress.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        if run.info.is_main:  # last.pt first: it can always restore the best epoch if it is this one
+            save_last(run.work, spec, epoch, model, trainer.optimizer, trainer.scheduler, trainer.scaler, progress)
+            if improved:
+                save_best(run.work, epoch, progress.best_state)
+            store.write_history_csv(run.work / "history.csv", [_flat(r) for r in progress.history])
+        run.log(f"{run.where}: epoch {epoch}/{spec.epochs} train_loss {stats.train_loss:.5f} "
+                f"val_mse {val['mse']:.3f} ({stats.seconds:.1f}s)")
+    bar.close()
+    return progress
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row for history.csv: validation metrics as ``val_<metric>`` columns."""
+    return {**{k: v for k, v in row.items() if k != "val"}, **{f"val_{k}": v for k, v in row["val"].items()}}
+
+
+class _ProgressBar:
+    """A rich progress task for one run, showing the current loss (no-op without a Progress)."""
+
+    def __init__(self, progress: Any, description: str, total: int, completed: int):
+        self.progress = progress
+        self.task = None if progress is None else progress.add_task(description, total=total, completed=completed,
+                                                                   loss="")
+
+    def step(self, loss: float) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, advance=1, **({} if math.isnan(loss) else {"loss": f"loss {loss:.4f}"}))
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
