@@ -101,7 +101,7 @@ def test_two_concurrent_writers_lose_nothing(tmp_path):
 
 def _work_dir_of(args: list[str], root: Path) -> Path:
     """The work directory the run of ``args`` would use (its spec resolved the way the CLI does)."""
-    from bench.cli.app import resolve_runs, resolve_targets
+    from bench.cli.common import resolve_runs, resolve_targets
     from bench.spec.run_spec import SpecOptions
 
     keys, datasets = resolve_targets("simvp", "mmnist", {})

@@ -156,7 +156,7 @@ def test_tuple_values_can_be_overridden():
     assert spec_of(tiny=True, sets={"incep_ker": (3, 5)}).hparams["incep_ker"] == (3, 5)
     key = parse_method_key("simvp:incep_ker=(3,7)")
     assert key.overrides == {"incep_ker": (3, 7)} and key.label == "simvp:incep_ker=(3,7)"
-    from bench.cli.app import parse_sets, split_list
+    from bench.cli.common import parse_sets, split_list
 
     assert parse_sets(["incep_ker=3,5,7", "lr=0.1,hid_S=4"]) == {"incep_ker": (3, 5, 7), "lr": 0.1, "hid_S": 4}
     assert split_list("simvp:incep_ker=(3,5),tau") == ["simvp:incep_ker=(3,5)", "tau"]

@@ -21,7 +21,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from bench import store
@@ -345,7 +344,7 @@ def test_ctrl_c_between_the_two_renames_of_force(tmp_path, monkeypatch):
 
 
 def test_the_interrupt_message_says_what_is_on_disk(tmp_path):
-    from bench.cli.app import interrupted_message
+    from bench.cli.run import interrupted_message
     from bench.run.options import Outcome
 
     root, data = tmp_path / "results", get_dataset("mmnist")

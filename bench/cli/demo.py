@@ -36,6 +36,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import typer
+
+from bench.cli.common import as_dir, check_results_dir, console, fail, parse_sizes, resolve_runs, resolve_targets
+from bench.cli.run import execute_sweep, print_outcomes
+from bench.errors import BenchError
+from bench.run.options import RunOptions
+
 
 @dataclass(frozen=True)
 class DemoRecipe:
@@ -54,3 +61,36 @@ DEMO = DemoRecipe()
 
 NEXT_STEP = ("bench run --methods simvp,tau,convlstm --datasets mmnist --device cuda "
              "(the paper configurations; add --seeds 0,1,2 and --epochs N for a real comparison)")
+
+
+def demo(
+    results_: str = typer.Option("results/demo", "--results", "-r", help="Results directory of the demo"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines"),
+) -> None:
+    """The first five minutes: three methods at the small (--tiny) configuration on offline Moving MNIST,
+    then the report (about 4 minutes on 2 CPU cores). Not a benchmark: the numbers are labelled tiny.
+    """
+    from bench.core.platform import resolve_device
+    from bench.report import write_report
+    from bench.spec.run_spec import SpecOptions
+
+    try:
+        results = as_dir(results_, "--results")
+        keys, specs = resolve_targets(DEMO.methods, DEMO.dataset, {})
+        runs = resolve_runs(keys, specs, [0], SpecOptions(tiny=True, sizes=parse_sizes(DEMO.sizes),
+                                                          epochs=DEMO.epochs, batch_size=DEMO.batch_size))
+        check_results_dir(results)
+        device = str(resolve_device("auto"))
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+    console.print(f"demo: {DEMO.run_command(str(results))}, then bench report --results {results}", markup=False,
+                  soft_wrap=True)
+    outcomes = execute_sweep(runs, RunOptions(results=results, device=device), quiet)
+    print_outcomes(outcomes, results)
+    try:
+        written = write_report(results, results / "report", ("md",))
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+    figures = sorted(p for p in written if p.suffix == ".png")
+    console.print(f"Report: {results / 'report' / 'report.md'} ({len(figures)} figures in "
+                  f"{results / 'report' / 'figures'}). Next: {NEXT_STEP}", markup=False, soft_wrap=True)

@@ -1,0 +1,165 @@
+"""``bench run``: validate a sweep before anything trains, run it with progress bars, summarise it.
+
+Ctrl-C ends the sweep with one line saying what is on disk (:func:`interrupted_message`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from bench.cli.common import (as_dir, check_results_dir, console, fail, parse_seeds, parse_sets, parse_sizes,
+                              resolve_runs, resolve_targets, warn_plugin_problems)
+from bench.errors import BenchError
+from bench.run.options import RunOptions
+
+
+def run(
+    methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated method keys: name[:variant][:key=value], e.g. tau,tau:no-ddr"),
+    datasets: str = typer.Option("mmnist", "--datasets", "-d", help="Comma-separated dataset names"),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs (default: the paper's; 2 with --quick)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size (default: the paper's)"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    quick: bool = typer.Option(False, "--quick", help="Smoke test of the paper-size model (at most 2 epochs, small splits); not a benchmark"),
+    tiny: bool = typer.Option(False, "--tiny", help="The small configuration: paper recipes at small widths, learns in minutes on a CPU (results labelled tiny, never ranked with paper-size ones)"),
+    sizes: Optional[str] = typer.Option(None, "--sizes", help="Sequences per split, e.g. train=256,val=64,test=64"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override hyperparameters for every method: key=value (repeatable)"),
+    pred_len: Optional[int] = typer.Option(None, "--pred-len", help="Frames to predict at evaluation (recursive rollout beyond the native length)"),
+    results_: str = typer.Option("results", "--results", "-r", help="Results directory"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data directory (default: $BENCH_DATA)"),
+    data_seed: int = typer.Option(0, "--data-seed", help="Seed of the fixed validation/test sets"),
+    force: bool = typer.Option(False, "--force", help="Re-run and replace existing results"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (autocast; gradient scaling for fp16)"),
+    channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format (GPU convolutions)"),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the training step"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines"),
+) -> None:
+    """Train and evaluate methods on datasets; one result directory per run.
+
+    Examples:
+
+      bench run --methods simvp --datasets mmnist --quick
+
+      bench run --methods tau,tau:no-ddr,simvp --datasets mmnist --epochs 200 --seeds 0,1,2
+
+      bench run --methods plasm:r0=0.9 --set lr=0.005 --device cuda
+
+      torchrun --nproc_per_node=4 -m bench run --methods tau --precision bf16
+
+    Each configuration (run spec: method, every hyperparameter, data settings, --tiny/--quick,
+    precision) has its own directory, so different settings never share a result. An existing
+    complete result is kept (skipped) unless --force; with --force it stays in place until the new
+    run is complete. An interrupted run resumes from its last epoch checkpoint. Tuple values:
+    --set incep_ker=3,5,7 or simvp:incep_ker=(3,5,7).
+    """
+    from bench.core.platform import resolve_device
+    from bench.spec.run_spec import SpecOptions
+
+    try:
+        results = as_dir(results_, "--results")
+        sets = parse_sets(set_)
+        seed_list = parse_seeds(seeds)
+        size_map = parse_sizes(sizes)
+        if epochs is not None and epochs < 1:
+            raise BenchError(f"--epochs must be at least 1 (got {epochs})")
+        if batch_size is not None and batch_size < 1:
+            raise BenchError(f"--batch-size must be at least 1 (got {batch_size})")
+        keys, specs = resolve_targets(methods, datasets, sets)
+        options = SpecOptions(epochs=epochs, batch_size=batch_size, quick=quick, tiny=tiny, sizes=size_map,
+                              data_seed=data_seed, sets=sets, pred_len=pred_len, precision=precision,
+                              data_dir=data_dir)
+        runs = resolve_runs(keys, specs, seed_list, options)
+        dev = resolve_device(device)
+        check_results_dir(results)
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+    warn_plugin_problems()
+
+    opts = RunOptions(results=results, device=str(dev), force=force, data_dir=data_dir, channels_last=channels_last,
+                      compile=compile_)
+    outcomes = execute_sweep(runs, opts, quiet, quick)
+    if outcomes is not None:
+        print_outcomes(outcomes, results)
+
+
+def execute_sweep(runs, opts: RunOptions, quiet: bool, quick: bool = False):
+    """Run a validated sweep under ``opts`` with a progress bar per run (or one line per epoch when not a
+    terminal); None on ranks > 0 under torchrun."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from bench.run.distributed import env_rank
+    from bench.run.sweep import run_sweep
+
+    quiet = quiet or env_rank() != 0  # under torchrun only rank 0 talks
+    progress = None if quiet else Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True, refresh_per_second=4)
+    log = (lambda s: None) if quiet else (lambda s: (progress.console if progress else console).print(s, markup=False))
+    opts = replace(opts, log=log, progress=progress)
+    if quick and not quiet:
+        log("--quick: a smoke test of the paper-size configuration (at most 2 epochs, small splits), not a "
+            "benchmark; its numbers are labelled quick and never compared with published ones")
+    done: list = []
+    try:
+        if progress is not None:
+            with progress:
+                outcomes = run_sweep(runs, opts, done)
+        else:
+            outcomes = run_sweep(runs, opts, done)
+    except KeyboardInterrupt:
+        raise fail(interrupted_message(runs, done, opts.results, opts.force), 130)
+    return None if env_rank() != 0 else outcomes
+
+
+def interrupted_message(runs, done, results: Path, force: bool) -> str:
+    """What a Ctrl-C left on disk, in one line: ``done`` are the outcomes of the runs that ended, the next
+    run was interrupted. A run interrupted after it finished (its result written, its commit not yet
+    done or half done) is the new result from now on: the next ``bench run`` completes the commit, with
+    or without --force, and ``bench report`` counts it already."""
+    from bench import store
+
+    where = ""
+    if len(done) < len(runs):
+        spec = runs[len(done)][0]
+        final = store.run_dir(results, spec)
+        if store.has_complete_result(store.partial_dir(final)) or store.replaced_dir(final).is_dir():
+            where = f"{spec.label} on {spec.dataset} seed {spec.seed}"
+    if not force:
+        finished = (f"the run of {where} had finished: the next `bench run` commits its result (`bench report` "
+                    f"counts it already); " if where else "")
+        return (f"interrupted: {finished}committed results are intact and no file is half-written; run the same "
+                f"command again to resume from the last completed epoch")
+    replaced = sum(o.status == "complete" for o in done)
+    changed = []
+    if replaced:
+        changed.append(f"{replaced} forced re-run(s) finished and replaced the previous results")
+    if where:
+        changed.append(f"the re-run of {where} had finished{' too' if replaced else ''}: its new result replaces "
+                       f"the previous one (the next `bench run` completes the swap, with or without --force; "
+                       f"`bench report` counts it already)")
+    if not changed:
+        changed.append("the previous results are intact")
+    elif len(runs) - len(done) - bool(where) > 0:
+        changed.append("the previous results of the runs not re-run yet are intact")
+    return (f"interrupted: no file is half-written; {'; '.join(changed)}; run the same command again to start the "
+            f"forced re-runs over, or drop --force to keep the results now in place")
+
+
+def print_outcomes(outcomes, results: Path) -> None:
+    """The sweep's summary table; a non-zero exit when a run failed."""
+    table = Table(title=f"bench run: {len(outcomes)} run(s) -> {results}")
+    for col in ("dataset", "method", "seed", "status", "detail"):
+        table.add_column(col, overflow="fold")
+    for o in outcomes:
+        style = {"failed": "red", "skipped": "yellow"}.get(o.status, "green")
+        table.add_row(o.spec.dataset, o.spec.label, str(o.spec.seed), f"[{style}]{o.status}[/{style}]", o.detail)
+    console.print(table)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        raise fail(f"{len(failed)} of {len(outcomes)} run(s) failed (see the table above; records in "
+                   f"<run>.partial/result.json)", 1)
