@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.datafiles.identity import files_identity
-from bench.datafiles.files import (CheckReport, ClipSplits, DataSource, FrameStore, bad_file, check_loader, data_root,
+from bench.datafiles import (CheckReport, ClipSplits, DataSource, FrameStore, bad_file, check_loader, data_root,
                                    eval_out_frames, expect_counts, first_existing, hickle_array_dataset, missing,
                                    read_hickle_strings, read_rows, register_source, require_root, select_clips)
 from bench.errors import BenchError

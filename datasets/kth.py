@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.datafiles.identity import files_identity
-from bench.datafiles.files import (CheckReport, ClipSplits, DataSource, check_loader, data_root, eval_out_frames,
+from bench.datafiles import (CheckReport, ClipSplits, DataSource, check_loader, data_root, eval_out_frames,
                                    expect_counts, frame_file_splits, register_source, require_root)
 from bench.errors import BenchError
 from bench.spec.registry import DataConfig, DatasetSpec, get_dataset, register_dataset

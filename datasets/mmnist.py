@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from bench.spec.splits import shard_range
 from bench.datafiles.identity import files_identity
-from bench.datafiles.files import data_root
+from bench.datafiles import data_root
 from bench.errors import BenchError
 from bench.spec.registry import DataConfig, DatasetSpec, register_dataset
 
@@ -61,7 +61,7 @@ MNIST_TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte", "t
 
 def data_dir(config_dir: str | None) -> Path | None:
     """The data directory: the explicit setting, else ``$BENCH_DATA``, else none; one that is named must
-    exist (:func:`bench.datafiles.files.data_root`), so a typo never silently means "use the bundled digits"."""
+    exist (:func:`bench.datafiles.data_root`), so a typo never silently means "use the bundled digits"."""
     return data_root(config_dir)
 
 

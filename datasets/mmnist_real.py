@@ -44,7 +44,7 @@ import torch
 
 from bench.spec.splits import ArraySplits
 from bench.datafiles.identity import files_identity
-from bench.datafiles.files import (CheckReport, DataSource, RemoteFile, check_loader, check_npy, data_root,
+from bench.datafiles import (CheckReport, DataSource, RemoteFile, check_loader, check_npy, data_root,
                                    expect_counts, first_existing, missing, pick, register_source, require_root)
 from bench.datasets.mmnist import MovingMNISTSplits, find_mnist_idx, idx_header, read_idx_images
 from bench.errors import BenchError

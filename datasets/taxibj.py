@@ -38,7 +38,7 @@ import numpy as np
 
 from bench.spec.splits import ArraySplits
 from bench.datafiles.identity import files_identity
-from bench.datafiles.files import (CheckReport, DataSource, SPLIT_SALT, bad_file, check_loader, data_root, expect_counts,
+from bench.datafiles import (CheckReport, DataSource, SPLIT_SALT, bad_file, check_loader, data_root, expect_counts,
                                    load_npz, missing, pick, register_source, require_root)
 from bench.errors import BenchError
 from bench.spec.registry import DataConfig, DatasetSpec, get_dataset, register_dataset

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from bench.cli.app import app
 from bench.datasets import mmnist_real
-from bench.datafiles.files import SOURCES, CheckReport, check_loader
+from bench.datafiles import SOURCES, CheckReport, check_loader
 from bench.spec.splits import ArraySplits
 from bench.spec.registry import get_dataset
 from run_helpers import failed_result

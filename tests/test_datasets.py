@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from bench.cli.data import data_app
 from bench.datasets import kitti_caltech, kth, mmnist_real, taxibj
-from bench.datafiles.files import SOURCES, RemoteFile, download, read_hickle_strings
+from bench.datafiles import SOURCES, RemoteFile, download, read_hickle_strings
 from bench.errors import BenchError
 from bench.spec.registry import DataConfig, get_dataset, get_method
 from bench.run.evaluation import Scorer, evaluate

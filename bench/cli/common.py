@@ -130,7 +130,7 @@ def resolve_targets(methods: str, datasets: str, sets: dict[str, Any]):
 
 def check_data_present(dataset: str, data_dir: str | None) -> None:
     """A dataset that reads files must find them before any run starts (one line with how to get them)."""
-    from bench.datafiles.files import SOURCES, data_root
+    from bench.datafiles import SOURCES, data_root
 
     if dataset not in SOURCES:
         return
@@ -162,7 +162,7 @@ def identity_once(data):
 
 def resolve_runs(keys, datasets, seeds: list[int], options) -> list:
     """Every (RunSpec, DatasetSpec) of a sweep, validated and buildable, before anything trains."""
-    from bench.datafiles.files import data_root
+    from bench.datafiles import data_root
     from bench.run.distributed import env_world_size
     from bench.spec.run_spec import check_buildable, resolve_run_spec
 

@@ -35,7 +35,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _sources():
-    from bench.datafiles.files import SOURCES
+    from bench.datafiles import SOURCES
     from bench.spec.registry import list_datasets
 
     names = list_datasets()  # imports every dataset module, which registers its source
@@ -66,7 +66,7 @@ def _check_base_url(base_url: str) -> None:
 @data_app.command("list")
 def list_(data_dir: Optional[str] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP)) -> None:
     """Registered datasets: frames, shape, status under the data directory, and how to get what is missing."""
-    from bench.datafiles.files import data_root
+    from bench.datafiles import data_root
     from bench.spec.registry import get_dataset
 
     try:
@@ -101,7 +101,7 @@ def check(
 
     Exit code 0 when the files load (count differences are warnings), 2 when something is wrong.
     """
-    from bench.datafiles.files import CheckReport, data_root, require_root
+    from bench.datafiles import CheckReport, data_root, require_root
 
     try:
         src = _source(name)
@@ -156,7 +156,7 @@ def download(
                                                                       "(default: $BENCH_DOWNLOAD_BASE, else canonical)"),
 ) -> None:
     """Download a dataset's files where a stable public address exists; resumable (run again after an interruption)."""
-    from bench.datafiles.files import data_root, download as fetch
+    from bench.datafiles import data_root, download as fetch
 
     try:
         src = _source(name)
@@ -166,7 +166,7 @@ def download(
         if not src.remote:
             raise BenchError(f"{name} cannot be downloaded automatically: {src.how_to_get}; "
                              f"then run `bench data check {name}`")
-        from bench.datafiles.files import DOWNLOAD_BASE_ENV
+        from bench.datafiles import DOWNLOAD_BASE_ENV
 
         if base_url is not None or os.environ.get(DOWNLOAD_BASE_ENV):
             _check_base_url(base_url if base_url is not None else os.environ[DOWNLOAD_BASE_ENV])
