@@ -106,7 +106,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.baselines.predrnn import FORGET_BIAS
+from bench.blocks.st_lstm import FORGET_BIAS
 from bench.blocks.recurrent import (
     DEFAULT_SS_STOP,
     RecurrentPredictor,

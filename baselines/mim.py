@@ -4,7 +4,7 @@ Learning Higher-Order Non-Stationarity from Spatiotemporal Dynamics", CVPR 2019.
 Network (Sec. 3, "Memory In Memory blocks" and the MIM network built from them), ``*`` a
 convolution, ``o`` the Hadamard product, X the (patchified) frame for layer 1 and H^{l-1}_t above:
 
-* Layer 1 is PredRNN's spatiotemporal LSTM (:class:`bench.baselines.predrnn.STLSTMCell`).
+* Layer 1 is PredRNN's spatiotemporal LSTM (:class:`bench.blocks.st_lstm.STLSTMCell`).
 * Layers l >= 2 are MIM blocks. A block replaces the ST-LSTM's temporal forget gate by two cascaded
   recurrent modules:
 
@@ -99,7 +99,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from bench.baselines.predrnn import FORGET_BIAS, STLSTMCell
+from bench.blocks.st_lstm import FORGET_BIAS, STLSTMCell
 from bench.blocks.recurrent import (
     DEFAULT_SS_STOP,
     RecurrentPredictor,

@@ -73,7 +73,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.baselines.predrnn import FORGET_BIAS, STLSTMCell
+from bench.blocks.st_lstm import FORGET_BIAS, STLSTMCell
 from bench.blocks.recurrent import (
     DEFAULT_RSS,
     REFERENCE_ITERATIONS,

@@ -28,7 +28,7 @@ Model (B, T, C, H, W) -> (B, T', C, H, W)   (Sec. 3.2, Fig. 2/4)
   the published 15.96G / 15.30G, whereas adding the skip instead (``dec_skip="add"``, a literal
   reading of "residual") makes the last decoder layer half as wide and gives 14.48G / 13.82G
   (-9%). For T' != T the skip is the last observed frame's feature repeated T' times (see
-  :func:`bench.baselines.simvp.select_skip`).
+  :func:`bench.blocks.simvp_frame.select_skip`).
 * Temporal module on (B, T*hid_S, H', W') (Sec. 3.3: frames stacked on the channel axis): N_T
   blocks. Channel reduction (choice; the paper draws only "stacks of TAU modules"): block 1 works
   at T*hid_S channels and is followed by a 1x1 convolution to hid_T; blocks 2..N_T work at hid_T
@@ -148,7 +148,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.baselines.simvp import EncodeTranslateDecode, SpatialDecoder, SpatialEncoder, check_geometry
+from bench.blocks.simvp_frame import EncodeTranslateDecode, SpatialDecoder, SpatialEncoder, check_geometry
 from bench.errors import BenchError
 from bench.spec.hparams import Choice, Float, Int
 from bench.spec.registry import DatasetSpec, register_method

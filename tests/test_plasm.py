@@ -17,7 +17,7 @@ from bench.spec.splits import ArraySplits
 from bench.cost.measure import count_flops, count_params
 from bench.blocks.masked_pretrain import MaskedAutoencoder, reconstruction_loss
 from bench.methods.plasm import PLASM, pixel_mask, pretrain_key, pretrain_plasm
-from bench.methods.plasm_modules import (ConvNeXtBlock, Decoder, EcaProjection, Encoder, PLABlock, SpatialMasking,
+from bench.methods.plasm.modules import (ConvNeXtBlock, Decoder, EcaProjection, Encoder, PLABlock, SpatialMasking,
                                          Translator, VanillaConvBlock, layer_strides, masked_group_norm)
 from bench.spec.pretrain import PretrainContext
 from bench.spec.registry import DatasetSpec, get_method, parse_method_key

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.baselines.simvp import SpatialEncoder, check_geometry, select_skip
+from bench.blocks.simvp_frame import SpatialEncoder, check_geometry, select_skip
 from bench.cost.measure import count_flops, count_params
 from bench.errors import BenchError
 from bench.methods.tau import (

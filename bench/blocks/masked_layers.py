@@ -1,7 +1,7 @@
 """Layers of the spatial-masking (SM) pretraining (PLA-SM, Li et al., III-C and III-F): pixel masks,
 the dense emulation of a sparse conv + GroupNorm layer, and the SM module. Used by
 :mod:`bench.blocks.masked_pretrain` (the stage, for any encoder -> translator -> decoder method) and by
-PLA-SM's own layers (:mod:`bench.methods.plasm_modules`). The choices where the paper is silent are
+PLA-SM's own layers (:mod:`bench.methods.plasm.modules`). The choices where the paper is silent are
 documented in :mod:`bench.blocks.masked_pretrain`.
 """
 

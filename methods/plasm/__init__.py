@@ -179,7 +179,7 @@ from bench.spec.hparams import Bool, Choice, Float, Int
 from bench.blocks.masked_pretrain import SM_HPARAMS, SM_PARAMS, MaskedAutoencoder, SMRecipe, sm_pretrain
 from bench.blocks.masked_pretrain import build_pretrain_net as _build_net
 from bench.blocks.masked_pretrain import pretrain_key as _pretrain_key
-from bench.methods.plasm_modules import QK, TRANSLATOR_IN, UPSAMPLE, Decoder, Encoder, Translator
+from bench.methods.plasm.modules import QK, TRANSLATOR_IN, UPSAMPLE, Decoder, Encoder, Translator
 from bench.spec.registry import DatasetSpec, register_method
 
 __all__ = ["PLASM", "PLASM_SM", "build_plasm", "build_pretrain_net", "pixel_mask", "pretrain_key", "pretrain_plasm"]
