@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import store
+from bench.core import atomic
 from bench.errors import BenchError
 from bench.spec.hparams import MAX_EPOCHS, Bool, Float, HParam, Int
 from bench.blocks.masked_layers import SpatialMasking, kaiming_init, pixel_mask
@@ -257,7 +257,7 @@ def sm_pretrain(recipe: SMRecipe, model: nn.Module, ctx: Any) -> dict:
             "seconds": time.perf_counter() - start,
         }
         if path is not None:
-            store.atomic_torch_save(path, state)
+            atomic.atomic_torch_save(path, state)
     encoder, decoder = getattr(model, recipe.encoder), getattr(model, recipe.decoder)
     try:
         encoder.load_state_dict(state["encoder"])

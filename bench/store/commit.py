@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.store.atomic import FILE_MODE, fsync_dir
+from bench.core.atomic import FILE_MODE, fsync_dir
 from bench.store.layout import RESULT_FILE, partial_dir, replaced_dir
 
 
