@@ -116,6 +116,7 @@ from torch import nn
 
 from bench.errors import BenchError
 from bench.spec.hparams import Int, IntTuple
+from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
 
 #: Temporal depth of a stack (every convolution is 3-D over it).
@@ -338,8 +339,9 @@ def batchnorm_elements(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> in
 OPENSTL_COUNT_BATCH = 16
 
 
-def explain_cost(key: Any, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping[str, Any], ref) -> list[str]:
+def explain_cost(q: CostQuestion) -> list[str]:
     """``bench audit``: the published FLOPs are OpenSTL's count over a batch of 16 (BN in training mode)."""
+    key, data, hp, figures, ref = q.key, q.data, q.hp, q.figures, q.published
     with torch.random.fork_rng(devices=[]):
         model = key.spec.create_model(data, hp)
     bn = batchnorm_elements(model, crevnet_flops_inputs(data))
@@ -349,18 +351,28 @@ def explain_cost(key: Any, data: DatasetSpec, hp: Mapping[str, Any], figures: Ma
             f"{frames}-frame sequence, {frames - 3} teacher-forced steps): {figures['flops'] / 1e9:.3f}G per sequence "
             f"with BatchNorm traced in evaluation mode (2 FLOPs per element); OpenSTL's trace ran in training mode, "
             f"where fvcore counts 5 per element: +3 x {bn / 1e6:.2f}M = {per_seq / 1e9:.3f}G per sequence",
-            f"the published {ref[1] / 1e9:.1f}G is OpenSTL's count over its configured batch of {batch} sequences "
+            f"the published {ref.flops / 1e9:.1f}G is OpenSTL's count over its configured batch of {batch} sequences "
             f"(its display_method_info builds CrevNet's dummy input with the batch size): {batch} x "
-            f"{per_seq / 1e9:.3f}G = {batch * per_seq / 1e9:.2f}G ({batch * per_seq / ref[1] - 1:+.2%})",
+            f"{per_seq / 1e9:.3f}G = {batch * per_seq / 1e9:.2f}G ({batch * per_seq / ref.flops - 1:+.2%})",
             f"params {figures['params']:,}: the reference's count (4,997,444 on Moving MNIST; published "
-            f"{ref[0] / 1e6:.1f}M)"]
+            f"{ref.params / 1e6:.1f}M)"]
 
 
 _MMNIST = {"lr": 5e-3, "schedule": "onecycle", "batch_size": 16, "epochs": 200}
 
 
+#: The published cost of this method's keys (``bench audit`` compares its own count with it).
+PUBLISHED_COSTS = (
+    PublishedCost("crevnet", "mmnist", 5e6, 270.7e9,
+                  'PLA-SM Table V: 270.7G, 5.0M; OpenSTL model zoo (CrevNet, MMNIST): 5.0M, 270.7G, counted '
+                  'over a batch of 16 sequences (see the explanation)'),
+)
+
+
 @register_method(
     "crevnet",
+    published_costs=PUBLISHED_COSTS,
+    explain_cost=explain_cost,
     citation="Yu, Lu, Easterbrook, Fidler. Efficient and Information-Preserving Future Frame Prediction and Beyond. "
              "ICLR 2020.",
     description="CrevNet: invertible 3-D i-RevNet two-way autoencoder on 3-frame stacks around a reversible "

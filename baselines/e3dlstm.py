@@ -116,6 +116,7 @@ from bench.blocks.recurrent import (
     validate_common,
 )
 from bench.spec.hparams import Bool, Choice, Float, Int
+from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
 
 #: Time slices per state and kernel length in time (both hard-coded in both reference codes).
@@ -276,15 +277,16 @@ def dead_memory_params(hp: Mapping[str, Any]) -> int:
     return int(hp["num_layers"]) * c * 4 * c * WINDOW * k * k
 
 
-def explain_cost(key, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping[str, Any], ref) -> list[str]:
+def explain_cost(q: CostQuestion) -> list[str]:
     """``bench audit``'s lines on the gap to the published cost (see the module docstring, "Cost")."""
+    data, hp, figures, ref = q.data, q.hp, q.figures, q.published
     lines = []
     if hp["time_padding"] == "zero":
         extra = zero_padding_extra_flops(data, hp)
         lines.append(f"time_padding=zero (the authors' 'same' padding: two distinct slices per (2,k,k) convolution) "
                      f"instead of OpenSTL's duplicated slice: +{extra / 1e9:.2f}G FLOPs; with OpenSTL's "
-                     f"(e3dlstm:openstl): {(figures['flops'] - extra) / 1e9:.2f}G against {ref[2]}")
-    if ref[0] and data.name == "mmnist":
+                     f"(e3dlstm:openstl): {(figures['flops'] - extra) / 1e9:.2f}G against {ref.source}")
+    if ref.params and data.name == "mmnist":
         lines.append(f"params: ours = OpenSTL's count at Moving MNIST ({figures['params']:,}; PLA-SM Table V prints "
                      f"51.3M); the OpenSTL zoo's 51.0M matches its TaxiBJ count (50.99M: 2-channel frames in 2x2 "
                      f"patches give layer 1 8 input channels instead of 16)")
@@ -294,8 +296,19 @@ def explain_cost(key, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping
     return lines
 
 
+#: The published cost of this method's keys (``bench audit`` compares its own count with it).
+PUBLISHED_COSTS = (
+    PublishedCost("e3dlstm", "mmnist", 51e6, 298.9e9,
+                  'OpenSTL model zoo (E3D-LSTM, MMNIST); PLA-SM Table V: 51.3M, 298.9G; TAU Table 6: 298.85G'),
+    PublishedCost("e3dlstm:openstl", "mmnist", 51e6, 298.9e9,
+                  'OpenSTL model zoo (E3D-LSTM, MMNIST); PLA-SM Table V: 51.3M, 298.9G; TAU Table 6: 298.85G'),
+)
+
+
 @register_method(
     "e3dlstm",
+    published_costs=PUBLISHED_COSTS,
+    explain_cost=explain_cost,
     citation="Wang, Jiang, Yang, Li, Long, Fei-Fei. Eidetic 3D LSTM: A Model for Video Prediction and Beyond. "
              "ICLR 2019.",
     description="E3D-LSTM: 4x128 Eidetic 3D LSTM stack on 2-frame windows, (2,5,5) kernels, 4x4 patches, recall "

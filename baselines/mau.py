@@ -75,7 +75,6 @@ hyperparameters.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +84,7 @@ from bench.blocks.recurrent import DEFAULT_SS_STOP, recurrent_predict, recurrent
 from bench.errors import BenchError
 from bench.spec.hparams import Float, Int
 from bench.blocks.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
+from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
 
 
@@ -221,18 +221,17 @@ def mau_flops_inputs(data: DatasetSpec) -> tuple[torch.Tensor, ...]:
     return torch.zeros(1, data.in_frames + data.out_frames, *data.frame_shape), torch.ones(1, data.out_frames - 1)
 
 
-def explain_cost(key: Any, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping[str, Any], ref) -> list[str]:
+def explain_cost(q: CostQuestion) -> list[str]:
     """``bench audit``: the reference's dead weights and how the FLOPs are counted (test-time figure measured)."""
-    from bench.cost.measure import count_flops
-
+    key, data, hp, figures, ref = q.key, q.data, q.hp, q.figures, q.published
     with torch.random.fork_rng(devices=[]):
         model = key.spec.create_model(data, hp)
-    test = count_flops(model, (torch.zeros(1, data.in_frames, *data.frame_shape),))[0]
+    test = q.count_flops(model, (torch.zeros(1, data.in_frames, *data.frame_shape),))
     h, c = int(hp["num_hidden"]), data.channels
     dead = 2 * h * h + h + 2 * c * c + c  # merge (1x1, 2h -> h) and conv_last_sr (1x1, 2C -> C), with biases
     return [f"params: the reference's MAU_Model also builds `merge` and `conv_last_sr`, never called by its forward: "
             f"{dead:,} params; {figures['params']:,} + {dead:,} = {figures['params'] + dead:,} (the reference's total, "
-            f"published {ref[0] / 1e6:.1f}M)",
+            f"published {ref.params / 1e6:.1f}M)",
             f"FLOPs counted as the reference counts them (OpenSTL: fvcore on the TRAINING forward over the "
             f"{data.in_frames + data.out_frames}-frame sequence with its mask, every step decoded): "
             f"{figures['flops'] / 1e9:.3f}G; the test-time rollout (context steps not decoded) is {test / 1e9:.3f}G"]
@@ -268,8 +267,18 @@ MAU_SM = SMRecipe(name="mau", build_parts=_sm_parts, encode=_sm_encode, decode=l
 _MMNIST = {"sr_size": 4, "lr": 1e-3, "schedule": "onecycle", "epochs": 2000}
 
 
+#: The published cost of this method's keys (``bench audit`` compares its own count with it).
+PUBLISHED_COSTS = (
+    PublishedCost("mau", "mmnist", 4.5e6, 17.8e9,
+                  'OpenSTL model zoo (MAU, MMNIST; fvcore on the training forward); PLA-SM Table V: 17.8G, '
+                  '4.5M'),
+)
+
+
 @register_method(
     "mau",
+    published_costs=PUBLISHED_COSTS,
+    explain_cost=explain_cost,
     citation="Chang, Zhang, Wang, Ma, Wang, Gao. MAU: A Motion-Aware Unit for Video Prediction and Beyond. "
              "NeurIPS 2021.",
     description="MAU: conv encoder/decoder around a stack of motion-aware units (attention over the last "

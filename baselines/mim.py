@@ -112,6 +112,7 @@ from bench.blocks.recurrent import (
 )
 from bench.errors import BenchError
 from bench.spec.hparams import Bool, Float, Int
+from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
 
 
@@ -217,16 +218,26 @@ def unused_reference_params(hp: Mapping[str, Any]) -> int:
     return (int(hp["num_layers"]) - 1) * 2 * int(hp["num_hidden"]) ** 2
 
 
-def explain_cost(key, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping[str, Any], ref) -> list[str]:
+def explain_cost(q: CostQuestion) -> list[str]:
     """``bench audit``'s lines on the gap to the published cost (see the module docstring, "Cost")."""
+    hp, figures = q.hp, q.figures
     unused = unused_reference_params(hp)
     return [f"params: the reference (OpenSTL MIM) defines {figures['params'] + unused:,} parameters, {unused:,} "
             f"of which (a 1x1 conv in each MIM-N cell) its forward never calls; ours = the {figures['params']:,} "
             f"it uses (FLOPs: the operations the reference's count traces, the same)"]
 
 
+#: The published cost of this method's keys (``bench audit`` compares its own count with it).
+PUBLISHED_COSTS = (
+    PublishedCost("mim", "mmnist", 38e6, 179.2e9,
+                  'OpenSTL model zoo (MIM, MMNIST); PLA-SM Table V: 38.0M, 179.2G; TAU Table 6: 179.17G'),
+)
+
+
 @register_method(
     "mim",
+    published_costs=PUBLISHED_COSTS,
+    explain_cost=explain_cost,
     citation="Wang, Zhang, Zhu, Long, Wang, Yu. Memory In Memory: A Predictive Neural Network for Learning "
              "Higher-Order Non-Stationarity from Spatiotemporal Dynamics. CVPR 2019.",
     description="MIM: ST-LSTM layer + 3 MIM blocks (MIM-N on state differences, MIM-S), 4x128, 5x5 filters, "

@@ -105,6 +105,7 @@ from bench.errors import BenchError
 from bench.spec.hparams import Float, Int, IntTuple
 from bench.blocks.masked_layers import sparse_conv_norm_act
 from bench.blocks.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
+from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
 
 #: Teacher-forcing ratio reaches 0 at this fraction of training (authors: 1 - 0.003 * epoch over 2001 epochs).
@@ -316,13 +317,12 @@ def phydnet_flops_inputs(data: DatasetSpec) -> tuple[torch.Tensor, ...]:
     return seq, torch.ones(1, data.out_frames - 1)
 
 
-def explain_cost(key: Any, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping[str, Any], ref) -> list[str]:
+def explain_cost(q: CostQuestion) -> list[str]:
     """``bench audit``: how the FLOPs are counted, and the test-time figure (measured here)."""
-    from bench.cost.measure import count_flops
-
+    key, data, hp, figures = q.key, q.data, q.hp, q.figures
     with torch.random.fork_rng(devices=[]):
         model = key.spec.create_model(data, hp)
-    test = count_flops(model, (torch.zeros(1, data.in_frames, *data.frame_shape),))[0]
+    test = q.count_flops(model, (torch.zeros(1, data.in_frames, *data.frame_shape),))
     steps = data.in_frames + data.out_frames - 1
     return [f"FLOPs counted as the reference counts them (OpenSTL: fvcore on PhyDNet's TRAINING forward over the "
             f"{data.in_frames + data.out_frames}-frame sequence): {steps} steps, each with its decoders, "
@@ -357,8 +357,18 @@ _MMNIST = {"patch_size": 4, "lr": 1e-3, "schedule": "onecycle", "epochs": 2000}
 # ------------------------------------------------------------------------------- registration
 
 
+#: The published cost of this method's keys (``bench audit`` compares its own count with it).
+PUBLISHED_COSTS = (
+    PublishedCost("phydnet", "mmnist", 3.1e6, 15.3e9,
+                  'OpenSTL model zoo (PhyDNet, MMNIST; fvcore on the training forward); PLA-SM Table V: '
+                  '15.3G, 3.1M'),
+)
+
+
 @register_method(
     "phydnet",
+    published_costs=PUBLISHED_COSTS,
+    explain_cost=explain_cost,
     citation="Le Guen, Thome. Disentangling Physical Dynamics from Unknown Factors for Unsupervised Video "
              "Prediction. CVPR 2020.",
     description="PhyDNet: per-frame encoder/decoder around a PhyCell (moment-constrained) branch and a ConvLSTM "

@@ -68,6 +68,7 @@ from bench.blocks.recurrent import (
     validate_common,
 )
 from bench.spec.hparams import Bool, Float, Int
+from bench.spec.method import PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
 
 
@@ -101,8 +102,16 @@ class PredRNN(RecurrentPredictor):
         return inp, (new_h, new_c, m)  # the top M goes to the bottom layer at the next step
 
 
+#: The published cost of this method's keys (``bench audit`` compares its own count with it).
+PUBLISHED_COSTS = (
+    PublishedCost("predrnn", "mmnist", 23.8e6, 116e9,
+                  'OpenSTL model zoo (PredRNN, MMNIST); TAU Table 6: 115.94G'),
+)
+
+
 @register_method(
     "predrnn",
+    published_costs=PUBLISHED_COSTS,
     citation="Wang et al., PredRNN: Recurrent Neural Networks for Predictive Learning using Spatiotemporal "
              "LSTMs, NeurIPS 2017",
     description="PredRNN: 4x128 ST-LSTM stack with zig-zag spatiotemporal memory, 5x5 filters, 4x4 patches; "

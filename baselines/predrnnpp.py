@@ -73,7 +73,6 @@ h*w*k^2*4C^2 = 419,430,400; readout h*w*C*16 = 524,288; 9,038,725,120 per step, 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -91,6 +90,7 @@ from bench.blocks.recurrent import (
 )
 from bench.errors import BenchError
 from bench.spec.hparams import Bool, Choice, Float, Int
+from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
 
 #: The constant added inside both forget gates (the reference's ``_forget_bias``).
@@ -190,8 +190,36 @@ class PredRNNpp(RecurrentPredictor):
         return inp, (new_h, new_c, m, z)
 
 
+def explain_cost(q: CostQuestion) -> list[str]:
+    """Why ``bench audit`` finds fewer parameters than published (the FLOPs agree): OpenSTL's dead ``conv_o``."""
+    hp, figures, ref = q.hp, q.figures, q.published
+    dead = int(hp["num_layers"]) * dead_conv_o_params(int(hp["num_hidden"]), int(hp["filter_size"]))
+    total = int(figures["params"]) + dead
+    lines = [f"the reference cell (OpenSTL) also defines PredRNN's output convolution conv_o (2C -> C, "
+             f"{hp['filter_size']}x{hp['filter_size']}) in each of the {hp['num_layers']} cells and never calls it: "
+             f"{dead:,} params; ours {int(figures['params']):,} + {dead:,} = {total:,}"
+             + (f" ({total / ref.params - 1:+.2%} against the published {ref.params / 1e6:.1f}M)" if ref.params else "")
+             + "; FLOPs count only what runs and agree"]
+    if hp.get("c_gate_input") == "m":
+        lines.append("variant openstl-v02: OpenSTL <= v0.3.0's cell (W_c reads M, not C); same cost as the fixed cell")
+    return lines
+
+
+#: The published cost of this method's keys (``bench audit`` compares its own count with it).
+PUBLISHED_COSTS = (
+    PublishedCost("predrnnpp", "mmnist", 38.6e6, 171.7e9,
+                  'OpenSTL model zoo (PredRNN++, MMNIST: 38.6M, 171.7G); TAU Table 6: 171.73G; PLA-SM Table '
+                  'V: 171.7G, 38.6M'),
+    PublishedCost("predrnnpp:openstl-v02", "mmnist", 38.6e6, 171.7e9,
+                  'OpenSTL model zoo (PredRNN++, MMNIST; counted on this cell): 38.6M, 171.7G; TAU Table 6: '
+                  '171.73G'),
+)
+
+
 @register_method(
     "predrnnpp",
+    published_costs=PUBLISHED_COSTS,
+    explain_cost=explain_cost,
     citation="Wang, Gao, Long, Wang, Yu, PredRNN++: Towards A Resolution of the Deep-in-Time Dilemma in "
              "Spatiotemporal Predictive Learning, ICML 2018",
     description="PredRNN++: 4x128 causal LSTMs (cascaded temporal/spatial memories) with a gradient highway unit, "
@@ -227,16 +255,3 @@ def build_predrnnpp(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 12
     return PredRNNpp(data, num_layers, num_hidden, filter_size, patch_size, c_gate_input)
 
 
-def explain_cost_difference(key: Any, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping[str, Any],
-                            ref: tuple) -> list[str]:
-    """Why ``bench audit`` finds fewer parameters than published (the FLOPs agree): OpenSTL's dead ``conv_o``."""
-    dead = int(hp["num_layers"]) * dead_conv_o_params(int(hp["num_hidden"]), int(hp["filter_size"]))
-    total = int(figures["params"]) + dead
-    lines = [f"the reference cell (OpenSTL) also defines PredRNN's output convolution conv_o (2C -> C, "
-             f"{hp['filter_size']}x{hp['filter_size']}) in each of the {hp['num_layers']} cells and never calls it: "
-             f"{dead:,} params; ours {int(figures['params']):,} + {dead:,} = {total:,}"
-             + (f" ({total / ref[0] - 1:+.2%} against the published {ref[0] / 1e6:.1f}M)" if ref[0] else "")
-             + "; FLOPs count only what runs and agree"]
-    if hp.get("c_gate_input") == "m":
-        lines.append("variant openstl-v02: OpenSTL <= v0.3.0's cell (W_c reads M, not C); same cost as the fixed cell")
-    return lines

@@ -80,6 +80,7 @@ from bench.spec.hparams import Int, IntTuple
 from bench.blocks.masked_layers import sparse_conv_norm_act
 from bench.blocks.simvp_frame import EncodeTranslateDecode, SpatialDecoder, SpatialEncoder, check_geometry
 from bench.blocks.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
+from bench.spec.method import PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
 
 __all__ = ["InceptionUNet", "SimVP", "build_simvp"]
@@ -197,8 +198,16 @@ SIMVP_SM = SMRecipe(name="simvp", build_parts=_sm_parts, encode=_sm_encode,
 _SM_DEFAULTS = {**SM_HPARAMS, "pretrain": False}
 
 
+#: The published cost of this method's keys (``bench audit`` compares its own count with it).
+PUBLISHED_COSTS = (
+    PublishedCost("simvp", "mmnist", 58e6, 19.4e9,
+                  'OpenSTL model zoo (SimVP IncepU, MMNIST); TAU Table 6: 19.43G'),
+)
+
+
 @register_method(
     "simvp",
+    published_costs=PUBLISHED_COSTS,
     citation="Gao, Tan, Wu, Li. SimVP: Simpler yet Better Video Prediction. CVPR 2022.",
     description="SimVP (original): ConvNormReLU encoder/decoder, Inception-UNet translator on stacked frames, MSE.",
     hparams={

@@ -151,6 +151,7 @@ from torch import nn
 from bench.blocks.simvp_frame import EncodeTranslateDecode, SpatialDecoder, SpatialEncoder, check_geometry
 from bench.errors import BenchError
 from bench.spec.hparams import Choice, Float, Int
+from bench.spec.method import PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
 
 __all__ = [
@@ -395,8 +396,24 @@ def tau_loss(pred: torch.Tensor, target: torch.Tensor, hp: Mapping[str, Any]) ->
     return mse + weight * ddr / per_sequence
 
 
+#: The published cost of this method's keys (``bench audit`` compares its own count with it).
+PUBLISHED_COSTS = (
+    PublishedCost("tau", "mmnist", 44.7e6, 16e9,
+                  'OpenSTL model zoo (TAU, MMNIST); TAU Table 6: 15.96G'),
+    PublishedCost("tau:no-sa", "mmnist", None, 15.3e9,
+                  'TAU Table 6 (FLOPs only)'),
+    PublishedCost("tau:no-da", "mmnist", None, 15.96e9,
+                  'TAU Table 6 (FLOPs only)'),
+    PublishedCost("tau:no-ddr", "mmnist", None, 15.96e9,
+                  'TAU Table 6 (FLOPs only)'),
+    PublishedCost("tau:conv", "mmnist", None, 6.11e9,
+                  'TAU Table 6 (FLOPs only)'),
+)
+
+
 @register_method(
     "tau",
+    published_costs=PUBLISHED_COSTS,
     citation=("Tan, Gao, Wu, Xu, Xia, Li, Li. Temporal Attention Unit: Towards Efficient Spatiotemporal "
               "Predictive Learning. CVPR 2023."),
     description="TAU: SimVP encoder/decoder, statical x dynamical attention blocks on stacked frames, MSE + DDR.",

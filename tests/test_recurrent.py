@@ -212,9 +212,9 @@ def test_full_size_params_and_flops_vs_published(name):
         assert params == counts["total"] - counts["unused"]
         assert abs(counts["total"] / PUBLISHED[name]["params"] - 1) < 0.01
         # and the audit's explanation quotes exactly these measured numbers
-        from bench.cost.audit import CONVLSTM_PARAMS_NOTE
+        from bench.baselines.convlstm import PARAMS_NOTE
 
-        quoted = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]{4,}", CONVLSTM_PARAMS_NOTE)]
+        quoted = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]{4,}", PARAMS_NOTE)]
         assert quoted == [counts["total"], counts["unused"], counts["total"], counts["unused"], params]
 
 

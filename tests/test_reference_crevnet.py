@@ -128,6 +128,7 @@ def test_crevnet_cost_explanation_is_fvcores_training_mode_count_times_16():
 
     from bench.baselines.crevnet import batchnorm_elements, crevnet_flops_inputs, explain_cost
     from bench.cost.measure import count_flops
+    from bench.spec.method import CostQuestion, PublishedCost
     from bench.spec.registry import parse_method_key
 
     key = parse_method_key("crevnet:n_blocks=(1,1):predictor_layers=1")
@@ -143,7 +144,9 @@ def test_crevnet_cost_explanation_is_fvcores_training_mode_count_times_16():
         analysis.unsupported_ops_warnings(False)
         trained = int(analysis.total())
     assert trained == evaluated + 3 * batchnorm_elements(model, inputs) > evaluated
-    lines = explain_cost(key, data, hp, {"params": 1, "flops": evaluated}, (5e6, 16 * trained))
+    published = PublishedCost("crevnet", data.name, 5e6, 16 * trained, "a count over a batch of 16")
+    lines = explain_cost(CostQuestion(key, data, hp, {"params": 1, "flops": evaluated}, published,
+                                      lambda m, i: count_flops(m, i)[0]))
     assert f"16 x {trained / 1e9:.3f}G = {16 * trained / 1e9:.2f}G (+0.00%)" in lines[1], lines
 
 

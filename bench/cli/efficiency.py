@@ -25,7 +25,7 @@ def audit(
     Example: bench audit --methods simvp,tau,convlstm,predrnn,plasm,plasm:released --datasets mmnist
     """
     from bench import store
-    from bench.cost.audit import REFERENCE_COST, audit_one
+    from bench.cost.audit import all_published_costs, audit_one
     from bench.core.platform import resolve_device
 
     try:
@@ -68,8 +68,9 @@ def audit(
     console.print("operators fvcore skipped (not counted in FLOPs):", markup=False)
     for line in skipped_lines:
         console.print(f"  {line}", markup=False)
-    console.print("references: " + "; ".join(sorted({f"{m}: {src}" for (m, _), (_, _, src) in REFERENCE_COST.items()})),
-                  markup=False, soft_wrap=True)
+    audited = {k.label for k in keys}
+    console.print("references: " + "; ".join(sorted({f"{c.key}: {c.source}" for c in all_published_costs()
+                                                     if c.key in audited})), markup=False, soft_wrap=True)
 
 
 def perf(

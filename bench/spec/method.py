@@ -51,6 +51,32 @@ def default_flops_inputs(data: DatasetSpec) -> tuple[torch.Tensor, ...]:
 
 
 @dataclass(frozen=True)
+class PublishedCost:
+    """A published cost of one method key on one dataset, which ``bench audit`` sets beside its own count."""
+
+    key: str  # the method key it was published for: "tau", "tau:no-sa", "e3dlstm:openstl"
+    dataset: str
+    params: float | None  # None where the source prints no parameter count
+    flops: float  # FLOPs of one sample (multiply-add = one FLOP), as the source counts them
+    source: str  # where it is printed (paper and table, model zoo), with the figures as printed
+
+
+@dataclass(frozen=True)
+class CostQuestion:
+    """What a method's ``explain_cost`` hook receives: the audited key, its dataset and hyperparameters,
+    the audit's figures (``params``, ``flops``), the published cost, and the audit's FLOP counter
+    (``count_flops(model, inputs) -> int``, fvcore as ``bench audit`` counts) so that a method can
+    measure the parts of the gap it explains without importing the harness's cost layer."""
+
+    key: Any  # bench.spec.registry.MethodKey
+    data: DatasetSpec
+    hp: Mapping[str, Any]
+    figures: Mapping[str, Any]
+    published: PublishedCost
+    count_flops: Callable[[nn.Module, tuple[torch.Tensor, ...]], int]
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """Everything the harness needs to train and evaluate one method (read-only once registered: the
     registry deep-freezes its mappings, see :mod:`bench.core.registry`).
@@ -78,6 +104,11 @@ class MethodSpec:
             stored in the result); it runs before the main training loop.
         flops_inputs: inputs fvcore traces to count FLOPs.
         recurrent: True if ``predict`` rolls out natively to any horizon (``hp["pred_len"]``).
+        published_costs: the published params/FLOPs of this method's keys (:class:`PublishedCost`), which
+            ``bench audit`` compares with its own count.
+        explain_cost: optional ``explain_cost(question: CostQuestion) -> [line, ...]``: where the
+            difference between the audited and the published cost comes from (dead reference
+            weights, a counting convention...), measured where it can be.
         params: type and range of each hyperparameter (:mod:`bench.spec.hparams`), declared once here;
             a key not declared is checked against the type of its default value.
     """
@@ -98,6 +129,8 @@ class MethodSpec:
     recurrent: bool = False
     description: str = ""
     params: Mapping[str, HParam] = field(default_factory=dict)
+    published_costs: tuple[PublishedCost, ...] = ()
+    explain_cost: Callable[[CostQuestion], list[str]] | None = None
 
     def declarations(self) -> dict[str, HParam]:
         """Every hyperparameter's declaration: the training keys', then inferred from defaults, then ``params``."""
