@@ -75,3 +75,12 @@ def test_a_corrupt_pretraining_cache_is_named_with_the_fix(tmp_path, damage):
     assert res.exit_code == 1
     error = failed_result(tmp_path, "plasm").error
     assert str(cache) in error and "delete it" in error and "\n" not in error
+
+
+@pytest.mark.parametrize("method", ["e3dlstm", "crevnet"])
+def test_channels_last_on_3d_convolutions_is_refused_before_training(tmp_path, method):
+    """--channels-last cannot lay out rank-5 weights: one line before any run starts (it was a failed
+    run after the model was built)."""
+    res = bench("run", "-m", method, "--tiny", "--quick", "--channels-last", "-r", tmp_path / "r")
+    assert_one_line_error(res, "--channels-last", method, "3-D convolutions")
+    assert not (tmp_path / "r").exists()

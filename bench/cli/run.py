@@ -58,6 +58,7 @@ def run(
     --set incep_ker=3,5,7 or simvp:incep_ker=(3,5,7).
     """
     from bench.core.platform import resolve_device
+    from bench.run.prepared import check_channels_last
     from bench.spec.run_spec import SpecOptions
 
     try:
@@ -74,6 +75,9 @@ def run(
                               data_seed=data_seed, sets=sets, pred_len=pred_len, precision=precision,
                               data_dir=data_dir)
         runs = resolve_runs(keys, specs, seed_list, options)
+        if channels_last:
+            for spec, data in {spec.label: (spec, data) for spec, data in runs}.values():
+                check_channels_last(spec, data)
         dev = resolve_device(device)
         check_results_dir(results)
     except BenchError as exc:

@@ -97,6 +97,7 @@ def prepare_run(spec: RunSpec, data: DatasetSpec, work: Path, opts: RunOptions) 
         run.pretrain_record = method.pretrain(model, ctx)
         seed_everything(spec.seed, device)  # the training stage starts from the same RNG state, cached stage or not
     if opts.channels_last:
+        check_channels_last(spec, data, model)
         run.model = model.to(memory_format=torch.channels_last)
     return run
 
@@ -114,3 +115,17 @@ def global_size(splits: Splits, split: str, info: DistInfo, device: torch.device
 
         dist.all_reduce(n)
     return int(n.item())
+
+
+def check_channels_last(spec: RunSpec, data: DatasetSpec, model: nn.Module | None = None) -> None:
+    """``--channels-last`` lays out 4-D tensors (2-D convolutions); a model with rank-5 weights (3-D
+    convolutions: E3D-LSTM, CrevNet) cannot take it: a one-line BenchError before any training
+    (the model is built on the ``meta`` device when not given)."""
+    if model is None:
+        with torch.device("meta"):
+            model = spec.method_spec().create_model(data, spec.hparams)
+    ranks = {t.dim() for t in [*model.parameters(), *model.buffers()]}
+    if max(ranks, default=0) > 4:
+        raise BenchError(f"--channels-last applies to 2-D convolutions, but {spec.label} has rank-{max(ranks)} "
+                         f"weights (3-D convolutions); drop --channels-last for it")
+
