@@ -105,7 +105,7 @@ class ConvLSTM(RecurrentPredictor):
     """Stack of ConvLSTM layers on patchified frames with a 1x1 readout (see the module docstring)."""
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int,
-                 patch_size: int, layer_norm: bool = False, peephole: bool = False):
+                 patch_size: int, layer_norm: bool, peephole: bool):
         super().__init__(data, patch_size, num_hidden)
         self.num_layers = int(num_layers)
         self.num_hidden = int(num_hidden)
@@ -148,9 +148,8 @@ class ConvLSTM(RecurrentPredictor):
             "layer_norm": Bool(), "peephole": Bool(), "ss_stop": Float(min=0.0, max=1.0, doc="fraction of training after which "
                                                                      "scheduled sampling feeds predictions only")},
 )
-def build_convlstm(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
-                   patch_size: int = 4, layer_norm: bool = False, peephole: bool = False,
-                   ss_stop: float = DEFAULT_SS_STOP) -> ConvLSTM:
+def build_convlstm(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
+                   layer_norm: bool, peephole: bool, ss_stop: float) -> ConvLSTM:
     """Build ConvLSTM for ``data`` (``ss_stop`` is read by the train step; it is validated here)."""
     validate_common(num_layers, num_hidden, filter_size, ss_stop)
     return ConvLSTM(data, num_layers, num_hidden, filter_size, patch_size, layer_norm, peephole)

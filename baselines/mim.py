@@ -179,7 +179,7 @@ class MIM(RecurrentPredictor):
     """ST-LSTM layer + MIM blocks + MIM-N chains (see the module docstring)."""
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int,
-                 patch_size: int, layer_norm: bool = False):
+                 patch_size: int, layer_norm: bool):
         super().__init__(data, patch_size, num_hidden)
         self.num_layers = int(num_layers)
         self.num_hidden = int(num_hidden)
@@ -234,9 +234,9 @@ def explain_cost(key, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping
     hparams={
         "*": {"num_layers": 4, "num_hidden": 128, "filter_size": 5, "patch_size": 4, "layer_norm": False,
               "ss_stop": DEFAULT_SS_STOP, "optimizer": "adam", "lr": 5e-4, "batch_size": 16, "schedule": "onecycle"},
-        "mmnist": {"patch_size": 4, "lr": 5e-4, "schedule": "onecycle", "batch_size": 16, "epochs": 200},
-        "taxibj": {"patch_size": 2, "lr": 1e-2, "schedule": "cosine", "batch_size": 16, "epochs": 50},
-        "human36m": {"patch_size": 4, "lr": 1e-4, "schedule": "cosine", "batch_size": 16, "epochs": 50},
+        "mmnist": {"epochs": 200},
+        "taxibj": {"patch_size": 2, "lr": 1e-2, "schedule": "cosine", "epochs": 50},
+        "human36m": {"lr": 1e-4, "schedule": "cosine", "epochs": 50},
     },
     variants={"ln": {"layer_norm": True}, "no-ss": {"ss_stop": 0.0}},
     tiny={"num_layers": 2, "num_hidden": 8, "filter_size": 3},
@@ -249,8 +249,8 @@ def explain_cost(key, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping
             "ss_stop": Float(min=0.0, max=1.0, doc="fraction of training after which scheduled sampling feeds "
                                                    "predictions only")},
 )
-def build_mim(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
-              patch_size: int = 4, layer_norm: bool = False, ss_stop: float = DEFAULT_SS_STOP) -> MIM:
+def build_mim(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
+              layer_norm: bool, ss_stop: float) -> MIM:
     """Build MIM for ``data`` (``ss_stop`` is read by the train step; it is validated here)."""
     validate_common(num_layers, num_hidden, filter_size, ss_stop)
     if int(num_layers) < 2:

@@ -53,12 +53,17 @@ Departures from the references, and why
 * OpenSTL draws the teacher-forcing coin with Python's ``random`` and decays it per epoch of ITS
   run (ratio 0.40 after 200 epochs); the authors' 2001-epoch schedule is mapped as above.
 * The authors' learning-rate schedule (ReduceLROnPlateau on the TEST MSE every 10 epochs) is not a
-  harness schedule and would tune on the test set: per-dataset lr, schedule and patch size are
-  OpenSTL's configs; epochs 2000 on Moving MNIST (the authors' 2001), OpenSTL's elsewhere (TaxiBJ and
-  Human3.6M 50, KTH and Caltech 100). ``tf_stop`` is the same fraction of training everywhere (the
-  authors' only schedule; OpenSTL's per-epoch decay over 50 epochs would end at ratio 0.85).
-* ``patch_size`` 2 (TaxiBJ) is OpenSTL's generalisation (E's third and D's last layer at stride 1);
-  the authors hard-code 4. Any other value is refused (OpenSTL silently uses 4).
+  harness schedule and would tune on the test set: the base is OpenSTL's Moving MNIST config (lr
+  1e-3, one-cycle, patch size 4) with 2000 epochs (the authors' 2001). Every other dataset trains
+  with the same values but its r0 (PLA-SM Table I). OpenSTL's per-dataset configs (TaxiBJ: patch 2,
+  lr 5e-4, cosine, 50 epochs; Human3.6M: lr 1e-4, cosine, 50; KTH: lr 1e-3, one-cycle, 100;
+  Caltech: lr 5e-3, one-cycle, 100) were written into an earlier version of the table but never
+  took effect (each dataset's r0 entry replaced its whole entry); applying them changes those runs'
+  spec hashes, a deliberate change left to its own commit. ``tf_stop`` is the same fraction of
+  training everywhere (the authors' only schedule; OpenSTL's per-epoch decay over 50 epochs would
+  end at ratio 0.85).
+* ``patch_size`` 2 (OpenSTL's TaxiBJ config) is OpenSTL's generalisation (E's third and D's last
+  layer at stride 1); the authors hard-code 4. Any other value is refused (OpenSTL silently uses 4).
 
 Golden tests (``tests/test_reference_phydnet.py``, fixtures by ``tools/reference_maupd.py``): the
 authors' modules (vincent-leguen/PhyDNet 23a992d) at reduced widths and their ``train_on_batch``
@@ -104,7 +109,7 @@ from bench.blocks.recurrent import scheduled_sampling_step, ss_eta
 from bench.errors import BenchError
 from bench.spec.hparams import Float, Int, IntTuple
 from bench.blocks.masked_layers import sparse_conv_norm_act
-from bench.blocks.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
+from bench.blocks.masked_pretrain import SM_HPARAMS, SM_PARAMS, SMRecipe, r0_per_dataset, sm_pretrain_stage
 from bench.spec.registry import DatasetSpec, register_method
 
 #: Teacher-forcing ratio reaches 0 at this fraction of training (authors: 1 - 0.003 * epoch over 2001 epochs).
@@ -352,7 +357,10 @@ PHYDNET_SM = SMRecipe(name="phydnet", build_parts=_sm_parts, encode=_sm_encode,
                       decode=lambda dec, z, side: torch.sigmoid(dec(z)), key_hparams=("enc_width", "patch_size"),
                       encoder="encoder", decoder="decoder")
 
-_MMNIST = {"patch_size": 4, "lr": 1e-3, "schedule": "onecycle", "epochs": 2000}
+#: The base configuration (Moving MNIST's; see the module docstring) with SM pretraining off (``phydnet:sm`` on).
+BASE = {"enc_width": 32, "convlstm_hidden": (128, 128, 64), "tf_stop": TF_STOP, "optimizer": "adam", "batch_size": 16,
+        "weight_decay": 0.0, "patch_size": 4, "lr": 1e-3, "schedule": "onecycle", "epochs": 2000, **SM_HPARAMS,
+        "pretrain": False}
 
 # ------------------------------------------------------------------------------- registration
 
@@ -363,16 +371,7 @@ _MMNIST = {"patch_size": 4, "lr": 1e-3, "schedule": "onecycle", "epochs": 2000}
              "Prediction. CVPR 2020.",
     description="PhyDNet: per-frame encoder/decoder around a PhyCell (moment-constrained) branch and a ConvLSTM "
                 "branch; summed step loss + moment loss, per-batch teacher forcing",
-    hparams={
-        "*": {"enc_width": 32, "convlstm_hidden": (128, 128, 64), "tf_stop": TF_STOP, "optimizer": "adam",
-              "batch_size": 16, "weight_decay": 0.0, **_MMNIST, **SM_HPARAMS, "pretrain": False},
-        "mmnist": dict(_MMNIST),
-        "taxibj": {"patch_size": 2, "lr": 5e-4, "schedule": "cosine", "epochs": 50},
-        "human36m": {"patch_size": 4, "lr": 1e-4, "schedule": "cosine", "epochs": 50},
-        "kth": {"patch_size": 4, "lr": 1e-3, "schedule": "onecycle", "epochs": 100},
-        "kitti_caltech": {"patch_size": 4, "lr": 5e-3, "schedule": "onecycle", "epochs": 100},
-        **{name: {"r0": r0} for name, r0 in R0_TABLE_I.items() if name != "mmnist"},
-    },
+    hparams={"*": BASE, **r0_per_dataset(BASE["r0"])},
     variants={"sm": {"pretrain": True}},  # PLA-SM Table VII: PhyDNet + spatial-masking pretraining
     tiny={"enc_width": 16, "convlstm_hidden": (16, 32), "pretrain_epochs": 1},
     loss=phydnet_loss,
@@ -386,9 +385,8 @@ _MMNIST = {"patch_size": 4, "lr": 1e-3, "schedule": "onecycle", "epochs": 2000}
             "patch_size": Int(min=2, max=4, doc="2 or 4: the latent is H/patch x W/patch"),
             "tf_stop": Float(min=0.0, max=1.0, doc="fraction of training after which teacher forcing is off")},
 )
-def build_phydnet(data: DatasetSpec, enc_width: int = 32, convlstm_hidden: tuple[int, ...] = (128, 128, 64),
-                  patch_size: int = 4, tf_stop: float = TF_STOP, pretrain: bool = False, sm: bool = True,
-                  r0: float = 0.96, r: float = 0.1, pretrain_epochs: int = 50, pretrain_lr: float = 0.01) -> PhyDNet:
+def build_phydnet(data: DatasetSpec, enc_width: int, convlstm_hidden: tuple[int, ...], patch_size: int, tf_stop: float,
+                  pretrain: bool, sm: bool, r0: float, r: float, pretrain_epochs: int, pretrain_lr: float) -> PhyDNet:
     """Build PhyDNet for ``data``; tf_stop is read by the train step, pretrain/sm/r0/r/pretrain_* by the SM stage."""
     if patch_size not in (2, 4):
         raise BenchError(f"PhyDNet patch_size={patch_size}: the encoder supports 2 or 4 (set phydnet:patch_size=4)")

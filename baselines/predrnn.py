@@ -75,7 +75,7 @@ class PredRNN(RecurrentPredictor):
     """Stack of ST-LSTM layers with the zig-zag spatiotemporal memory (see the module docstring)."""
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int,
-                 patch_size: int, layer_norm: bool = False):
+                 patch_size: int, layer_norm: bool):
         super().__init__(data, patch_size, num_hidden)
         self.num_layers = int(num_layers)
         self.num_hidden = int(num_hidden)
@@ -121,8 +121,8 @@ class PredRNN(RecurrentPredictor):
             "layer_norm": Bool(), "ss_stop": Float(min=0.0, max=1.0, doc="fraction of training after which "
                                                                      "scheduled sampling feeds predictions only")},
 )
-def build_predrnn(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
-                  patch_size: int = 4, layer_norm: bool = False, ss_stop: float = DEFAULT_SS_STOP) -> PredRNN:
+def build_predrnn(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
+                  layer_norm: bool, ss_stop: float) -> PredRNN:
     """Build PredRNN for ``data`` (``ss_stop`` is read by the train step; it is validated here)."""
     validate_common(num_layers, num_hidden, filter_size, ss_stop)
     return PredRNN(data, num_layers, num_hidden, filter_size, patch_size, layer_norm)

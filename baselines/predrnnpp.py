@@ -159,7 +159,7 @@ class PredRNNpp(RecurrentPredictor):
     """Causal-LSTM stack with a GHU between layers 1 and 2 and the zig-zag spatial memory."""
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
-                 c_gate_input: str = "c"):
+                 c_gate_input: str):
         super().__init__(data, patch_size, num_hidden)
         self.num_layers = int(num_layers)
         self.num_hidden = int(num_hidden)
@@ -217,9 +217,8 @@ class PredRNNpp(RecurrentPredictor):
                                                    "predictions only"),
             "reverse_input": Bool(doc="also train on the time-reversed sequence after every step")},
 )
-def build_predrnnpp(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
-                    patch_size: int = 4, c_gate_input: str = "c", ss_stop: float = DEFAULT_SS_STOP,
-                    reverse_input: bool = False) -> PredRNNpp:
+def build_predrnnpp(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
+                    c_gate_input: str, ss_stop: float, reverse_input: bool) -> PredRNNpp:
     """Build PredRNN++ for ``data`` (``ss_stop``/``reverse_input`` are read by the training hooks)."""
     validate_common(num_layers, num_hidden, filter_size, ss_stop)
     if int(num_layers) < 2:

@@ -131,7 +131,7 @@ class PredRNNv2(RecurrentPredictor):
     """
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
-                 layer_norm: bool = False):
+                 layer_norm: bool):
         super().__init__(data, patch_size, num_hidden)
         self.num_layers = int(num_layers)
         self.num_hidden = int(num_hidden)
@@ -220,10 +220,9 @@ def predrnnv2_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, hp:
                                                                 "exponential, as a fraction of training"),
             "reverse_input": Bool(doc="also train on the time-reversed sequence after every step")},
 )
-def build_predrnnv2(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
-                    patch_size: int = 4, layer_norm: bool = False, decouple_beta: float = 0.1,
-                    rss_start: float = DEFAULT_RSS["rss_start"], rss_end: float = DEFAULT_RSS["rss_end"],
-                    rss_alpha: float = DEFAULT_RSS["rss_alpha"], reverse_input: bool = True) -> PredRNNv2:
+def build_predrnnv2(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
+                    layer_norm: bool, decouple_beta: float, rss_start: float, rss_end: float, rss_alpha: float,
+                    reverse_input: bool) -> PredRNNv2:
     """Build PredRNN-V2 for ``data`` (the loss and schedule keys are read by the training hooks; validated here)."""
     validate_common(num_layers, num_hidden, filter_size, 0.0)
     validate_rss(rss_start, rss_end, rss_alpha)

@@ -195,6 +195,13 @@ TRAIN_PARAMS: dict[str, HParam] = {
 TRAIN_KEYS = frozenset(TRAIN_DEFAULTS)
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same type, element by element (``True`` is not ``1``, ``1`` is not ``1.0``)."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
 def check_all(hp: Mapping[str, Any], params: Mapping[str, HParam], owner: str) -> dict[str, Any]:
     """Every value of ``hp`` checked against its declaration in ``params`` (keys without one pass)."""
     out = dict(hp)

@@ -42,7 +42,7 @@ import torch
 
 from bench.errors import BenchError
 from bench.spec.choices import PRECISIONS
-from bench.spec.hparams import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_PRED_LEN, MAX_SEED, MAX_SPLIT_SIZE
+from bench.spec.hparams import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_PRED_LEN, MAX_SEED, MAX_SPLIT_SIZE, same_value
 from bench.spec.registry import DataConfig, DatasetSpec, MethodKey, MethodSpec, get_method, method_code, method_label
 from bench.core.typed_json import to_json
 
@@ -227,13 +227,6 @@ def canonical_values(method: MethodSpec, values: Mapping[str, Any]) -> dict[str,
     declare are left for :meth:`MethodSpec.resolve_hparams` to refuse)."""
     declared = method.declarations()
     return {k: declared[k].check(k, v, method.name) if k in declared else v for k, v in values.items()}
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equal and of the same type, element by element (``True`` is not ``1``, ``1`` is not ``1.0``)."""
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
 
 
 def check_bounds(opts: SpecOptions, seed: int) -> None:
