@@ -57,16 +57,15 @@ import torch
 from torch import nn
 
 from bench.blocks.recurrent import (
-    DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
     make_norm,
     recurrent_flops_inputs,
     recurrent_predict,
-    recurrent_schedule,
     recurrent_train_step,
     validate_common,
 )
+from bench.blocks.schedules import DEFAULT_SS_STOP, recurrent_schedule
 from bench.spec.hparams import Bool, Float, Int
 from bench.spec.registry import DatasetSpec, register_method
 

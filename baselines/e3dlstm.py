@@ -108,13 +108,13 @@ from torch import nn
 
 from bench.blocks.st_lstm import FORGET_BIAS
 from bench.blocks.recurrent import (
-    DEFAULT_SS_STOP,
     RecurrentPredictor,
     recurrent_flops_inputs,
     recurrent_predict,
     recurrent_train_step,
     validate_common,
 )
+from bench.blocks.schedules import DEFAULT_SS_STOP
 from bench.spec.hparams import Bool, Choice, Float, Int
 from bench.spec.registry import DatasetSpec, register_method
 

@@ -87,7 +87,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.blocks.recurrent import DEFAULT_SS_STOP, recurrent_predict, recurrent_train_step
+from bench.blocks.recurrent import recurrent_predict, recurrent_train_step
+from bench.blocks.schedules import DEFAULT_SS_STOP
 from bench.errors import BenchError
 from bench.spec.hparams import Float, Int
 from bench.blocks.masked_pretrain import SM_HPARAMS, SM_PARAMS, SMRecipe, r0_per_dataset, sm_pretrain_stage

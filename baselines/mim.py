@@ -101,7 +101,6 @@ from torch import nn
 
 from bench.blocks.st_lstm import FORGET_BIAS, STLSTMCell
 from bench.blocks.recurrent import (
-    DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
     make_norm,
@@ -110,6 +109,7 @@ from bench.blocks.recurrent import (
     recurrent_train_step,
     validate_common,
 )
+from bench.blocks.schedules import DEFAULT_SS_STOP
 from bench.errors import BenchError
 from bench.spec.hparams import Bool, Float, Int
 from bench.spec.registry import DatasetSpec, register_method

@@ -105,7 +105,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.blocks.recurrent import scheduled_sampling_step, ss_eta
+from bench.blocks.recurrent import scheduled_sampling_step
+from bench.blocks.schedules import ss_eta
 from bench.errors import BenchError
 from bench.spec.hparams import Float, Int, IntTuple
 from bench.blocks.masked_layers import sparse_conv_norm_act

@@ -59,14 +59,13 @@ from torch import nn
 
 from bench.blocks.st_lstm import FORGET_BIAS, STLSTMCell  # noqa: F401 - FORGET_BIAS: documented here
 from bench.blocks.recurrent import (
-    DEFAULT_SS_STOP,
     RecurrentPredictor,
     recurrent_flops_inputs,
     recurrent_predict,
-    recurrent_schedule,
     recurrent_train_step,
     validate_common,
 )
+from bench.blocks.schedules import DEFAULT_SS_STOP, recurrent_schedule
 from bench.spec.hparams import Bool, Float, Int
 from bench.spec.registry import DatasetSpec, register_method
 

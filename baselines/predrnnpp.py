@@ -79,16 +79,15 @@ import torch
 from torch import nn
 
 from bench.blocks.recurrent import (
-    DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
     recurrent_flops_inputs,
     recurrent_predict,
-    recurrent_schedule,
     recurrent_train_step,
     time_reversed_passes,
     validate_common,
 )
+from bench.blocks.schedules import DEFAULT_SS_STOP, recurrent_schedule
 from bench.errors import BenchError
 from bench.spec.hparams import Bool, Choice, Float, Int
 from bench.spec.registry import DatasetSpec, register_method

@@ -75,19 +75,15 @@ from torch import nn
 
 from bench.blocks.st_lstm import FORGET_BIAS, STLSTMCell
 from bench.blocks.recurrent import (
-    DEFAULT_RSS,
-    REFERENCE_ITERATIONS,
     RecurrentPredictor,
     patchify,
     recurrent_flops_inputs,
     recurrent_predict,
-    recurrent_schedule,
-    reverse_ss_mask,
     time_reversed_passes,
     unpatchify,
     validate_common,
-    validate_rss,
 )
+from bench.blocks.schedules import DEFAULT_RSS, REFERENCE_ITERATIONS, recurrent_schedule, reverse_ss_mask, validate_rss
 from bench.errors import BenchError
 from bench.spec.hparams import Bool, Float, Int
 from bench.spec.registry import DatasetSpec, register_method
