@@ -236,7 +236,7 @@ def test_taxibj_sizes_subset_fixed_by_data_seed(data):
     assert sorted(clip_ids(all_batches(a, "train")[0], N_TRAIN)) == sorted(clip_ids(all_batches(b, "train")[0], N_TRAIN))
     c = load("taxibj", data, sizes={"test": 4}, data_seed=7)
     assert not torch.equal(ta, all_batches(c, "test")[0])
-    with pytest.raises(BenchError, match="clips have 4 target frames; --pred-len 8"):
+    with pytest.raises(BenchError, match="--pred-len 8 exceeds the 4 target frames"):
         load("taxibj", data, pred_len=8)
     big = load("taxibj", data, sizes={"test": 1000})
     assert big.size("test") == N_TEST and big.info["clamped"]["test"] == {"requested": 1000, "used": N_TEST}

@@ -28,9 +28,10 @@ def audit(
     from bench.cost.audit import REFERENCE_COST, audit_one
     from bench.core.platform import resolve_device
 
+    from bench.spec.checks import check_count
+
     try:
-        if fps_batch < 1:
-            raise BenchError(f"--fps-batch must be at least 1 (got {fps_batch})")
+        check_count("--fps-batch", fps_batch)
         keys, specs = resolve_targets(methods, datasets, {})
         dev = resolve_device(device)
         check_results_dir(results)
@@ -88,19 +89,19 @@ def perf(
     peak memory, and SSIM throughput (ours vs scikit-image on the same frames)."""
     from bench.cost.perf import perf_report
 
-    try:
-        if batch_size < 1 or iters < 1 or metric_frames < 1:
-            raise BenchError("--batch-size, --iters and --metric-frames must be at least 1")
-        keys, specs = resolve_targets(methods, datasets, {})
-        from bench.core.platform import resolve_device
+    from bench.core.platform import resolve_device
+    from bench.spec.checks import check_count, check_precision, check_train_option
 
+    try:
+        check_train_option("--batch-size", "batch_size", batch_size)
+        check_count("--iters", iters)
+        check_count("--metric-frames", metric_frames)
+        precision_list = [check_precision(p, "--precisions") for p in split_list(precisions)]
+        if not precision_list:
+            raise BenchError("--precisions is empty; give e.g. --precisions fp32,bf16")
+        keys, specs = resolve_targets(methods, datasets, {})
         dev = resolve_device(device)
         check_results_dir(results)
-        precision_list = split_list(precisions)
-        from bench.spec.choices import PRECISIONS
-
-        if not precision_list or any(p not in PRECISIONS for p in precision_list):
-            raise BenchError(f"--precisions {precisions!r}: choose from fp32, bf16, fp16 (comma-separated)")
         perf_report(keys, specs, dev, batch_size, iters, None if skip_metrics else metric_frames, tiny, results, console,
                     precisions=precision_list)
     except BenchError as exc:

@@ -112,6 +112,15 @@ def _scalar(kind: str, value: Any) -> Any:
     return None
 
 
+def shorten(value: Any, width: int = 24) -> str:
+    """``value`` as a one-line message shows it: cut to ``width`` characters and ``...``."""
+    try:
+        text = repr(value) if isinstance(value, str) else str(value)
+    except ValueError:  # an integer beyond Python's 4,300-digit conversion limit
+        text = "a number of more than 4,300 digits"
+    return text if len(text) <= width else text[:width] + "..."
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
