@@ -49,7 +49,8 @@ def parse_seeds(text: str) -> list[int]:
     try:
         return [int(s) for s in split_list(text)]
     except ValueError:
-        raise BenchError(f"--seeds {text!r} is not a comma-separated list of integers; write e.g. --seeds 0,1,2") from None
+        raise BenchError(f"--seeds {text!r} is not a comma-separated list of integers; write e.g. --seeds 0,1,2"
+                         ) from None
 
 
 def parse_sizes(text: str | None) -> dict[str, int]:

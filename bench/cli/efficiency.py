@@ -87,7 +87,7 @@ def perf(
 ) -> None:
     """Benchmark (not a test): train samples/s and eval sequences/s per method at its real configuration,
     peak memory, and SSIM throughput (ours vs scikit-image on the same frames)."""
-    from bench.cost.perf import perf_report
+    from bench.cost.perf import PerfSettings, perf_report
 
     from bench.core.platform import resolve_device
     from bench.spec.checks import check_count, check_precision, check_train_option
@@ -102,7 +102,8 @@ def perf(
         keys, specs = resolve_targets(methods, datasets, {})
         dev = resolve_device(device)
         check_results_dir(results)
-        perf_report(keys, specs, dev, batch_size, iters, None if skip_metrics else metric_frames, tiny, results, console,
-                    precisions=precision_list)
+        settings = PerfSettings(device=dev, batch_size=batch_size, iters=iters, tiny=tiny,
+                                precisions=tuple(precision_list), metric_frames=None if skip_metrics else metric_frames)
+        perf_report(keys, specs, settings, results, console)
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)

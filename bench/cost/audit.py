@@ -30,7 +30,7 @@ from bench.cost.measure import count_flops, count_params
 from bench.core.host_allocator import keep_freed_memory_on, setting_for
 from bench.spec.registry import DatasetSpec, MethodKey
 from bench.core.platform import resolve_device, seed_everything
-from bench.cost.measure import measure_efficiency
+from bench.cost.measure import Measured, measure_efficiency
 
 #: (method label, dataset) -> (params or None where unpublished, FLOPs, source)
 REFERENCE_COST: dict[tuple[str, str], tuple[float | None, float, str]] = {
@@ -79,7 +79,7 @@ def audit_one(key: MethodKey, data: DatasetSpec, device: str = "auto", tiny: boo
         def batches(self, split: str, batch_size: int, epoch: int = 0):
             yield example, None
 
-    figures = asdict(measure_efficiency(key.spec, model, data, hp, _OneBatch(), dev, fps_batch=fps_batch))
+    figures = asdict(measure_efficiency(Measured(key.spec, model, data, hp), _OneBatch(), dev, fps_batch=fps_batch))
     record = {
         "dataset": data.name, "label": key.label, "method": key.spec.name, "tiny": tiny,
         **figures,

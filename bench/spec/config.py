@@ -85,5 +85,6 @@ def builder_problems(spec: MethodSpec, base: Mapping[str, Any]) -> list[str]:
                             f"value {base[p.name]!r}; drop the default (the registry passes every key)")
     if not any(p.kind == p.VAR_KEYWORD for p in params):
         accepted = {p.name for p in params}
-        problems += [f"{spec.name}: the base sets {k}, which the builder does not take" for k in sorted(model_keys - accepted)]
+        problems += [f"{spec.name}: the base sets {k}, which the builder does not take"
+                     for k in sorted(model_keys - accepted)]
     return problems
