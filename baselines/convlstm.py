@@ -63,7 +63,7 @@ from bench.blocks.recurrent import (
     recurrent_flops_inputs,
     recurrent_predict,
     recurrent_train_step,
-    validate_common,
+    check_filter_size,
 )
 from bench.blocks.schedules import DEFAULT_SS_STOP, recurrent_schedule
 from bench.spec.hparams import Bool, Float, Int
@@ -149,6 +149,6 @@ class ConvLSTM(RecurrentPredictor):
 )
 def build_convlstm(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
                    layer_norm: bool, peephole: bool, ss_stop: float) -> ConvLSTM:
-    """Build ConvLSTM for ``data`` (``ss_stop`` is read by the train step; it is validated here)."""
-    validate_common(num_layers, num_hidden, filter_size, ss_stop)
+    """Build ConvLSTM for ``data`` (``ss_stop`` is read by the train step)."""
+    check_filter_size(filter_size)
     return ConvLSTM(data, num_layers, num_hidden, filter_size, patch_size, layer_norm, peephole)

@@ -112,7 +112,7 @@ from bench.blocks.recurrent import (
     recurrent_flops_inputs,
     recurrent_predict,
     recurrent_train_step,
-    validate_common,
+    check_filter_size,
 )
 from bench.blocks.schedules import DEFAULT_SS_STOP
 from bench.spec.hparams import Bool, Choice, Float, Int
@@ -330,6 +330,6 @@ def build_e3dlstm(data: DatasetSpec, num_layers: int, num_hidden: int, filter_si
                   layer_norm: bool, time_padding: str, attn_tokens: str, update_memory: bool, mse_weight: float,
                   ss_stop: float) -> E3DLSTM:
     """Build E3D-LSTM for ``data`` (``mse_weight`` and ``ss_stop`` are read by the loss and the train step)."""
-    validate_common(num_layers, num_hidden, filter_size, ss_stop)
+    check_filter_size(filter_size)
     return E3DLSTM(data, num_layers, num_hidden, filter_size, patch_size, layer_norm, time_padding, attn_tokens,
                    update_memory)

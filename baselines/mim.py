@@ -107,10 +107,9 @@ from bench.blocks.recurrent import (
     recurrent_flops_inputs,
     recurrent_predict,
     recurrent_train_step,
-    validate_common,
+    check_filter_size,
 )
 from bench.blocks.schedules import DEFAULT_SS_STOP
-from bench.errors import BenchError
 from bench.spec.hparams import Bool, Float, Int
 from bench.spec.registry import DatasetSpec, register_method
 
@@ -251,8 +250,6 @@ def explain_cost(key, data: DatasetSpec, hp: Mapping[str, Any], figures: Mapping
 )
 def build_mim(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
               layer_norm: bool, ss_stop: float) -> MIM:
-    """Build MIM for ``data`` (``ss_stop`` is read by the train step; it is validated here)."""
-    validate_common(num_layers, num_hidden, filter_size, ss_stop)
-    if int(num_layers) < 2:
-        raise BenchError(f"MIM needs num_layers >= 2 (an ST-LSTM layer and at least one MIM block), got {num_layers!r}")
+    """Build MIM for ``data`` (``ss_stop`` is read by the train step)."""
+    check_filter_size(filter_size)
     return MIM(data, num_layers, num_hidden, filter_size, patch_size, layer_norm)

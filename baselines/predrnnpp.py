@@ -85,10 +85,9 @@ from bench.blocks.recurrent import (
     recurrent_predict,
     recurrent_train_step,
     time_reversed_passes,
-    validate_common,
+    check_filter_size,
 )
 from bench.blocks.schedules import DEFAULT_SS_STOP, recurrent_schedule
-from bench.errors import BenchError
 from bench.spec.hparams import Bool, Choice, Float, Int
 from bench.spec.registry import DatasetSpec, register_method
 
@@ -219,9 +218,7 @@ class PredRNNpp(RecurrentPredictor):
 def build_predrnnpp(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
                     c_gate_input: str, ss_stop: float, reverse_input: bool) -> PredRNNpp:
     """Build PredRNN++ for ``data`` (``ss_stop``/``reverse_input`` are read by the training hooks)."""
-    validate_common(num_layers, num_hidden, filter_size, ss_stop)
-    if int(num_layers) < 2:
-        raise BenchError(f"PredRNN++ needs num_layers >= 2 (its gradient highway feeds layer 2), got {num_layers!r}")
+    check_filter_size(filter_size)
     return PredRNNpp(data, num_layers, num_hidden, filter_size, patch_size, c_gate_input)
 
 

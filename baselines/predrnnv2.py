@@ -81,7 +81,7 @@ from bench.blocks.recurrent import (
     recurrent_predict,
     time_reversed_passes,
     unpatchify,
-    validate_common,
+    check_filter_size,
 )
 from bench.blocks.schedules import DEFAULT_RSS, REFERENCE_ITERATIONS, recurrent_schedule, reverse_ss_mask, validate_rss
 from bench.errors import BenchError
@@ -220,7 +220,7 @@ def build_predrnnv2(data: DatasetSpec, num_layers: int, num_hidden: int, filter_
                     layer_norm: bool, decouple_beta: float, rss_start: float, rss_end: float, rss_alpha: float,
                     reverse_input: bool) -> PredRNNv2:
     """Build PredRNN-V2 for ``data`` (the loss and schedule keys are read by the training hooks; validated here)."""
-    validate_common(num_layers, num_hidden, filter_size, 0.0)
+    check_filter_size(filter_size)
     validate_rss(rss_start, rss_end, rss_alpha)
     if data.in_frames < 2:
         raise BenchError(f"reverse scheduled sampling needs at least 2 input frames, dataset {data.name!r} has "
