@@ -57,16 +57,15 @@ import torch
 from torch import nn
 
 from bench.blocks.recurrent import (
-    DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
     make_norm,
     recurrent_flops_inputs,
     recurrent_predict,
-    recurrent_schedule,
     recurrent_train_step,
-    validate_common,
+    check_filter_size,
 )
+from bench.blocks.schedules import DEFAULT_SS_STOP, recurrent_schedule
 from bench.spec.hparams import Bool, Float, Int
 from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
@@ -106,7 +105,7 @@ class ConvLSTM(RecurrentPredictor):
     """Stack of ConvLSTM layers on patchified frames with a 1x1 readout (see the module docstring)."""
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int,
-                 patch_size: int, layer_norm: bool = False, peephole: bool = False):
+                 patch_size: int, layer_norm: bool, peephole: bool):
         super().__init__(data, patch_size, num_hidden)
         self.num_layers = int(num_layers)
         self.num_hidden = int(num_hidden)
@@ -170,9 +169,8 @@ PUBLISHED_COSTS = (
             "layer_norm": Bool(), "peephole": Bool(), "ss_stop": Float(min=0.0, max=1.0, doc="fraction of training after which "
                                                                      "scheduled sampling feeds predictions only")},
 )
-def build_convlstm(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
-                   patch_size: int = 4, layer_norm: bool = False, peephole: bool = False,
-                   ss_stop: float = DEFAULT_SS_STOP) -> ConvLSTM:
-    """Build ConvLSTM for ``data`` (``ss_stop`` is read by the train step; it is validated here)."""
-    validate_common(num_layers, num_hidden, filter_size, ss_stop)
+def build_convlstm(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
+                   layer_norm: bool, peephole: bool, ss_stop: float) -> ConvLSTM:
+    """Build ConvLSTM for ``data`` (``ss_stop`` is read by the train step)."""
+    check_filter_size(filter_size)
     return ConvLSTM(data, num_layers, num_hidden, filter_size, patch_size, layer_norm, peephole)

@@ -108,13 +108,13 @@ from torch import nn
 
 from bench.blocks.st_lstm import FORGET_BIAS
 from bench.blocks.recurrent import (
-    DEFAULT_SS_STOP,
     RecurrentPredictor,
     recurrent_flops_inputs,
     recurrent_predict,
     recurrent_train_step,
-    validate_common,
+    check_filter_size,
 )
+from bench.blocks.schedules import DEFAULT_SS_STOP
 from bench.spec.hparams import Bool, Choice, Float, Int
 from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
@@ -224,8 +224,7 @@ class E3DLSTM(RecurrentPredictor):
     """Stack of Eidetic 3D LSTM layers on 2-slice windows of patch frames (see the module docstring)."""
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
-                 layer_norm: bool = False, time_padding: str = "zero", attn_tokens: str = "channel",
-                 update_memory: bool = True):
+                 layer_norm: bool, time_padding: str, attn_tokens: str, update_memory: bool):
         super().__init__(data, patch_size, num_hidden)
         self.num_layers = int(num_layers)
         self.num_hidden = int(num_hidden)
@@ -317,10 +316,10 @@ PUBLISHED_COSTS = (
         "*": {"num_layers": 4, "num_hidden": 128, "filter_size": 5, "patch_size": 4, "layer_norm": False,
               "time_padding": "zero", "attn_tokens": "channel", "update_memory": True, "mse_weight": 0.5,
               "ss_stop": DEFAULT_SS_STOP, "optimizer": "adam", "lr": 1e-4, "batch_size": 16, "schedule": "onecycle"},
-        "mmnist": {"patch_size": 4, "lr": 1e-4, "schedule": "onecycle", "batch_size": 16, "epochs": 200},
-        "taxibj": {"patch_size": 2, "lr": 5e-3, "schedule": "cosine", "batch_size": 16, "epochs": 50},
-        "kth": {"patch_size": 8, "lr": 5e-4, "schedule": "onecycle", "batch_size": 16, "epochs": 100},
-        "human36m": {"patch_size": 8, "lr": 1e-4, "schedule": "cosine", "batch_size": 16, "epochs": 50},
+        "mmnist": {"epochs": 200},
+        "taxibj": {"patch_size": 2, "lr": 5e-3, "schedule": "cosine", "epochs": 50},
+        "kth": {"patch_size": 8, "lr": 5e-4},
+        "human36m": {"patch_size": 8, "schedule": "cosine", "epochs": 50},
     },
     variants={"openstl": {"time_padding": "duplicate", "attn_tokens": "flat", "update_memory": False,
                           "mse_weight": 1.0},
@@ -340,11 +339,10 @@ PUBLISHED_COSTS = (
             "ss_stop": Float(min=0.0, max=1.0, doc="fraction of training after which scheduled sampling feeds "
                                                    "predictions only")},
 )
-def build_e3dlstm(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
-                  patch_size: int = 4, layer_norm: bool = False, time_padding: str = "zero",
-                  attn_tokens: str = "channel", update_memory: bool = True, mse_weight: float = 0.5,
-                  ss_stop: float = DEFAULT_SS_STOP) -> E3DLSTM:
+def build_e3dlstm(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
+                  layer_norm: bool, time_padding: str, attn_tokens: str, update_memory: bool, mse_weight: float,
+                  ss_stop: float) -> E3DLSTM:
     """Build E3D-LSTM for ``data`` (``mse_weight`` and ``ss_stop`` are read by the loss and the train step)."""
-    validate_common(num_layers, num_hidden, filter_size, ss_stop)
+    check_filter_size(filter_size)
     return E3DLSTM(data, num_layers, num_hidden, filter_size, patch_size, layer_norm, time_padding, attn_tokens,
                    update_memory)

@@ -101,16 +101,15 @@ from torch import nn
 
 from bench.blocks.st_lstm import FORGET_BIAS, STLSTMCell
 from bench.blocks.recurrent import (
-    DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
     make_norm,
     recurrent_flops_inputs,
     recurrent_predict,
     recurrent_train_step,
-    validate_common,
+    check_filter_size,
 )
-from bench.errors import BenchError
+from bench.blocks.schedules import DEFAULT_SS_STOP
 from bench.spec.hparams import Bool, Float, Int
 from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
@@ -180,7 +179,7 @@ class MIM(RecurrentPredictor):
     """ST-LSTM layer + MIM blocks + MIM-N chains (see the module docstring)."""
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int,
-                 patch_size: int, layer_norm: bool = False):
+                 patch_size: int, layer_norm: bool):
         super().__init__(data, patch_size, num_hidden)
         self.num_layers = int(num_layers)
         self.num_hidden = int(num_hidden)
@@ -245,9 +244,9 @@ PUBLISHED_COSTS = (
     hparams={
         "*": {"num_layers": 4, "num_hidden": 128, "filter_size": 5, "patch_size": 4, "layer_norm": False,
               "ss_stop": DEFAULT_SS_STOP, "optimizer": "adam", "lr": 5e-4, "batch_size": 16, "schedule": "onecycle"},
-        "mmnist": {"patch_size": 4, "lr": 5e-4, "schedule": "onecycle", "batch_size": 16, "epochs": 200},
-        "taxibj": {"patch_size": 2, "lr": 1e-2, "schedule": "cosine", "batch_size": 16, "epochs": 50},
-        "human36m": {"patch_size": 4, "lr": 1e-4, "schedule": "cosine", "batch_size": 16, "epochs": 50},
+        "mmnist": {"epochs": 200},
+        "taxibj": {"patch_size": 2, "lr": 1e-2, "schedule": "cosine", "epochs": 50},
+        "human36m": {"lr": 1e-4, "schedule": "cosine", "epochs": 50},
     },
     variants={"ln": {"layer_norm": True}, "no-ss": {"ss_stop": 0.0}},
     tiny={"num_layers": 2, "num_hidden": 8, "filter_size": 3},
@@ -260,10 +259,8 @@ PUBLISHED_COSTS = (
             "ss_stop": Float(min=0.0, max=1.0, doc="fraction of training after which scheduled sampling feeds "
                                                    "predictions only")},
 )
-def build_mim(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
-              patch_size: int = 4, layer_norm: bool = False, ss_stop: float = DEFAULT_SS_STOP) -> MIM:
-    """Build MIM for ``data`` (``ss_stop`` is read by the train step; it is validated here)."""
-    validate_common(num_layers, num_hidden, filter_size, ss_stop)
-    if int(num_layers) < 2:
-        raise BenchError(f"MIM needs num_layers >= 2 (an ST-LSTM layer and at least one MIM block), got {num_layers!r}")
+def build_mim(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
+              layer_norm: bool, ss_stop: float) -> MIM:
+    """Build MIM for ``data`` (``ss_stop`` is read by the train step)."""
+    check_filter_size(filter_size)
     return MIM(data, num_layers, num_hidden, filter_size, patch_size, layer_norm)

@@ -59,14 +59,13 @@ from torch import nn
 
 from bench.blocks.st_lstm import FORGET_BIAS, STLSTMCell  # noqa: F401 - FORGET_BIAS: documented here
 from bench.blocks.recurrent import (
-    DEFAULT_SS_STOP,
     RecurrentPredictor,
     recurrent_flops_inputs,
     recurrent_predict,
-    recurrent_schedule,
     recurrent_train_step,
-    validate_common,
+    check_filter_size,
 )
+from bench.blocks.schedules import DEFAULT_SS_STOP, recurrent_schedule
 from bench.spec.hparams import Bool, Float, Int
 from bench.spec.method import PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
@@ -76,7 +75,7 @@ class PredRNN(RecurrentPredictor):
     """Stack of ST-LSTM layers with the zig-zag spatiotemporal memory (see the module docstring)."""
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int,
-                 patch_size: int, layer_norm: bool = False):
+                 patch_size: int, layer_norm: bool):
         super().__init__(data, patch_size, num_hidden)
         self.num_layers = int(num_layers)
         self.num_hidden = int(num_hidden)
@@ -130,8 +129,8 @@ PUBLISHED_COSTS = (
             "layer_norm": Bool(), "ss_stop": Float(min=0.0, max=1.0, doc="fraction of training after which "
                                                                      "scheduled sampling feeds predictions only")},
 )
-def build_predrnn(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
-                  patch_size: int = 4, layer_norm: bool = False, ss_stop: float = DEFAULT_SS_STOP) -> PredRNN:
-    """Build PredRNN for ``data`` (``ss_stop`` is read by the train step; it is validated here)."""
-    validate_common(num_layers, num_hidden, filter_size, ss_stop)
+def build_predrnn(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
+                  layer_norm: bool, ss_stop: float) -> PredRNN:
+    """Build PredRNN for ``data`` (``ss_stop`` is read by the train step)."""
+    check_filter_size(filter_size)
     return PredRNN(data, num_layers, num_hidden, filter_size, patch_size, layer_norm)

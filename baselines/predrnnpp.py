@@ -78,17 +78,15 @@ import torch
 from torch import nn
 
 from bench.blocks.recurrent import (
-    DEFAULT_SS_STOP,
     RecurrentPredictor,
     conv,
     recurrent_flops_inputs,
     recurrent_predict,
-    recurrent_schedule,
     recurrent_train_step,
     time_reversed_passes,
-    validate_common,
+    check_filter_size,
 )
-from bench.errors import BenchError
+from bench.blocks.schedules import DEFAULT_SS_STOP, recurrent_schedule
 from bench.spec.hparams import Bool, Choice, Float, Int
 from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
@@ -159,7 +157,7 @@ class PredRNNpp(RecurrentPredictor):
     """Causal-LSTM stack with a GHU between layers 1 and 2 and the zig-zag spatial memory."""
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
-                 c_gate_input: str = "c"):
+                 c_gate_input: str):
         super().__init__(data, patch_size, num_hidden)
         self.num_layers = int(num_layers)
         self.num_hidden = int(num_hidden)
@@ -245,13 +243,10 @@ PUBLISHED_COSTS = (
                                                    "predictions only"),
             "reverse_input": Bool(doc="also train on the time-reversed sequence after every step")},
 )
-def build_predrnnpp(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
-                    patch_size: int = 4, c_gate_input: str = "c", ss_stop: float = DEFAULT_SS_STOP,
-                    reverse_input: bool = False) -> PredRNNpp:
+def build_predrnnpp(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
+                    c_gate_input: str, ss_stop: float, reverse_input: bool) -> PredRNNpp:
     """Build PredRNN++ for ``data`` (``ss_stop``/``reverse_input`` are read by the training hooks)."""
-    validate_common(num_layers, num_hidden, filter_size, ss_stop)
-    if int(num_layers) < 2:
-        raise BenchError(f"PredRNN++ needs num_layers >= 2 (its gradient highway feeds layer 2), got {num_layers!r}")
+    check_filter_size(filter_size)
     return PredRNNpp(data, num_layers, num_hidden, filter_size, patch_size, c_gate_input)
 
 

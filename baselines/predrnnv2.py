@@ -75,19 +75,15 @@ from torch import nn
 
 from bench.blocks.st_lstm import FORGET_BIAS, STLSTMCell
 from bench.blocks.recurrent import (
-    DEFAULT_RSS,
-    REFERENCE_ITERATIONS,
     RecurrentPredictor,
     patchify,
     recurrent_flops_inputs,
     recurrent_predict,
-    recurrent_schedule,
-    reverse_ss_mask,
     time_reversed_passes,
     unpatchify,
-    validate_common,
-    validate_rss,
+    check_filter_size,
 )
+from bench.blocks.schedules import DEFAULT_RSS, REFERENCE_ITERATIONS, recurrent_schedule, reverse_ss_mask, validate_rss
 from bench.errors import BenchError
 from bench.spec.hparams import Bool, Float, Int
 from bench.spec.method import CostQuestion, PublishedCost
@@ -132,7 +128,7 @@ class PredRNNv2(RecurrentPredictor):
     """
 
     def __init__(self, data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
-                 layer_norm: bool = False):
+                 layer_norm: bool):
         super().__init__(data, patch_size, num_hidden)
         self.num_layers = int(num_layers)
         self.num_hidden = int(num_hidden)
@@ -243,12 +239,11 @@ PUBLISHED_COSTS = (
                                                                 "exponential, as a fraction of training"),
             "reverse_input": Bool(doc="also train on the time-reversed sequence after every step")},
 )
-def build_predrnnv2(data: DatasetSpec, num_layers: int = 4, num_hidden: int = 128, filter_size: int = 5,
-                    patch_size: int = 4, layer_norm: bool = False, decouple_beta: float = 0.1,
-                    rss_start: float = DEFAULT_RSS["rss_start"], rss_end: float = DEFAULT_RSS["rss_end"],
-                    rss_alpha: float = DEFAULT_RSS["rss_alpha"], reverse_input: bool = True) -> PredRNNv2:
+def build_predrnnv2(data: DatasetSpec, num_layers: int, num_hidden: int, filter_size: int, patch_size: int,
+                    layer_norm: bool, decouple_beta: float, rss_start: float, rss_end: float, rss_alpha: float,
+                    reverse_input: bool) -> PredRNNv2:
     """Build PredRNN-V2 for ``data`` (the loss and schedule keys are read by the training hooks; validated here)."""
-    validate_common(num_layers, num_hidden, filter_size, 0.0)
+    check_filter_size(filter_size)
     validate_rss(rss_start, rss_end, rss_alpha)
     if data.in_frames < 2:
         raise BenchError(f"reverse scheduled sampling needs at least 2 input frames, dataset {data.name!r} has "

@@ -76,10 +76,11 @@ import torch
 from torch import nn
 
 from bench.errors import BenchError
+from bench.spec.config import per_dataset
 from bench.spec.hparams import Int, IntTuple
 from bench.blocks.masked_layers import sparse_conv_norm_act
 from bench.blocks.simvp_frame import EncodeTranslateDecode, SpatialDecoder, SpatialEncoder, check_geometry
-from bench.blocks.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
+from bench.blocks.masked_pretrain import SM_HPARAMS, SM_PARAMS, SMRecipe, r0_per_dataset, sm_pretrain_stage
 from bench.spec.method import PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
 
@@ -124,8 +125,7 @@ class InceptionUNet(nn.Module):
     bottleneck at ``c_hid // 2``).
     """
 
-    def __init__(self, c_in: int, c_hid: int, c_out: int, n_layers: int,
-                 kernels: Sequence[int] = (3, 5, 7, 11), groups: int = 8):
+    def __init__(self, c_in: int, c_hid: int, c_out: int, n_layers: int, kernels: Sequence[int], groups: int):
         super().__init__()
         if n_layers < 2:
             raise BenchError(f"SimVP's Inception-UNet needs N_T >= 2 (got {n_layers})")
@@ -154,8 +154,8 @@ class InceptionUNet(nn.Module):
 class SimVP(EncodeTranslateDecode):
     """Spatial encoder -> Inception-UNet translator on stacked frames -> spatial decoder."""
 
-    def __init__(self, in_frames: int, out_frames: int, channels: int, hid_S: int = 64, hid_T: int = 512,
-                 N_S: int = 4, N_T: int = 8, incep_ker: Sequence[int] = (3, 5, 7, 11), groups: int = 8):
+    def __init__(self, in_frames: int, out_frames: int, channels: int, hid_S: int, hid_T: int, N_S: int, N_T: int,
+                 incep_ker: Sequence[int], groups: int):
         super().__init__()
         self.in_frames, self.out_frames, self.channels = in_frames, out_frames, channels
         self.enc = SpatialEncoder(channels, hid_S, N_S)
@@ -194,8 +194,11 @@ SIMVP_SM = SMRecipe(name="simvp", build_parts=_sm_parts, encode=_sm_encode,
                     decode=lambda dec, z, skip: dec(z, skip), key_hparams=("hid_S", "N_S"),
                     encoder="enc", decoder="dec")
 
-#: Pretraining hyperparameters: off for plain SimVP, on for ``simvp:sm``.
-_SM_DEFAULTS = {**SM_HPARAMS, "pretrain": False}
+#: The base configuration: the official code's (its command-line hid_T = 256; Moving MNIST's 512 below), and
+#: the SM pretraining hyperparameters, off for plain SimVP and on for ``simvp:sm``.
+BASE = {"hid_S": 64, "hid_T": 256, "N_S": 4, "N_T": 8, "incep_ker": (3, 5, 7, 11), "groups": 8,
+        "optimizer": "adam", "lr": 0.01, "weight_decay": 0.0, "schedule": "onecycle", "batch_size": 16,
+        **SM_HPARAMS, "pretrain": False}
 
 
 #: The published cost of this method's keys (``bench audit`` compares its own count with it).
@@ -210,28 +213,15 @@ PUBLISHED_COSTS = (
     published_costs=PUBLISHED_COSTS,
     citation="Gao, Tan, Wu, Li. SimVP: Simpler yet Better Video Prediction. CVPR 2022.",
     description="SimVP (original): ConvNormReLU encoder/decoder, Inception-UNet translator on stacked frames, MSE.",
-    hparams={
-        "*": {
-            "hid_S": 64, "hid_T": 256, "N_S": 4, "N_T": 8, "incep_ker": (3, 5, 7, 11), "groups": 8,
-            "optimizer": "adam", "lr": 0.01, "weight_decay": 0.0, "schedule": "onecycle", "batch_size": 16,
-            **_SM_DEFAULTS,
-        },
-        "mmnist": {
-            "hid_S": 64, "hid_T": 512, "N_S": 4, "N_T": 8, "incep_ker": (3, 5, 7, 11), "groups": 8,
-            "optimizer": "adam", "lr": 0.01, "weight_decay": 0.0, "schedule": "onecycle", "batch_size": 16,
-            "epochs": 2000,
-        },
-        **{name: {"r0": r0} for name, r0 in R0_TABLE_I.items() if name != "mmnist"},
-    },
+    hparams={"*": BASE, **per_dataset({"mmnist": {"hid_T": 512, "epochs": 2000}}, r0_per_dataset(BASE["r0"]))},
     variants={"sm": {"pretrain": True}},  # PLA-SM Table VII: SimVP + spatial-masking pretraining
     tiny={"hid_S": 8, "hid_T": 16, "N_S": 2, "N_T": 2, "incep_ker": (3, 5), "groups": 2, "pretrain_epochs": 1},
     pretrain=sm_pretrain_stage(SIMVP_SM),
     params={**SM_PARAMS, "hid_S": Int(min=1), "hid_T": Int(min=1), "N_S": Int(min=1), "N_T": Int(min=2),
             "incep_ker": IntTuple(min=1), "groups": Int(min=1)},
 )
-def build_simvp(data: DatasetSpec, hid_S: int = 64, hid_T: int = 512, N_S: int = 4, N_T: int = 8,
-                incep_ker: Sequence[int] = (3, 5, 7, 11), groups: int = 8, pretrain: bool = False, sm: bool = True,
-                r0: float = 0.96, r: float = 0.1, pretrain_epochs: int = 50, pretrain_lr: float = 0.01) -> nn.Module:
+def build_simvp(data: DatasetSpec, hid_S: int, hid_T: int, N_S: int, N_T: int, incep_ker: Sequence[int], groups: int,
+                pretrain: bool, sm: bool, r0: float, r: float, pretrain_epochs: int, pretrain_lr: float) -> nn.Module:
     """Build SimVP for ``data`` (T = data.in_frames -> T' = data.out_frames); pretrain, sm, r0, r and
     pretrain_* only steer the SM pretraining stage (``simvp:sm``)."""
     check_geometry(data, N_S)

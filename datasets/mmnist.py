@@ -215,10 +215,7 @@ class MovingMNISTSplits:
         # validation/test sequences hold max(T', --pred-len) targets; the trajectories are prefix-stable, so
         # their first T + T' frames are the same whatever the horizon
         self.eval_out = max(spec.out_frames, int(getattr(config, "pred_len", None) or 0))
-        self.sizes = {**spec.sizes, **{k: int(v) for k, v in config.sizes.items()}}
-        for split, size in self.sizes.items():
-            if size < 1:
-                raise BenchError(f"mmnist {split} size must be at least 1 (got {size}); pass a positive size")
+        self.sizes = {**spec.sizes, **config.sizes}  # DataConfig checked them (bench.spec.splits.check_sizes)
         self.pools, self.info = digit_pools(data_dir(config.data_dir))
         self.info = {**self.info, "generator": "bouncing digits (Srivastava et al. 2015), step 0.1, max-combined",
                      "data_seed": config.data_seed, "sizes": dict(self.sizes)}

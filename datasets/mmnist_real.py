@@ -117,14 +117,9 @@ class StandardMovingMNISTSplits:
         idx = find_mnist_idx(root)
         if idx is None:
             raise missing(root / "mnist" / "train-images-idx3-ubyte.gz", "the MNIST training images", HOW)
-        pred_len = getattr(config, "pred_len", None)
-        if pred_len and int(pred_len) > 10:
-            raise BenchError(f"the standard Moving MNIST test set has 10 target frames; --pred-len {pred_len} "
-                             f"needs more (use --pred-len 10 or less, or the generated dataset mmnist)")
+        spec.check_pred_len(config.pred_len)  # the standard test set holds max_pred_len = 10 target frames
         seqs = read_test(root)
         want = config.sizes.get("test")
-        if want is not None and int(want) < 1:
-            raise BenchError(f"{NAME} test size must be at least 1 (got {want})")
         sel = pick(seqs.shape[1], want, config.data_seed, 3)
         video = np.ascontiguousarray(np.asarray(seqs[:, sel]).transpose(1, 0, 2, 3)[:, :, None])  # (n, 20, 1, 64, 64)
         t = spec.in_frames

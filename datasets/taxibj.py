@@ -126,10 +126,7 @@ def to_unit(a: np.ndarray, path: Path, key: str) -> np.ndarray:
 )
 def load_taxibj(spec: DatasetSpec, config: DataConfig) -> ArraySplits:
     root = require_root(config.data_dir, NAME, LAYOUT)
-    pred_len = getattr(config, "pred_len", None)
-    if pred_len and int(pred_len) > spec.out_frames:
-        raise BenchError(f"the TaxiBJ clips have {spec.out_frames} target frames; --pred-len {pred_len} needs more "
-                         f"(use --pred-len {spec.out_frames} or less)")
+    spec.check_pred_len(config.pred_len)  # the clips hold max_pred_len = T' target frames
     arrays = read_arrays(root)
     path = root / FILE
     tr, va = val_layout(len(arrays["X_train"]))
@@ -139,8 +136,6 @@ def load_taxibj(spec: DatasetSpec, config: DataConfig) -> ArraySplits:
     clamped = {}
     for split, (x, y, rng) in base.items():
         want = config.sizes.get(split)
-        if want is not None and int(want) < 1:
-            raise BenchError(f"{NAME} {split} size must be at least 1 (got {want})")
         if want is not None and int(want) > len(rng):
             clamped[split] = {"requested": int(want), "used": len(rng)}
         sel = np.asarray(rng)[pick(len(rng), want, config.data_seed, SPLIT_SALT[split])]

@@ -1,11 +1,31 @@
-"""Finding the results a test run wrote (the layout is bench.store.layout'; tests never hard-code it)."""
+"""Running ``bench`` in tests and finding the results a test run wrote (the layout is bench.store.layout'; tests
+never hard-code it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from bench import store
+from bench.cli.app import app
+from bench.spec.registry import get_dataset, parse_method_key
+from bench.spec.run_spec import RunSpec, SpecOptions, resolve_run_spec
 from bench.store.record import RunResult, read_result
+
+runner = CliRunner()
+#: a tiny, fast ``bench run`` on generated Moving MNIST
+TINY = ["--datasets", "mmnist", "--tiny", "--quiet", "--sizes", "train=8,val=4,test=4", "--batch-size", "4"]
+
+
+def bench(*args):
+    """``bench ARGS`` through typer's CliRunner (arguments stringified)."""
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def spec_of(key: str = "simvp", seed: int = 0, **options) -> RunSpec:
+    """The run spec of ``key`` on generated Moving MNIST with ``SpecOptions(**options)``."""
+    return resolve_run_spec(parse_method_key(key), get_dataset("mmnist"), seed, SpecOptions(**options))
 
 
 def run_dirs(root: Path, label: str = "simvp", dataset: str = "mmnist", seed: int = 0) -> list[Path]:

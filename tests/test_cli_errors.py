@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from bench.cli.app import app
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_datasets import write_taxibj  # noqa: E402  (the real-format fixture writer)
+from dataset_files import write_taxibj  # noqa: E402  (the real-format fixture writer)
 
 runner = CliRunner()
 

@@ -29,7 +29,7 @@ from bench.spec.registry import get_dataset
 from run_helpers import failed_result
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_datasets import write_taxibj  # noqa: E402  (the real-format fixture writer)
+from dataset_files import write_taxibj  # noqa: E402  (the real-format fixture writer)
 
 runner = CliRunner()
 TINY = ["--methods", "simvp", "--tiny", "--quiet", "--epochs", "1", "--sizes", "train=4,val=2,test=2",

@@ -30,7 +30,7 @@ from run_helpers import complete_result, run_dirs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from report_builders import make_result, metrics, write_result  # noqa: E402
-from test_datasets import write_human36m, write_kitti, write_kth, write_mmnist_std, write_taxibj  # noqa: E402
+from dataset_files import write_human36m, write_kitti, write_kth, write_mmnist_std, write_taxibj  # noqa: E402
 
 runner = CliRunner()
 TINY = ["--methods", "simvp", "--tiny", "--quiet", "--epochs", "1", "--sizes", "train=4,val=2,test=2",

@@ -1,18 +1,12 @@
 """File-backed datasets (taxibj, kth, human36m, kitti_caltech, mmnist_std) and `bench data`.
 
-Every fixture is written by the test in the dataset's real on-disk format (npz, frame folders,
-hickle/HDF5 written with h5py in hickle's layouts, idx.gz, npy) and loaded through the same code a
-user's full files take. Downloads are tested against an HTTP server on 127.0.0.1 only.
+Every fixture is written by the test in the dataset's real on-disk format (``dataset_files.py``) and
+loaded through the same code a user's full files take. Downloads: ``tests/test_data_download.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import hashlib
-import http.server
-import socket
-import threading
 from pathlib import Path
 
 import h5py
@@ -23,12 +17,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from bench.cli.data import data_app
-from bench.datasets import kitti_caltech, kth, mmnist_real, taxibj
-from bench.datafiles import SOURCES, RemoteFile, download, read_hickle_strings
+from bench.datasets import kitti_caltech, kth, taxibj
+from bench.datafiles import read_hickle_strings
 from bench.errors import BenchError
 from bench.spec.registry import DataConfig, get_dataset, get_method
 from bench.run.evaluation import Scorer, evaluate
 from bench.spec.method import rollout
+from dataset_files import (N_TEST, N_TRAIN, hickle3_dump, hickle5_dump, one_line, write_all, write_idx, write_kitti,
+                           write_kth, write_taxibj)
 from run_helpers import complete_result
 
 cli = CliRunner()
@@ -50,153 +46,13 @@ def load(name, root, **kw):
     return spec.load(spec, config(root, **kw))
 
 
-def one_line(exc: BaseException) -> str:
-    text = str(exc)
-    assert "\n" not in text and "Traceback" not in text
-    return text
-
-
 def all_batches(splits, split, bs=64):
     xs, ys = zip(*splits.batches(split, bs))
     return torch.cat(xs), torch.cat(ys)
 
-
-# ------------------------------------------------------------------------------------------------
-# Fixture writers (real formats)
-# ------------------------------------------------------------------------------------------------
-
-N_TRAIN, N_TEST = 40, 12
-
-
-def write_taxibj(root: Path, n_train=N_TRAIN, n_test=N_TEST, **override) -> Path:
-    """X[i] is constant -1 + 2 i / (n - 1) (+ tiny noise): a clip's index can be read back from its values."""
-    rng = np.random.default_rng(0)
-
-    def clips(n, shift):
-        level = -1 + 2 * np.arange(n) / max(n - 1, 1)
-        a = level[:, None, None, None, None] + rng.uniform(-1e-3, 1e-3, (n, 4, 2, 32, 32))
-        return np.clip(a + shift, -1, 1)
-
-    arrays = {"X_train": clips(n_train, 0), "Y_train": clips(n_train, 0), "X_test": clips(n_test, 0),
-              "Y_test": clips(n_test, 0)}
-    arrays.update(override)
-    path = root / "taxibj" / "dataset.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)
-    return path
-
-
-KTH_FRAMES = {1: 35, 16: 52, 17: 52}  # person -> frames per video (train, val, test persons)
-
-
-def write_kth(root: Path, frames=KTH_FRAMES) -> Path:
-    rng = np.random.default_rng(1)
-    base = root / "kth"
-    for action in kth.ACTIONS:
-        for person, n in frames.items():
-            vdir = base / action / f"person{person:02d}_{action}_d1_uncomp"
-            vdir.mkdir(parents=True)
-            odd = action == "boxing" and person == 17  # raw KTH size, RGB: resized, first channel used
-            for k in range(1, n + 1):
-                if odd:
-                    a = rng.integers(0, 256, (120, 160), dtype=np.uint8)
-                    Image.fromarray(np.stack([a, a // 2, a // 3], -1)).save(vdir / f"image_{k:04d}.png")
-                else:
-                    Image.fromarray(rng.integers(0, 256, (128, 128), dtype=np.uint8)).save(vdir / f"image_{k:04d}.png")
-    return base
-
-
-def write_human36m(root: Path) -> Path:
-    rng = np.random.default_rng(2)
-    base = root / "human36m"
-    frames = range(1, 77, 5)  # every 5th video frame, 16 frames: 2 clips of 8
-    for subject, layout in ((1, "nested"), (8, "nested"), (9, "flat")):
-        for activity in ("Walking", "WalkDog"):
-            for k in frames:
-                size = 64 if subject == 9 else 128  # S9 frames need resizing
-                img = Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
-                if layout == "nested":
-                    p = base / f"S{subject}" / f"{activity}.54138969" / f"{k:06d}.png"
-                else:
-                    p = base / "images" / f"S{subject}_{activity}.54138969_{k:06d}.png"
-                p.parent.mkdir(parents=True, exist_ok=True)
-                img.save(p)
-    return base
-
-
-def hickle3_dump(path: Path, obj) -> None:
-    """hickle 2/3 layout: root attrs, dataset 'data_0' (arrays; lists of strings as fixed-length bytes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
-        f.attrs["CLASS"], f.attrs["VERSION"] = "hickle", "3"
-        if isinstance(obj, list):
-            d = f.create_dataset("data_0", data=np.array([s.encode() for s in obj]))
-            d.attrs["type"] = [b"<type 'list'>"]
-        else:
-            d = f.create_dataset("data_0", data=obj)
-            d.attrs["type"] = [b"ndarray"]
-
-
-def hickle5_dump(path: Path, obj) -> None:
-    """hickle 5 layout: dataset 'data' for arrays; a list is group 'data' of items data0, data1, ...
-    (strings as (1, n) char arrays, repeated strings as object references to the first copy)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
-        f.attrs["HICKLE_VERSION"] = "5.0.3"
-        if not isinstance(obj, list):
-            f.create_dataset("data", data=obj)
-            return
-        g = f.create_group("data")
-        first: dict[str, h5py.Dataset] = {}
-        for i, s in enumerate(obj):
-            if s in first:
-                d = g.create_dataset(f"data{i}", data=first[s].ref, dtype=h5py.ref_dtype)
-            else:
-                d = first[s] = g.create_dataset(f"data{i}", data=np.array([[c.encode() for c in s]], dtype="S1"))
-            d.attrs["item_index"] = i
-
-
-def write_kitti(root: Path) -> Path:
-    rng = np.random.default_rng(3)
-    frames = lambda n: rng.integers(0, 256, (n, 128, 160, 3), dtype=np.uint8)  # noqa: E731
-    kdir, cdir = root / "kitti_caltech" / "kitti_hkl", root / "kitti_caltech" / "caltech_hkl"
-    hickle3_dump(kdir / "X_train.hkl", frames(40))
-    hickle3_dump(kdir / "sources_train.hkl", ["city-a"] * 25 + ["road-b"] * 15)
-    hickle3_dump(kdir / "X_val.hkl", frames(22))
-    hickle3_dump(kdir / "sources_val.hkl", ["residential-c"] * 22)
-    hickle5_dump(cdir / "X_test.hkl", frames(30))
-    hickle5_dump(cdir / "sources_test.hkl", ["set06V000"] * 12 + ["set07V001"] * 18)
-    return root / "kitti_caltech"
-
-
-def write_idx(path: Path, images: np.ndarray) -> bytes:
-    header = (2051).to_bytes(4, "big") + len(images).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
-    raw = gzip.compress(header + images.astype(np.uint8).tobytes(), mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(raw)
-    return raw
-
-
-def write_mmnist_std(root: Path, n_test=6) -> tuple[bytes, bytes]:
-    rng = np.random.default_rng(4)
-    idx = write_idx(root / "mnist" / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (60, 28, 28)))
-    seqs = rng.integers(0, 256, (20, n_test, 64, 64), dtype=np.uint8)
-    seqs[:, :, 0, 0] = np.arange(n_test, dtype=np.uint8)[None]  # sequence id in pixel (0, 0), every frame
-    path = root / "mmnist" / "mnist_test_seq.npy"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, seqs)
-    return idx, path.read_bytes()
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    write_taxibj(root)
-    write_kth(root)
-    write_human36m(root)
-    write_kitti(root)
-    write_mmnist_std(root)
-    return root
+    return write_all(tmp_path_factory.mktemp("data"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -236,7 +92,7 @@ def test_taxibj_sizes_subset_fixed_by_data_seed(data):
     assert sorted(clip_ids(all_batches(a, "train")[0], N_TRAIN)) == sorted(clip_ids(all_batches(b, "train")[0], N_TRAIN))
     c = load("taxibj", data, sizes={"test": 4}, data_seed=7)
     assert not torch.equal(ta, all_batches(c, "test")[0])
-    with pytest.raises(BenchError, match="clips have 4 target frames; --pred-len 8"):
+    with pytest.raises(BenchError, match="--pred-len 8 exceeds the 4 target frames"):
         load("taxibj", data, pred_len=8)
     big = load("taxibj", data, sizes={"test": 1000})
     assert big.size("test") == N_TEST and big.info["clamped"]["test"] == {"requested": 1000, "used": N_TEST}
@@ -472,138 +328,6 @@ def test_mmnist_std_errors(tmp_path):
     np.save(p, np.zeros((20, 4, 64, 64), np.uint8))
     with pytest.raises(BenchError, match="10 target frames"):
         load("mmnist_std", tmp_path, pred_len=20)
-
-
-# ------------------------------------------------------------------------------------------------
-# Downloads against a localhost server
-# ------------------------------------------------------------------------------------------------
-
-
-class Server:
-    """http.server on 127.0.0.1 serving fixture bytes, with Range support (or not), logging requests."""
-
-    def __init__(self, files: dict[str, bytes], honour_range: bool = True):
-        self.files, self.honour_range, self.requests = files, honour_range, []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                outer.requests.append((self.path, self.headers.get("Range")))
-                body = outer.files.get(self.path.lstrip("/"))
-                if body is None:
-                    self.send_error(404)
-                    return
-                start = 0
-                rng = self.headers.get("Range")
-                if rng and outer.honour_range:
-                    start = int(rng.split("=")[1].split("-")[0])
-                    if start >= len(body):
-                        self.send_error(416)
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                self.wfile.write(body[start:])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-PAYLOAD = np.random.default_rng(5).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
-
-
-def remote(url, **kw) -> RemoteFile:
-    return RemoteFile(url=url, dest="sub/blob.bin", **kw)
-
-
-def test_download_resumes_from_part_file(tmp_path):
-    part = tmp_path / "sub" / "blob.bin.part"
-    part.parent.mkdir()
-    part.write_bytes(PAYLOAD[:100_000])
-    with Server({"blob.bin": PAYLOAD}) as srv:
-        out = download(remote(f"{srv.url}/blob.bin", sha256=hashlib.sha256(PAYLOAD).hexdigest(), size=len(PAYLOAD)),
-                       tmp_path, log=lambda s: None)
-    assert srv.requests == [("/blob.bin", "bytes=100000-")]
-    assert out == tmp_path / "sub" / "blob.bin" and out.read_bytes() == PAYLOAD and not part.exists()
-
-
-def test_download_restarts_when_range_is_ignored_and_base_url_overrides(tmp_path, monkeypatch):
-    part = tmp_path / "sub" / "blob.bin.part"
-    part.parent.mkdir()
-    part.write_bytes(b"stale bytes")
-    with Server({"blob.bin": PAYLOAD}, honour_range=False) as srv:
-        monkeypatch.setenv("BENCH_DOWNLOAD_BASE", srv.url)
-        out = download(remote("https://example.invalid/canonical/blob.bin", md5=hashlib.md5(PAYLOAD).hexdigest()),
-                       tmp_path, log=lambda s: None)
-    assert out.read_bytes() == PAYLOAD and srv.requests[0][0] == "/blob.bin"
-
-
-def test_download_checksum_mismatch_leaves_nothing(tmp_path):
-    with Server({"blob.bin": PAYLOAD}) as srv:
-        with pytest.raises(BenchError, match=r"checksum mismatch .* md5 [0-9a-f]{32}, expected 0{32}; the partial file "
-                                             r"was deleted, nothing was written to") as e:
-            download(remote(f"{srv.url}/blob.bin", md5="0" * 32), tmp_path, log=lambda s: None)
-    one_line(e.value)
-    assert not (tmp_path / "sub" / "blob.bin").exists() and not (tmp_path / "sub" / "blob.bin.part").exists()
-
-
-def test_download_without_network_is_one_line(tmp_path):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there now
-    with pytest.raises(BenchError, match=r"cannot reach 127.0.0.1:\d+ .*no network here\? fetch .* by hand") as e:
-        download(remote(f"http://127.0.0.1:{port}/blob.bin"), tmp_path, log=lambda s: None, timeout=5)
-    one_line(e.value)
-
-
-def test_cli_download_mmnist_std_then_check(tmp_path, monkeypatch):
-    src = tmp_path / "src"
-    idx, npy = write_mmnist_std(src, n_test=5)
-    dest = tmp_path / "data"
-    with Server({"train-images-idx3-ubyte.gz": idx, "mnist_test_seq.npy": npy}) as srv:
-        # the canonical size/MD5 do not match the fixture bytes: rejected, nothing at the final path
-        res = cli.invoke(data_app, ["download", "mmnist_std", "--data-dir", str(dest), "--base-url", srv.url])
-        assert res.exit_code == 2 and "has 47089 bytes, expected 9912422" in res.output, res.output
-        assert "nothing was written to" in res.output
-        assert not (dest / "mnist" / "train-images-idx3-ubyte.gz").exists()
-        assert not list(dest.rglob("*.part"))
-        # with the fixture's checksum and geometry the same command downloads and verifies both files
-        monkeypatch.setattr(mmnist_real, "TEST_SHAPE", (20, 5, 64, 64))
-        monkeypatch.setattr(mmnist_real, "MNIST_N", 60)
-        fixture = (dataclasses.replace(mmnist_real.MNIST_REMOTE, md5=hashlib.md5(idx).hexdigest(), size=len(idx)),
-                   mmnist_real.TEST_REMOTE)
-        monkeypatch.setitem(SOURCES._items, "mmnist_std", dataclasses.replace(SOURCES.get("mmnist_std"), remote=fixture))
-        res = cli.invoke(data_app, ["download", "mmnist_std", "--data-dir", str(dest), "--base-url", srv.url])
-        assert res.exit_code == 0, res.output
-        assert "mmnist_std: all files present" in res.output
-    assert (dest / "mmnist" / "mnist_test_seq.npy").read_bytes() == npy
-    assert (dest / "mnist" / "train-images-idx3-ubyte.gz").read_bytes() == idx
-    monkeypatch.undo()  # back to the real geometry: the fixture's counts are warnings, not errors
-    res = cli.invoke(data_app, ["check", "mmnist_std", "--data-dir", str(dest)], env={"COLUMNS": "250"})
-    assert res.exit_code == 0, res.output
-    assert "warning" in res.output and "test: 5 sequences, the papers' full set has 10000" in res.output
-
-
-def test_cli_download_of_a_manual_dataset_explains(tmp_path):
-    res = cli.invoke(data_app, ["download", "taxibj", "--data-dir", str(tmp_path)])
-    assert res.exit_code == 2 and "taxibj cannot be downloaded automatically" in res.output
-    assert len(res.output.strip().splitlines()) <= 3  # one (soft-wrapped) error line
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,15 +1,15 @@
-"""bench.metrics.functional: agreement with scikit-image, hand-computed MSE/MAE, PSNR, MetricState algebra."""
+"""bench.metrics.functional: agreement with scikit-image, hand-computed MSE/MAE, PSNR, the conventions and
+the scoring protocol (MetricState: tests/test_metric_state.py)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import peak_signal_noise_ratio
 
 import bench.metrics.functional as M
 from bench.errors import BenchError
@@ -28,38 +28,8 @@ from bench.metrics.functional import (
     ssim_per_frame,
 )
 
-# Tolerances the metric must meet with float32 inputs (the task's contract) ...
-TOL_FRAME, TOL_MEAN = 1e-4, 1e-5
-# ... and what the default float64 computation actually achieves.
-TOL_EXACT = 1e-9
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def sk_ssim(pred: torch.Tensor, true: torch.Tensor, data_range: float = 1.0, np_dtype=np.float64) -> np.ndarray:
-    """scikit-image reference, one frame at a time: (B, T)."""
-    b, t, c = true.shape[:3]
-    p = pred.detach().cpu().numpy().astype(np_dtype)
-    g = true.detach().cpu().numpy().astype(np_dtype)
-    out = np.empty((b, t))
-    for i in range(b):
-        for j in range(t):
-            if c == 1:
-                out[i, j] = structural_similarity(g[i, j, 0], p[i, j, 0], data_range=data_range)
-            else:
-                out[i, j] = structural_similarity(g[i, j], p[i, j], data_range=data_range, channel_axis=0)
-    return out
-
-
-def assert_ssim_agrees(pred, true, data_range=1.0, tol_frame=TOL_FRAME, tol_mean=TOL_MEAN, **kw):
-    ours = ssim_per_frame(pred, true, data_range=data_range, **kw).numpy()
-    ref = sk_ssim(pred, true, data_range)
-    assert ours.shape == ref.shape
-    assert np.abs(ours - ref).max() <= tol_frame, np.abs(ours - ref).max()
-    assert abs(ours.mean() - ref.mean()) <= tol_mean
-    return ours, ref
+from metric_reference import (TOL_EXACT, TOL_FRAME, TOL_MEAN, assert_same_metrics, assert_ssim_agrees, generator,
+                              noisy_batch, sk_ssim)
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,7 +38,7 @@ def assert_ssim_agrees(pred, true, data_range=1.0, tol_frame=TOL_FRAME, tol_mean
 
 
 def random_pair(c: int, seed: int, b=2, t=3, h=16, w=20):
-    g = _gen(seed)
+    g = generator(seed)
     true = torch.rand(b, t, c, h, w, generator=g)
     pred = (true + 0.3 * torch.randn(b, t, c, h, w, generator=g)).clamp(0, 1)
     return pred, true
@@ -100,7 +70,7 @@ def blob_pair(c: int, shift: int = 2, h=24, w=24):
 
 
 def blurred_noisy_pair(c: int, seed: int = 3, h=20, w=16):
-    g = _gen(seed)
+    g = generator(seed)
     low = torch.rand(2 * 2 * c, 1, 4, 4, generator=g)
     true = F.interpolate(low, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
     pred = F.avg_pool2d(true, 3, stride=1, padding=1, count_include_pad=False)
@@ -110,7 +80,7 @@ def blurred_noisy_pair(c: int, seed: int = 3, h=20, w=16):
 
 def near_constant_pair(c: int, seed: int = 4, h=16, w=16):
     """Worst case for float32 cancellation: near-constant frames close to 1 and half-bright frames."""
-    g = _gen(seed)
+    g = generator(seed)
     true = 0.999 + 1e-3 * torch.rand(1, 2, c, h, w, generator=g)
     pred = 0.999 + 1e-3 * torch.rand(1, 2, c, h, w, generator=g)
     half = torch.zeros(1, 2, c, h, w)
@@ -192,7 +162,7 @@ def test_ssim_minimum_size_and_chunking(monkeypatch):
 
 
 def test_box_mean_equals_avg_pool():
-    x = torch.rand(2, 3, 11, 13, dtype=torch.float64, generator=_gen(11))
+    x = torch.rand(2, 3, 11, 13, dtype=torch.float64, generator=generator(11))
     assert torch.allclose(M._box_mean(x, 7), F.avg_pool2d(x, 7, stride=1), atol=1e-14, rtol=0)
 
 
@@ -240,7 +210,7 @@ def test_psnr_matches_skimage(c):
 
 
 def test_psnr_of_perfect_frame_is_capped():
-    true = torch.rand(1, 2, 1, 8, 8, generator=_gen(5))
+    true = torch.rand(1, 2, 1, 8, 8, generator=generator(5))
     pred = true.clone()
     pred[0, 1, 0, 0, 0] += 1.0 / 255
     psnr = psnr_per_frame(pred, true)
@@ -270,172 +240,6 @@ def test_input_errors_are_bench_errors():
 
 
 # --------------------------------------------------------------------------------------------
-# MetricState
-# --------------------------------------------------------------------------------------------
-
-
-def _batch(seed: int, b: int = 4, t: int = 3, c: int = 1, h: int = 12, w: int = 12):
-    g = _gen(seed)
-    true = torch.rand(b, t, c, h, w, generator=g)
-    pred = (0.7 * true + 0.3 * torch.rand(b, t, c, h, w, generator=g)).clamp(0, 1)
-    return pred, true
-
-
-def _assert_same(d1: dict, d2: dict, tol: float = 1e-12):
-    assert list(d1) == list(d2) == list(METRIC_KEYS)
-    for k in d1:
-        assert d1[k] == pytest.approx(d2[k], rel=tol, abs=tol), k
-
-
-def test_state_compute_is_mean_of_per_frame_values():
-    pred, true = _batch(0, c=2)
-    st = MetricState()
-    st.update(pred, true)
-    res = st.compute()
-    assert st.n_frames == 12
-    assert res["mse"] == pytest.approx(mse_per_frame(pred, true).mean().item(), rel=1e-12)
-    assert res["mae"] == pytest.approx(mae_per_frame(pred, true).mean().item(), rel=1e-12)
-    assert res["mse_pixel"] == pytest.approx(res["mse"] / (2 * 12 * 12), rel=1e-12)
-    assert res["mae_pixel"] == pytest.approx(res["mae"] / (2 * 12 * 12), rel=1e-12)
-    assert res["psnr"] == pytest.approx(psnr_per_frame(pred, true).mean().item(), rel=1e-12)
-    assert res["ssim"] == pytest.approx(sk_ssim(pred, true).mean(), abs=TOL_EXACT)
-    assert res["ssim_legacy"] == pytest.approx(sk_ssim(pred, true, 2.0).mean(), abs=TOL_EXACT)
-    assert all(isinstance(v, float) for v in res.values())
-
-
-def test_state_two_batches_equal_one_batch_and_merge():
-    p1, t1 = _batch(1, b=2)
-    p2, t2 = _batch(2, b=5)
-    whole = MetricState()
-    whole.update(torch.cat([p1, p2]), torch.cat([t1, t2]))
-    split = MetricState()
-    split.update(p1, t1)
-    split.update(p2, t2)
-    _assert_same(whole.compute(), split.compute())
-    a, b = MetricState(), MetricState()
-    a.update(p1, t1)
-    b.update(p2, t2)
-    merged = a.merge(b)
-    assert merged is a
-    _assert_same(whole.compute(), merged.compute())
-    b_only = MetricState()
-    b_only.update(p2, t2)
-    empty = MetricState()
-    assert empty.merge(b).compute() == b.compute()
-    assert b.merge(MetricState()).compute() == b_only.compute()
-
-
-def test_state_is_frame_weighted_not_batch_weighted():
-    p1, t1 = _batch(3, b=1)
-    p2, t2 = _batch(4, b=3)
-    st = MetricState()
-    st.update(p1, t1)
-    st.update(p2, t2)
-    m1 = mse_per_frame(p1, t1).mean().item()
-    m2 = mse_per_frame(p2, t2).mean().item()
-    assert st.compute()["mse"] == pytest.approx((m1 * 3 + m2 * 9) / 12, rel=1e-12)
-    assert st.compute()["mse"] != pytest.approx((m1 + m2) / 2, rel=1e-6)
-
-
-def test_state_dict_roundtrip_reset_and_empty():
-    pred, true = _batch(5)
-    st = MetricState()
-    with pytest.raises(BenchError, match="no frames"):
-        st.compute()
-    st.update(pred, true)
-    sd = st.state_dict()
-    assert sd["keys"] == list(METRIC_KEYS) and sd["counts"].tolist() == [4.0, 4.0, 4.0]
-    other = MetricState()
-    other.load_state_dict(json.loads(json.dumps({**sd, "sums": sd["sums"].tolist(), "counts": sd["counts"].tolist()})))
-    _assert_same(st.compute(), other.compute())
-    with pytest.raises(BenchError, match="keys"):
-        other.load_state_dict({**sd, "keys": ["mse"]})
-    st.reset()
-    with pytest.raises(BenchError):
-        st.compute()
-
-
-def test_update_returns_per_frame_and_matches_functions():
-    pred, true = _batch(6, c=3)
-    per = MetricState().update(pred, true)
-    ref = per_frame_metrics(pred, true)
-    assert list(per) == list(METRIC_KEYS)
-    for k in ref:
-        assert per[k].shape == (4, 3)
-        assert torch.equal(per[k], ref[k])
-    # predictions inside [0, 1]: the clipped variants equal the raw ones
-    assert torch.equal(per["mse_clipped"], per["mse"]) and torch.equal(per["mae_clipped"], per["mae"])
-    assert torch.allclose(per["ssim"], ssim_per_frame(pred, true), atol=1e-14, rtol=0)
-    assert torch.allclose(per["ssim_legacy"], ssim_legacy_per_frame(pred, true), atol=1e-14, rtol=0)
-
-
-def test_all_reduce_without_distributed_is_noop():
-    pred, true = _batch(7)
-    st = MetricState()
-    st.update(pred, true)
-    before = st.compute()
-    assert st.all_reduce() is st
-    assert st.compute() == before
-
-
-@pytest.fixture
-def gloo_group(tmp_path):
-    """A real single-process gloo group (the collective path without spawning processes)."""
-    import torch.distributed as dist
-
-    if not dist.is_available():
-        pytest.skip("torch.distributed is not available in this build")
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    try:
-        yield dist
-    finally:
-        dist.destroy_process_group()
-
-
-def test_all_reduce_sums_states_of_all_processes(gloo_group, monkeypatch):
-    """Two ranks with uneven shares (1 and 2 sequences) end with the state of all 3 sequences.
-
-    The group is real (world size 1); the second rank is simulated by wrapping the collective so
-    that it also adds the peer's state tensor, exactly what a SUM all-reduce over 2 ranks does.
-    """
-    pred, true = _batch(8, b=3)
-    whole = MetricState()
-    whole.update(pred, true)
-    rank0, rank1 = MetricState(), MetricState()
-    rank0.update(pred[:1], true[:1])
-    rank1.update(pred[1:], true[1:])
-    peer = rank1.state_dict()
-    peer_tensor = torch.cat([peer["sums"], peer["counts"][None]])
-
-    real_all_reduce = gloo_group.all_reduce
-    calls = []
-
-    def two_rank_all_reduce(tensor, op=gloo_group.ReduceOp.SUM, group=None, async_op=False):
-        calls.append((tensor.dtype, tuple(tensor.shape), op))
-        real_all_reduce(tensor, op=op, group=group)  # the real collective (world size 1)
-        tensor.add_(peer_tensor.to(tensor.device))
-
-    monkeypatch.setattr(gloo_group, "all_reduce", two_rank_all_reduce)
-    assert rank0.all_reduce() is rank0
-    assert calls == [(torch.float64, (len(METRIC_KEYS) + 1, 3), gloo_group.ReduceOp.SUM)]  # one collective
-    assert rank0.n_frames == 9
-    _assert_same(rank0.compute(), whole.compute())
-    # a rank that scored nothing still takes part (with zeros) and ends with the peer's state
-    idle = MetricState(horizon=3)
-    idle.all_reduce()
-    _assert_same(idle.compute(), rank1.compute())
-
-
-def test_all_reduce_real_group_world_size_one(gloo_group):
-    pred, true = _batch(10)
-    st = MetricState()
-    st.update(pred, true)
-    before = st.compute()
-    st.all_reduce()
-    assert st.compute() == before
-
-
-# --------------------------------------------------------------------------------------------
 # Conventions text, speed helper, accelerator
 # --------------------------------------------------------------------------------------------
 
@@ -461,7 +265,7 @@ def test_ssim_speed_small():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
-    pred, true = _batch(9, c=3, h=32, w=32)
+    pred, true = noisy_batch(9, c=3, h=32, w=32)
     cpu = per_frame_metrics(pred, true)
     gpu = per_frame_metrics(pred.cuda(), true.cuda())
     for k in cpu:
@@ -471,7 +275,7 @@ def test_cuda_matches_cpu():
     st.update(pred.cuda(), true.cuda())
     ref = MetricState()
     ref.update(pred, true)
-    _assert_same(st.compute(), ref.compute(), tol=1e-9)
+    assert_same_metrics(st.compute(), ref.compute(), tol=1e-9)
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,7 +301,7 @@ def _openstl_style(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
 
 
 def test_published_protocol_scores_raw_mse_and_clipped_ssim():
-    g = _gen(21)
+    g = generator(21)
     true = torch.rand(3, 4, 2, 16, 16, generator=g, dtype=torch.float64)
     pred = true + 0.6 * torch.randn(3, 4, 2, 16, 16, generator=g, dtype=torch.float64)  # leaves [0, 1] often
     assert (pred < 0).any() and (pred > 1).any()
@@ -514,8 +318,8 @@ def test_published_protocol_scores_raw_mse_and_clipped_ssim():
 
 
 def test_per_frame_index_means_are_the_horizon_curve():
-    p1, t1 = _batch(30, b=2, t=4)
-    p2, t2 = _batch(31, b=3, t=4)
+    p1, t1 = noisy_batch(30, b=2, t=4)
+    p2, t2 = noisy_batch(31, b=3, t=4)
     st = MetricState()
     st.update(p1, t1)
     st.update(p2, t2)
@@ -527,4 +331,4 @@ def test_per_frame_index_means_are_the_horizon_curve():
     assert len(curve["psnr"]) == 4
     assert np.mean(curve["mse"]) == pytest.approx(st.compute()["mse"], rel=1e-12)
     with pytest.raises(BenchError, match="horizon"):
-        st.update(*_batch(32, b=1, t=3))
+        st.update(*noisy_batch(32, b=1, t=3))

@@ -72,9 +72,9 @@ def test_indivisible_geometry_raises(name):
 
 
 def test_eta_schedule():
-    assert ss_eta(0.0) == 1.0
-    assert ss_eta(DEFAULT_SS_STOP / 2) == pytest.approx(0.5)
-    assert ss_eta(DEFAULT_SS_STOP) == 0.0 and ss_eta(1.0) == 0.0
+    assert ss_eta(0.0, DEFAULT_SS_STOP) == 1.0
+    assert ss_eta(DEFAULT_SS_STOP / 2, DEFAULT_SS_STOP) == pytest.approx(0.5)
+    assert ss_eta(DEFAULT_SS_STOP, DEFAULT_SS_STOP) == 0.0 and ss_eta(1.0, DEFAULT_SS_STOP) == 0.0
     assert ss_eta(0.0, 0.0) == 0.0  # the no-ss variant
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from bench import store
 from bench.errors import BenchError
-from bench.report import write_report
+from bench.report import ReportOptions, write_report
 from bench.report.outputs import MANIFEST
 from report_builders import edit_result, failed_run, fake_run, metrics, spec_of
 
@@ -54,7 +54,7 @@ def ms(values: list[float], d: int = 2) -> str:
 
 
 def report(root: Path, out: Path, **kwargs) -> str:
-    return write_report(root, out, figures=False, **kwargs)[0].read_text()
+    return write_report(root, out, ReportOptions(figures=False, **kwargs))[0].read_text()
 
 
 @pytest.fixture()
@@ -143,7 +143,7 @@ def test_scales_are_in_the_headers(tmp_path: Path) -> None:
                  shape=(2, 8, 8), digit_source=None)
         fake_run(root, "plasm", seed, metrics(286.0, mae=1230.0, ssim=0.9), dataset="human36m", frames=(4, 4),
                  shape=(3, 8, 8), digit_source=None)
-    paths = write_report(root, tmp_path / "out", formats=("md", "tex"), figures=False)
+    paths = write_report(root, tmp_path / "out", ReportOptions(formats=("md", "tex"), figures=False))
     md, tex = paths[0].read_text(), paths[1].read_text()
     t = table_after(md, "taxibj[1]")
     header = t["__header__"]
@@ -216,7 +216,7 @@ def test_failed_runs_are_listed(three_methods: Path, tmp_path: Path) -> None:
 
 
 def test_csv_carries_comparability_fields_and_seeds(three_methods: Path, tmp_path: Path) -> None:
-    paths = write_report(three_methods, tmp_path / "out", formats=("csv",), figures=False)
+    paths = write_report(three_methods, tmp_path / "out", ReportOptions(formats=("csv",), figures=False))
     assert [p.name for p in paths] == ["report.csv"]
     with open(paths[0], newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -245,7 +245,7 @@ def test_tex_tables_fit(three_methods: Path, tmp_path: Path) -> None:
     from bench.report.render_tex import COLUMN_CHARS, PAGE_CHARS, render_tex_table, width_chars
     from bench.report.table import Cell, Row, Table
 
-    tex = write_report(three_methods, tmp_path / "out", formats=("tex",), figures=False)[0].read_text()
+    tex = write_report(three_methods, tmp_path / "out", ReportOptions(formats=("tex",), figures=False))[0].read_text()
     assert "graphicx" in tex and r"\textbf{21.25 $\pm$ 1.77}" in tex and r"\toprule" in tex
     narrow = Table("n", "narrow", ["Method", "MSE"], [Row([Cell("tau"), Cell("1.00")])])
     wide = Table("w", "wide", ["Method"] + [f"column {i}" for i in range(6)],
@@ -269,16 +269,16 @@ def test_tex_tables_fit(three_methods: Path, tmp_path: Path) -> None:
 
 def test_only_the_formats_asked_for_are_written(three_methods: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    paths = write_report(three_methods, out, formats=("tex", "csv"))
+    paths = write_report(three_methods, out, ReportOptions(formats=("tex", "csv")))
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "report.csv", "report.tex"]
     assert [p.name for p in paths] == ["report.csv", "report.tex"]
     with pytest.raises(BenchError, match="unknown report format"):
-        write_report(three_methods, out, formats=("pdf",))
+        write_report(three_methods, out, ReportOptions(formats=("pdf",)))
 
 
 def test_markdown_is_deterministic(three_methods: Path, tmp_path: Path) -> None:
-    a = write_report(three_methods, tmp_path / "a", formats=("md", "csv", "tex"))
-    b = write_report(three_methods, tmp_path / "b", formats=("md", "csv", "tex"))
+    a = write_report(three_methods, tmp_path / "a", ReportOptions(formats=("md", "csv", "tex")))
+    b = write_report(three_methods, tmp_path / "b", ReportOptions(formats=("md", "csv", "tex")))
     for pa, pb in zip(a, b):
         assert pa.name == pb.name
         if pa.suffix != ".png":
@@ -321,10 +321,10 @@ def test_cli_report_options(three_methods: Path, tmp_path: Path) -> None:
 
 def test_a_report_directory_never_keeps_outputs_of_an_earlier_report(three_methods, tmp_path):
     out = tmp_path / "out"
-    first = write_report(three_methods, out, formats=("md", "csv"))
+    first = write_report(three_methods, out, ReportOptions(formats=("md", "csv")))
     assert (out / "report.csv").exists() and any(p.suffix == ".png" for p in first)
     users_png = out / "figures" / "curves_other_0000.png"
     users_png.write_bytes(b"not from this report")  # the user's: kept (tests/test_store_safety.py has the rest)
-    second = write_report(three_methods, out, formats=("md",), figures=False)
+    second = write_report(three_methods, out, ReportOptions(formats=("md",), figures=False))
     assert second == [out / "report.md"]
     assert not (out / "report.csv").exists() and list((out / "figures").glob("*.png")) == [users_png]

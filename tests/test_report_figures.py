@@ -41,7 +41,7 @@ def three_methods(tmp_path: Path) -> Path:
 
 def test_figures_are_real_pngs_with_one_line_per_method(three_methods: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    paths = write_report(three_methods, out, mse_line=35.0)
+    paths = write_report(three_methods, out, ReportOptions(mse_line=35.0))
     md = paths[0].read_text()
     pngs = [p for p in paths if p.suffix == ".png"]
     assert {p.name.split("_mmnist")[0] for p in pngs} == {"curves", "per_frame", "mse_flops", "samples"}
@@ -76,7 +76,7 @@ def test_metric_per_predicted_frame(tmp_path: Path) -> None:
     assert list(tau.get_xdata()) == [1, 2, 3, 4]
     assert np.allclose(tau.get_ydata(), [100 * statistics.mean([0.1, 1.1]), 20.0, 30.0, 100 * statistics.mean([0.4, 1.4])])
     # the per-frame table (on request)
-    md = write_report(root, tmp_path / "out", figures=False, per_frame=True)[0].read_text()
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False, per_frame_tables=True))[0].read_text()
     t = table_after(md, "Per-frame MSE↓ (×100)")
     assert t["__header__"][2:] == ["t'=1", "t'=2", "t'=3", "t'=4"]
     assert t["tau"][2] == ms([10.0, 110.0]) and t["simvp"][5] == "70.00 ± 0.00"
@@ -126,7 +126,7 @@ def test_chosen_sequences_and_colour_bar(tmp_path: Path) -> None:
         fake_run(root, label, 0, metrics(20.0))
         fake_run(root, label, 0, metrics(0.3), dataset="taxibj", frames=(4, 4), shape=(2, 8, 8), digit_source=None)
     out = tmp_path / "out"
-    paths = write_report(root, out, samples=(1,))
+    paths = write_report(root, out, ReportOptions(samples=(1,)))
     names = sorted(p.name for p in paths if p.name.startswith("samples"))
     assert len(names) == 2 and all(n.endswith("_seq1.png") for n in names)
     ctx, _ = build_context(root, out, ReportOptions(samples=(0, 1)))
@@ -182,7 +182,7 @@ def test_real_runs(real_results: Path, tmp_path: Path) -> None:
     runs, problems = load_results(real_results)
     assert len(runs) == 4 and not problems
     out = tmp_path / "out"
-    paths = write_report(real_results, out, formats=("md", "csv"), mse_line=300.0)
+    paths = write_report(real_results, out, ReportOptions(formats=("md", "csv"), mse_line=300.0))
     md = paths[0].read_text()
     heads = [h for h in md.splitlines() if h.startswith("#### mmnist[")]
     assert len(heads) == 1 and "4→4" in heads[0] and "2 epochs" in heads[0] and "tiny models" in heads[0]

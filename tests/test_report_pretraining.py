@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench.report import write_report
+from bench.report import ReportOptions, write_report
 from report_builders import fake_run, metrics
 from test_report import section, table_after
 
@@ -25,7 +25,7 @@ def test_table_vii_shows_every_method_without_and_with_sm_beside_the_paper(tmp_p
         if key.startswith("mau"):
             fake_run(root, key, 0, metrics(0.45 + i / 100, mae=16.0), dataset="taxibj", frames=(4, 4),
                      shape=(2, 8, 8), digit_source=None)
-    md = write_report(root, tmp_path / "out", figures=False)[0].read_text()
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False))[0].read_text()
     t = table_after(md, "PLA-SM Table VII: spatial-masking")
     header = t["__header__"]
     mse, tmse = header.index("mmnist[1] MSE↓"), header.index("taxibj[1] MSE↓ (×100)")
@@ -47,7 +47,7 @@ def test_table_vii_shows_every_method_without_and_with_sm_beside_the_paper(tmp_p
 def test_no_table_vii_without_a_run_of_its_methods(tmp_path: Path) -> None:
     root = tmp_path / "results"
     fake_run(root, "tau", 0, metrics(20.0))
-    md = write_report(root, tmp_path / "out", figures=False)[0].read_text()
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False))[0].read_text()
     assert "PLA-SM Table VII: spatial-masking" not in md
 
 

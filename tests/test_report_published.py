@@ -10,7 +10,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.report.published import PUBLISHED_PATH, load_published
-from bench.report import write_report
+from bench.report import ReportOptions, write_report
 from report_builders import fake_run, metrics, write_audit
 from test_report import ms, section, table_after
 
@@ -105,7 +105,7 @@ def test_paper_ssim_and_psnr_go_where_their_code_convention_says(tmp_path: Path)
         for label in ("simvp", "tau"):
             fake_run(root, label, seed, metrics(5.0, ssim=0.8), dataset="kth", frames=(10, 20), shape=(1, 8, 8),
                      digit_source=None)
-    md = write_report(root, tmp_path / "out", figures=False)[0].read_text()
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False))[0].read_text()
     t = table_after(md, "mmnist[1]")
     header = t["__header__"]
     plain, legacy, unknown = header.index("SSIM↑"), header.index("SSIM (legacy)↑"), \
@@ -131,7 +131,7 @@ def test_report_names_both_sources_of_a_cell(tmp_path: Path) -> None:
     root = tmp_path / "results"
     for seed in (0, 1):
         fake_run(root, "simvp", seed, metrics(30.0 + seed))
-    md = write_report(root, tmp_path / "out", figures=False)[0].read_text()
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False))[0].read_text()
     t = table_after(md, "mmnist[1]")
     mae = t["__header__"].index("MAE↓")
     assert t["*simvp — paper (TAU Table 2)*"][mae] == "68.9" and t["*simvp — paper (PLA-SM Table II)*"][mae] == "69.9"
@@ -151,7 +151,7 @@ def test_pretraining_ablation_in_the_layout_of_table_vii(tmp_path: Path) -> None
                  digit_source=None)
         fake_run(root, "simvp:sm", seed, metrics(0.40, mae=15.8), dataset="taxibj", frames=(4, 4), shape=(2, 8, 8),
                  digit_source=None)
-    md = write_report(root, tmp_path / "out", figures=False)[0].read_text()
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False))[0].read_text()
     t = table_after(md, "simvp: variants")
     header = t["__header__"]
     mse, tmse = header.index("mmnist[1] MSE↓"), header.index("taxibj[1] MSE↓ (×100)")
@@ -179,7 +179,7 @@ def test_ablation_sweep_and_efficiency_tables(tmp_path: Path) -> None:
     write_audit(root, "mmnist", "simvp", params=58_000_000, flops=19_430_000_000, flops_skipped={"aten::gelu": 3},
                 fps=123.4, fps_repeats=[120.0, 123.4, 125.0], fps_batch=16, device="cuda", device_name="FakeGPU",
                 load_average=0.1)
-    md = write_report(root, tmp_path / "out", figures=False)[0].read_text()
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False))[0].read_text()
     t = table_after(md, "plasm: variants")
     header = t["__header__"]
     mse = header.index("mmnist[1] MSE↓")
@@ -214,7 +214,7 @@ def test_a_sweep_holds_only_runs_that_differ_in_its_hyperparameter(tmp_path: Pat
         fake_run(root, "plasm:r0=0.9", seed, metrics(19.0 + 0.2 * seed), hparams={"lr": 0.001})
         # --set lr=0.005 changed another value: neither the default row nor a member of the r0 sweep
         fake_run(root, "plasm", seed, metrics(30.0 + seed), hparams={"r0": 0.96}, sets={"lr": 0.005})
-    md = write_report(root, tmp_path / "out", figures=False)[0].read_text()
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False))[0].read_text()
     t = table_after(md, "plasm: sweep of r0")
     ours = [k for k in t if k != "__header__" and "paper" not in k]
     assert ours == ["r0 = 0.9 (plasm:r0=0.9)", "r0 = 0.96 (default: plasm [lr=0.001])"], ours

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.report import write_report
+from bench.report import ReportOptions, write_report
 from bench.report.cells import exact_cell, seeds_cell, timing_cell
 from bench.report.table import rank_cells
 from report_builders import fake_run, metrics
@@ -65,7 +65,7 @@ def test_report_marks_ties_and_states_the_rule(tmp_path: Path) -> None:
         fake_run(root, "tau", seed, metrics(t))
         fake_run(root, "simvp", seed, metrics(s))
         fake_run(root, "convlstm", seed, metrics(c))
-    md = write_report(root, tmp_path / "out", figures=False)[0].read_text()
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False))[0].read_text()
     t = table_after(md, "mmnist[1]")
     mse = t["__header__"].index("MSE↓")
     assert t["tau"][mse] == "**20.00 ± 1.41 ≈**" and t["simvp"][mse] == "**21.00 ± 1.41 ≈**"
@@ -76,7 +76,7 @@ def test_report_marks_ties_and_states_the_rule(tmp_path: Path) -> None:
     one = tmp_path / "one"
     fake_run(one, "tau", 0, metrics(20.0))
     fake_run(one, "simvp", 0, metrics(21.0))
-    md = write_report(one, tmp_path / "out1", figures=False)[0].read_text()
+    md = write_report(one, tmp_path / "out1", ReportOptions(figures=False))[0].read_text()
     t = table_after(md, "mmnist[1]")
     assert t["tau"][mse] == "**20.00**" and t["simvp"][mse] == "<u>21.00</u>"
     assert "Some ranks here are unqualified" in section(md, "mmnist[1]")
@@ -91,7 +91,7 @@ def test_timings_show_their_spread_and_rank_only_beyond_it(tmp_path: Path) -> No
         fake_run(root, "simvp", seed, metrics(30.0), fps=(101.0, 99.0, 103.0), epoch_seconds=[30.0, 31.0], load=0.5)
         fake_run(root, "convlstm", seed, metrics(90.0), fps=(200.0, 210.0, 205.0), epoch_seconds=[20.0, 21.0],
                  load=0.5)
-    md = write_report(root, tmp_path / "out", figures=False)[0].read_text()
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False))[0].read_text()
     t = table_after(md, "Efficiency, mmnist[1]")
     header = t["__header__"]
     fps, train = header.index("Test (fps)↑"), header.index("Train (s/epoch)↓")
@@ -104,7 +104,7 @@ def test_timings_show_their_spread_and_rank_only_beyond_it(tmp_path: Path) -> No
     assert "Measured on: cpu (test)" in notes and "1-minute load average" in notes
     # another device: its timings are never ranked against the others
     fake_run(root, "predrnn", 0, metrics(50.0), fps=(500.0, 501.0), device_name="GPU X")
-    md = write_report(root, tmp_path / "out2", figures=False)[0].read_text()
+    md = write_report(root, tmp_path / "out2", ReportOptions(figures=False))[0].read_text()
     t = table_after(md, "Efficiency, mmnist[1]")
     assert not any(c.startswith(("**", "<u>")) for c in (t[m][fps] for m in ("tau", "simvp", "convlstm", "predrnn")))
     assert "not the case here for train time and fps" in section(md, "Efficiency, mmnist[1]")

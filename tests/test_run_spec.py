@@ -8,30 +8,15 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from bench import store
-from bench.cli.app import app
-from bench.errors import BenchError
 from bench.spec.registry import get_dataset, get_method, parse_method_key
-from bench.store.record import load_results, read_result
-from bench.spec.run_spec import RunSpec, SpecOptions, resolve_run_spec
-from run_helpers import comparable, complete_result, failed_result, only, run_dirs, work_dirs
-
-runner = CliRunner()
-TINY = ["--datasets", "mmnist", "--tiny", "--quiet", "--sizes", "train=8,val=4,test=4", "--batch-size", "4"]
-
-
-def bench(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def spec_of(key: str = "simvp", seed: int = 0, **options) -> RunSpec:
-    return resolve_run_spec(parse_method_key(key), get_dataset("mmnist"), seed, SpecOptions(**options))
+from bench.store.record import load_results
+from bench.spec.run_spec import RunSpec
+from run_helpers import bench, comparable, complete_result, only, spec_of, TINY, work_dirs
 
 
 # ------------------------------------------------------------------------------------ the spec
@@ -84,25 +69,6 @@ def test_a_result_of_another_configuration_is_never_served(tmp_path):
     assert again.exit_code == 0 and "kept" in again.output
 
 
-def test_resume_refuses_a_checkpoint_of_other_data_settings(tmp_path):
-    spec = spec_of(tiny=True, epochs=1)
-    method = get_method("simvp")
-    from bench.run.checkpoint import Progress, resume, save_last
-    from bench.spec.choices import make_optimizer, make_scheduler
-
-    data = get_dataset("mmnist")
-    model = method.create_model(data, spec.hparams)
-    opt = make_optimizer(list(model.parameters()), spec.hparams)
-    sched = make_scheduler(opt, spec.hparams, 4)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    save_last(tmp_path, spec, 1, model, opt, sched, scaler, Progress(history=[{"epoch": 1}]))
-    assert resume(tmp_path, spec, model, opt, sched, scaler).next_epoch == 2
-    for other in (spec_of(tiny=True, epochs=1, data_seed=1), spec_of(tiny=True, epochs=1, sizes={"val": 2}),
-                  spec_of(tiny=True, epochs=1, pred_len=12)):
-        with pytest.raises(BenchError, match="another configuration .*differs in"):
-            resume(tmp_path, other, model, opt, sched, scaler)
-
-
 def test_a_different_data_seed_never_mixes_histories(tmp_path, monkeypatch):
     spec = get_method("simvp")
     original = spec.loss
@@ -143,6 +109,8 @@ def test_a_different_data_seed_never_mixes_histories(tmp_path, monkeypatch):
     ("lr=-1", "> 0"),
     ("incep_ker=3,0", "every element >= 1"),
 ])
+
+
 def test_every_override_is_checked_before_anything_runs(tmp_path, option, message):
     for args in (["--methods", "simvp", "--set", option], ["--methods", f"simvp:{option.replace('3,0', '(3,0)')}"]):
         res = bench("run", *args, *TINY, "--epochs", 1, "--results", tmp_path)
@@ -183,141 +151,7 @@ def test_bad_split_sizes_are_one_line(tmp_path, sizes):
     assert res.exit_code == 2 and "--sizes" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
-# ------------------------------------------------------------------------------------ nothing lost
-
-
-@pytest.fixture()
-def finished(tmp_path):
-    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", tmp_path)
-    assert res.exit_code == 0, res.output
-    return tmp_path, complete_result(tmp_path)
-
-
-def _inject(method: str, field: str, make):
-    spec = get_method(method)
-    original = getattr(spec, field)
-    object.__setattr__(spec, field, make(original))
-    return lambda: object.__setattr__(spec, field, original)
-
-
-def test_a_failed_forced_rerun_never_replaces_a_complete_result(finished):
-    root, before = finished
-
-    def nan_loss(original):
-        return lambda pred, target, hp: original(pred, target, hp) * float("nan")
-
-    restore = _inject("simvp", "loss", nan_loss)
-    try:
-        res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root, "--force")
-    finally:
-        restore()
-    assert res.exit_code == 1
-    assert complete_result(root) == before  # still there, untouched
-    failure = failed_result(root)
-    assert failure.status == "failed" and "training loss became nan" in failure.error
-    results, problems = load_results(root)
-    assert problems == [] and sorted(r.status for r in results) == ["complete", "failed"]
-
-
-def test_interrupting_a_forced_rerun_keeps_the_previous_result(finished):
-    root, before = finished
-
-    def interrupt(original):
-        return lambda pred, target, hp: (_ for _ in ()).throw(KeyboardInterrupt)
-
-    restore = _inject("simvp", "loss", interrupt)
-    try:
-        res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root, "--force")
-    finally:
-        restore()
-    assert res.exit_code == 130 and "previous results are intact" in res.stderr
-    assert "start the forced re-runs over" in res.stderr and "resume" not in res.stderr  # what the same command does
-    assert complete_result(root) == before
-    # the forced run, done, replaces it in one step
-    assert bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root, "--force").exit_code == 0
-    after = complete_result(root)
-    assert after.timing != before.timing and comparable(after) == comparable(before)
-    assert not work_dirs(root) and not list(root.rglob("*.replaced"))
-
-
-def test_an_interrupted_swap_is_repaired(finished):
-    root, before = finished
-    final = only(run_dirs(root))
-    os.replace(final, store.replaced_dir(final))  # killed between the two renames of a --force commit
-    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root)
-    assert res.exit_code == 0 and "kept" in res.output
-    assert complete_result(root) == before and not store.replaced_dir(final).exists()
-
-
-def test_non_finite_predictions_fail_the_run_instead_of_scoring(tmp_path):
-    def inf_predictions(original):
-        return lambda model, x, hp: original(model, x, hp) * float("inf")
-
-    restore = _inject("simvp", "predict", inf_predictions)
-    try:
-        res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", tmp_path)
-    finally:
-        restore()
-    assert res.exit_code == 1 and not run_dirs(tmp_path)
-    assert "non-finite" in failed_result(tmp_path).error
-
-
-def test_the_sweep_goes_on_when_the_failure_record_cannot_be_written(tmp_path, monkeypatch):
-    def nan_loss(original):
-        return lambda pred, target, hp: original(pred, target, hp) * float("nan")
-
-    real_write = store.atomic_write_text
-
-    def full_disk(path, text):
-        if '"status": "failed"' in text:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(path, text)
-
-    monkeypatch.setattr(store, "atomic_write_text", full_disk)
-    restore = _inject("simvp", "loss", nan_loss)
-    try:
-        res = bench("run", "--methods", "simvp,tau", *TINY, "--epochs", 1, "--results", tmp_path)
-    finally:
-        restore()
-    assert res.exit_code == 1 and "1 of 2 run(s) failed" in res.stderr
-    assert "could not be written" in res.output and "No space left" in res.output
-    assert complete_result(tmp_path, "tau").complete  # the next run of the sweep still ran
-
-
-def test_long_labels_make_short_distinct_directory_names():
-    a = "tau:" + ":".join(f"k{i}={'x' * 30}" for i in range(10))
-    b = a[:-1] + "y"
-    da, db = store.label_to_dirname(a), store.label_to_dirname(b)
-    assert len(da.encode()) <= store.MAX_LABEL_DIR and da != db and ":" not in da
-
-
-def test_files_are_created_with_the_users_umask(tmp_path):
-    store.atomic_write_text(tmp_path / "x.json", "{}")
-    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 # ------------------------------------------------------------------------------------ the record
-
-
-def test_a_result_field_of_the_wrong_type_is_named(finished):
-    root, _ = finished
-    path = only(run_dirs(root)) / "result.json"
-    text = path.read_text()
-    path.write_text(text.replace('"train_loss": ', '"train_loss": "oops", "was": ', 1))
-    with pytest.raises(BenchError, match=r"field history\[0\]\.train_loss: is 'oops', expected a finite number"):
-        read_result(path)
-    results, problems = load_results(root)
-    assert results == [] and len(problems) == 1 and "history[0].train_loss" in problems[0]
-    path.write_text(text.replace('"epochs": 1', '"epochs": 2', 1))  # an edited spec no longer matches its hash
-    with pytest.raises(BenchError, match="spec_hash"):
-        read_result(path)
-
 
 
 def test_a_value_set_twice_is_refused_and_an_explicit_budget_is_not_capped(tmp_path):
@@ -345,52 +179,6 @@ def test_the_digit_source_is_part_of_the_spec(tmp_path):
     assert mnist.data_source["digit_source"] == "mnist-idx" and mnist.hash != sklearn.hash
 
 
-def test_a_finished_run_that_was_not_committed_is_committed_not_retrained(finished):
-    root, before = finished
-    final = only(run_dirs(root))
-    os.replace(final, store.partial_dir(final))  # killed after writing result.json, before the commit
-    waiting, problems = load_results(root)  # counted once while it waits (issue 20); reading writes nothing
-    assert problems == [] and [(r.spec, r.test) for r in waiting] == [(before.spec, before.test)]
-    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root)
-    assert res.exit_code == 0 and "kept" in res.output  # committed, then served: no epoch was trained again
-    assert complete_result(root) == before and not work_dirs(root)
-
-
-def test_an_unreadable_result_is_never_replaced_without_force(finished):
-    root, before = finished
-    path = only(run_dirs(root)) / "result.json"
-    path.write_text(path.read_text().replace('"schema": 2', '"schema": 3'))
-    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root)
-    assert res.exit_code == 1 and '"schema": 3' in path.read_text()  # left alone
-    assert "cannot read" in failed_result(root).error and "--force" in failed_result(root).error
-    assert bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root, "--force").exit_code == 0
-    assert complete_result(root).schema == 2
-
-
-def test_best_epoch_weights_survive_a_crash_between_the_two_checkpoint_files(tmp_path):
-    from bench.run.checkpoint import BEST, Progress, resume, save_best, save_last
-    from bench.spec.choices import make_optimizer, make_scheduler
-
-    spec = spec_of(tiny=True, epochs=3)
-    data = get_dataset("mmnist")
-    model = get_method("simvp").create_model(data, spec.hparams)
-    opt = make_optimizer(list(model.parameters()), spec.hparams)
-    sched, scaler = make_scheduler(opt, spec.hparams, 3), torch.amp.GradScaler("cpu", enabled=False)
-    first = {k: v.clone() for k, v in model.state_dict().items()}
-    save_last(tmp_path, spec, 1, model, opt, sched, scaler, Progress(history=[{"epoch": 1}], best_mse=5.0, best_epoch=1))
-    save_best(tmp_path, 1, first)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(1.0)
-    # epoch 2 is better: last.pt is written, then the process dies before best.pt
-    save_last(tmp_path, spec, 2, model, opt, sched, scaler,
-              Progress(history=[{"epoch": 1}, {"epoch": 2}], best_mse=4.0, best_epoch=2))
-    progress = resume(tmp_path, spec, model, opt, sched, scaler)
-    assert progress.best_epoch == 2
-    assert all(torch.equal(progress.best_state[k], v) for k, v in model.state_dict().items())
-    assert torch.load(tmp_path / BEST, weights_only=True)["epoch"] == 1
-
-
 def test_a_plugin_reusing_an_in_tree_builder_is_still_another_source():
     import dataclasses
 
@@ -402,30 +190,7 @@ def test_a_plugin_reusing_an_in_tree_builder_is_still_another_source():
     assert get_method("tau") is original
 
 
-def test_pretraining_cache_files_follow_the_umask(tmp_path):
-    res = bench("run", "--methods", "simvp:sm", *TINY, "--epochs", 1, "--quick", "--results", tmp_path)
-    assert res.exit_code == 0, res.output
-    (cache,) = (tmp_path / "_cache").rglob("*.pt")
-    assert stat.S_IMODE(cache.stat().st_mode) == 0o666 & ~_umask()
-
-
 # ------------------------------------------------------------------------------------ found by trying the CLI
-
-
-def test_a_result_copied_into_another_configuration_is_not_served(finished):
-    import shutil
-
-    root, before = finished
-    other = spec_of(tiny=True, epochs=2, batch_size=4, sizes={"train": 8, "val": 4, "test": 4})
-    target = store.run_dir(root, other)
-    target.parent.mkdir(parents=True)
-    shutil.copytree(only(run_dirs(root)), target)  # the 1-epoch result under the 2-epoch configuration's name
-    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 2, "--results", root)
-    assert res.exit_code == 1 and "kept" not in res.output
-    assert "belongs in another directory" in failed_result(root).error  # refused, not replaced, not served
-    results, problems = load_results(root)
-    assert any("belongs in another directory" in p for p in problems)
-    assert [r.spec.epochs for r in results if r.complete] == [1]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -441,6 +206,8 @@ def test_a_result_copied_into_another_configuration_is_not_served(finished):
     (["--methods", "simvp", "--datasets", "kth"], "dataset 'kth' has no data"),
     (["--methods", "simvp", "--results", ""], "--results is empty"),
 ])
+
+
 def test_more_mistakes_are_one_line_before_anything_runs(tmp_path, monkeypatch, args, message):
     monkeypatch.delenv("BENCH_DATA", raising=False)
     monkeypatch.chdir(tmp_path)

@@ -53,8 +53,8 @@ def test_the_documented_schedule_none_can_be_typed(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--pred-len", 100000], "--pred-len 100000 is above the limit of 1,000 frames"),
     (["--pred-len", 99999999999999999999], "is above the limit of 1,000 frames"),
-    (["--sizes", "train=99999999999999999999999"], "at most 1,000,000 sequences per split"),
-    (["--sizes", "train=1" + "0" * 5000], "at most 1,000,000 sequences per split"),
+    (["--sizes", "train=99999999999999999999999"], "is above the limit of 1,000,000 sequences per split"),
+    (["--sizes", "train=1" + "0" * 5000], "--sizes train=100000000000...: the count has 5,001 digits"),
     (["--sizes", "train=1000001"], "--sizes train=1000001 is above the limit of 1,000,000"),
     (["--epochs", 99999999999999999999], "--epochs 99999999999999999999 is above the limit of 100,000 epochs"),
     (["--batch-size", 99999999999999999999], "--batch-size 99999999999999999999 is above the limit of 65,536"),

@@ -51,7 +51,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from make_reference_fixtures import float64_default, rand  # noqa: E402
+from fixture_helpers import float64_default, rand  # noqa: E402
 from reference_crevnet import load_reference_values, make_recipe  # noqa: E402
 
 AUTHORS_COMMIT = "c5278881d76b6dcccfe824202191cf5e80fc4d60"

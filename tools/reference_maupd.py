@@ -58,7 +58,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from make_reference_fixtures import OPENSTL_COMMIT, float64_default, per_step_mask, rand  # noqa: E402
+from fixture_helpers import OPENSTL_COMMIT, float64_default, per_step_mask, rand  # noqa: E402
 from reference_maupd import load_seeded, make_recipe  # noqa: E402
 
 PHYDNET_COMMIT = "23a992d771c9eb1d32f52b1873a3c5625f1a8413"

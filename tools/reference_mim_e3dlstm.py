@@ -1,7 +1,7 @@
 """Write the golden fixtures of MIM and E3D-LSTM (tests/test_reference_mim.py, tests/test_reference_e3dlstm.py).
 
-A throwaway generator outside the package, like ``tools/make_reference_fixtures.py`` (whose
-helpers it imports): it loads OpenSTL's MIM and E3D-LSTM models (their files only, none of their
+A throwaway generator outside the package, like ``tools/make_reference_fixtures.py`` (its
+helpers are in ``fixture_helpers.py``; the E3D-LSTM patches in ``e3dlstm_authors_semantics.py``): it loads OpenSTL's MIM and E3D-LSTM models (their files only, none of their
 code is copied here) and runs them with PredRNN's method functions (``forward``: the test-time
 rollout with its all-zero mask; ``training_step``: the scheduled-sampling mask, drawn with numpy)
 at small configurations, in float64, and saves the initial weights, inputs, outputs, losses, the
@@ -58,11 +58,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import make_reference_fixtures as base  # noqa: E402  (helpers only; it defines no model code)
+import fixture_helpers as base  # noqa: E402  (helpers only; no model code)
+from e3dlstm_authors_semantics import (channel_token_attention, e3d_authors_semantics,  # noqa: E402
+                                       returning_new_memory, zero_padded_time_conv)
 
 OPENSTL_COMMIT = base.OPENSTL_COMMIT
 AUTHORS = {"mim": "Yunbo426/MIM a61eb6a1be204cf0a7767ccbb61e2367a8b42401",
@@ -80,10 +81,10 @@ def load_openstl_recurrent(root: Path) -> SimpleNamespace:
     sys.modules["openstl.methods.base_method"] = stand_in
     load = importlib.import_module
     modules = [load(f"openstl.modules.{m}") for m in ("predrnn_modules", "mim_modules", "e3dlstm_modules")]
-    base._expose("openstl.modules", *modules)
+    base.expose("openstl.modules", *modules)
     models = [load(f"openstl.models.{m}") for m in ("predrnn_model", "mim_model", "e3dlstm_model")]
-    base._expose("openstl.models", *models)
-    base._expose("openstl.utils", load("openstl.utils.predrnn_utils"))
+    base.expose("openstl.models", *models)
+    base.expose("openstl.utils", load("openstl.utils.predrnn_utils"))
     return SimpleNamespace(MIM_Model=models[1].MIM_Model, E3DLSTM_Model=models[2].E3DLSTM_Model,
                            PredRNN=load("openstl.methods.predrnn").PredRNN,
                            mim=modules[1], e3d=modules[2])
@@ -264,61 +265,6 @@ def make_mim(ref) -> dict:
 E3D_CFG = dict(batch=2, pre=3, aft=3, C=2, H=8, W=8, patch_size=2, num_hidden=[4, 4], filter_size=5)
 E3D_LN_CFG = dict(batch=2, pre=3, aft=3, C=1, H=8, W=8, patch_size=2, num_hidden=[4, 4], filter_size=5)
 TAXIBJ = dict(pre=4, aft=4, C=2, H=32, W=32, patch_size=2, num_hidden=[128] * 4, filter_size=5)
-
-
-def channel_token_attention(self, query, keys, values):
-    """Attention whose tokens are C-vectors of (cell state, slice, site): the authors' layout."""
-    b, c = query.shape[:2]
-
-    def tokens(t):  # (B, k*C, T, h, w) -> (B, k*T*h*w, C)
-        return t.reshape(b, -1, c, *t.shape[2:]).movedim(2, -1).reshape(b, -1, c)
-
-    q, k, v = tokens(query), tokens(keys), tokens(values)
-    out = torch.softmax(q @ k.transpose(1, 2), dim=2) @ v
-    return out.reshape(b, *query.shape[2:], c).movedim(-1, 1)
-
-
-def zero_padded_time_conv(self, x):
-    """TensorFlow's 'same' padding in time: (kt - 1) zero slices, the extra one after the window."""
-    kt = self.conv3d.kernel_size[0]
-    assert tuple(self.conv3d.stride) == (1, 1, 1)
-    return self.conv3d(F.pad(x, (0, 0, 0, 0, (kt - 1) // 2, kt // 2)))
-
-
-def returning_new_memory(forward):
-    """Wrap the cell's forward to return the new global memory (the input of ``conv_new_gm``)."""
-    def patched(self, x_t, h_t, c_t, global_memory, eidetic_cell):
-        seen = []
-        handle = self.conv_new_gm.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
-        try:
-            output, new_cell, _ = forward(self, x_t, h_t, c_t, global_memory, eidetic_cell)
-        finally:
-            handle.remove()
-        return output, new_cell, seen[0]
-    return patched
-
-
-class HalfMSE(nn.Module):
-    """The authors' ``tf.nn.l2_loss`` (sum(d^2)/2) per element."""
-
-    def forward(self, pred, target):
-        return 0.5 * F.mse_loss(pred, target)
-
-
-def e3d_authors_semantics(ref, model: nn.Module):
-    """A context in which OpenSTL's E3D-LSTM computes the authors' semantics (module docstring)."""
-    @contextlib.contextmanager
-    def context():
-        cell, conv = ref.e3d.Eidetic3DLSTMCell, ref.e3d.tf_Conv3d
-        saved = (cell._attn, cell.forward, conv.forward, model.MSE_criterion)
-        cell._attn, conv.forward = channel_token_attention, zero_padded_time_conv
-        cell.forward = returning_new_memory(saved[1])
-        model.MSE_criterion = HalfMSE()
-        try:
-            yield
-        finally:
-            cell._attn, cell.forward, conv.forward, model.MSE_criterion = saved
-    return context
 
 
 def build_e3d(ref, cfg: dict, layer_norm: int, gen: torch.Generator) -> nn.Module:

@@ -1,7 +1,8 @@
 """Write the golden fixtures of PredRNN++ and PredRNN-V2 (tests/test_reference_predrnn{pp,v2}.py).
 
 A throwaway generator kept outside the package, in the manner of ``make_reference_fixtures.py``
-(whose helpers it imports): it runs the reference implementations from local checkouts (it contains
+(its helpers are in ``fixture_helpers.py``, the loading of the three references in
+``predrnn_references.py``): it runs the reference implementations from local checkouts (it contains
 none of their code) at small configurations and saves their randomly initialised weights, fixed
 inputs, outputs, losses (float64) and the losses of three Adam steps; the tests load the weights
 into our models and must reproduce every number.
@@ -44,12 +45,8 @@ bisection on the coin it compares with, for the authors' iteration constants.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.machinery
-import importlib.util
 import json
 import sys
-import types
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -58,18 +55,17 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_reference_fixtures import (  # noqa: E402  (the shared fixture helpers)
+from fixture_helpers import (  # noqa: E402  (the shared fixture helpers)
     ADAM_LR,
+    OPENSTL_COMMIT,
     MaskRecorder,
-    _expose,
     cpu_state,
     float64_default,
     per_step_mask,
     perturb_norms,
     rand,
 )
-
-OPENSTL_COMMIT = "c74deb5d4c3da585291f9f18281f3fefdbba3a54"
+from predrnn_references import load_authors, load_openstl, load_openstl_v020_predrnnpp  # noqa: E402
 OPENSTL_V020_COMMIT = "41831fade7baf9c96b6dc17e860976e8087fa4dd"
 AUTHORS_COMMIT = "49d3b0f3a2757ad9c299716ec455a96868455d67"
 
@@ -81,68 +77,6 @@ MMNIST = dict(pre=10, aft=10, C=1, H=64, W=64, patch_size=4, num_hidden=[128] * 
 AUTHORS_RSS = {"mmnist": (25000, 50000, 2500), "kth": (5000, 50000, 2000)}
 PROBE_ITERS = [0, 10000, 24999, 25000, 26000, 30000, 37500, 45000, 49999, 50000, 70000]
 GHU_SCALE = 100.0
-
-
-# --------------------------------------------------------------------------------------------
-# Loading the references
-# --------------------------------------------------------------------------------------------
-
-
-def load_openstl(root: Path) -> SimpleNamespace:
-    """OpenSTL's PredRNN-family files without the package __init__ files (see make_reference_fixtures)."""
-    for name in ("openstl", "openstl.modules", "openstl.models", "openstl.methods", "openstl.utils"):
-        package = types.ModuleType(name)
-        package.__path__ = [str(root / name.replace(".", "/"))]
-        sys.modules[name] = package
-    base = types.ModuleType("openstl.methods.base_method")
-    base.Base_method = type("Base_method", (), {})  # stands in for the Lightning module; never instantiated
-    sys.modules["openstl.methods.base_method"] = base
-    load = importlib.import_module
-    _expose("openstl.modules", *[load(f"openstl.modules.{m}")
-                                 for m in ("predrnn_modules", "predrnnpp_modules", "predrnnv2_modules")])
-    models = [load(f"openstl.models.{m}") for m in ("predrnn_model", "predrnnpp_model", "predrnnv2_model")]
-    _expose("openstl.models", *models)
-    utils = load("openstl.utils.predrnn_utils")
-    _expose("openstl.utils", utils)
-    return SimpleNamespace(PredRNNpp_Model=models[1].PredRNNpp_Model, PredRNNv2_Model=models[2].PredRNNv2_Model,
-                           PredRNNMethod=load("openstl.methods.predrnn").PredRNN, utils=utils)
-
-
-def _load_file(path: Path, name: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_openstl_v020_predrnnpp(root: Path):
-    """OpenSTL v0.2.0's PredRNNpp_Model, bound to its own CausalLSTMCell/GHU (loaded under other names)."""
-    cells = _load_file(root / "openstl/modules/predrnnpp_modules.py", "openstl_v020_predrnnpp_modules")
-    package = sys.modules["openstl.modules"]
-    saved = package.CausalLSTMCell, package.GHU
-    package.CausalLSTMCell, package.GHU = cells.CausalLSTMCell, cells.GHU
-    try:
-        model = _load_file(root / "openstl/models/predrnnpp_model.py", "openstl_v020_predrnnpp_model")
-    finally:
-        package.CausalLSTMCell, package.GHU = saved
-    return model.PredRNNpp_Model
-
-
-def load_authors(root: Path) -> SimpleNamespace:
-    """thuml/predrnn-pytorch's PredRNN-V2 network, trainer and patch helpers (inert stand-ins for
-    the trainer's test-time imports: cv2, skimage, lpips, matplotlib, sklearn)."""
-    inert = {"cv2": {}, "skimage": {}, "skimage.metrics": {"structural_similarity": None},
-             "lpips": {"LPIPS": lambda **kwargs: None}, "matplotlib": {}, "matplotlib.pyplot": {},
-             "sklearn": {}, "sklearn.manifold": {"TSNE": None}}
-    for name, attrs in inert.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(attrs)
-        module.__spec__ = importlib.machinery.ModuleSpec(name, None)  # torch._dynamo looks these up by spec
-        sys.modules[name] = module
-    sys.path.insert(0, str(root))
-    load = importlib.import_module
-    return SimpleNamespace(RNN=load("core.models.predrnn_v2").RNN, trainer=load("core.trainer"),
-                           preprocess=load("core.utils.preprocess"))
 
 
 # --------------------------------------------------------------------------------------------

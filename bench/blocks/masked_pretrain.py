@@ -72,12 +72,16 @@ from bench.spec.registry import DatasetSpec
 #: Bump when a change to the code changes what pretraining produces (invalidates cached encoders).
 PRETRAIN_VERSION = 2
 
+#: Pixel mask ratio r0 per dataset (PLA-SM Table I).
+R0_TABLE_I: dict[str, float] = {"mmnist": 0.96, "taxibj": 0.97, "human36m": 0.95, "kitti_caltech": 0.95,
+                                "kth": 0.90}
+
 #: Defaults of the pretraining hyperparameters (IV-B; r0 of Moving MNIST from Table I).
 #: pretrain: bool, run the stage; sm: bool, SM module in the pretraining network; r0: float in
 #: [0, 1], pixel mask ratio; r: float in [0, 1], SM mask ratio; pretrain_epochs: int >= 1;
 #: pretrain_lr: float > 0.
-SM_HPARAMS: dict[str, Any] = {"pretrain": True, "sm": True, "r0": 0.96, "r": 0.1, "pretrain_epochs": 50,
-                              "pretrain_lr": 0.01}
+SM_HPARAMS: dict[str, Any] = {"pretrain": True, "sm": True, "r0": R0_TABLE_I["mmnist"], "r": 0.1,
+                              "pretrain_epochs": 50, "pretrain_lr": 0.01}
 
 #: Declarations of the pretraining hyperparameters (see bench.spec.hparams); methods add them to ``params``.
 SM_PARAMS: dict[str, HParam] = {
@@ -89,9 +93,11 @@ SM_PARAMS: dict[str, HParam] = {
     "pretrain_lr": Float(min=0.0, min_exclusive=True),
 }
 
-#: Pixel mask ratio r0 per dataset (PLA-SM Table I).
-R0_TABLE_I: dict[str, float] = {"mmnist": 0.96, "taxibj": 0.97, "human36m": 0.95, "kitti_caltech": 0.95,
-                                "kth": 0.90}
+
+def r0_per_dataset(base_r0: float) -> dict[str, dict[str, float]]:
+    """Table I's r0 of every dataset whose r0 differs from a base configuration's ``base_r0``, as the
+    per-dataset differences of a method's configuration (see :mod:`bench.spec.config`)."""
+    return {name: {"r0": r0} for name, r0 in R0_TABLE_I.items() if r0 != base_r0}
 
 
 # ------------------------------------------------------------------------------- recipe and network

@@ -1,5 +1,6 @@
 """Shared machinery of the recurrent baselines (ConvLSTM, PredRNN, PredRNN++, PredRNN-V2): patches,
-scheduled sampling and reverse scheduled sampling on the run's clock, time-reversed passes, rollout.
+the recurrent predictor, the scheduled-sampling training forward, time-reversed passes, rollout (the
+schedules themselves, on the run's clock: :mod:`bench.blocks.schedules`).
 
 This module registers nothing; :mod:`bench.baselines.convlstm`, :mod:`bench.baselines.predrnn`,
 :mod:`bench.baselines.predrnnpp` and :mod:`bench.baselines.predrnnv2` build on it.
@@ -30,37 +31,13 @@ over all of them. At step ``t`` (predicting ``s[t+1]``) the cell input is
   The fed-back prediction is not detached (as in the reference code), so gradients flow through
   the autoregressive path.
 
-``eta`` decays linearly from 1 to 0. The reference code decrements it by 2e-5 per iteration, which
-reaches 0 at iteration 50,000 of 80,000 (PredRNN's Moving MNIST scripts). The harness trains for a
-number of epochs, not iterations, so ``eta`` is a function of ``progress`` (fraction of training
-done): ``eta = max(0, 1 - progress / ss_stop)``. We choose ``ss_stop = 0.625`` = 50,000 / 80,000, the
-reference ratio. ``ss_stop = 0`` feeds the model's own predictions from the start (the reference
-code's ``scheduled_sampling = 0``), the ``no-ss`` variant.
+``eta`` falls from 1 to 0 over training (``ss_stop``, the reference's ratio; reverse scheduled
+sampling for PredRNN-V2): the schedules, and how the reference's iteration counts become fractions
+of this run's training, are in :mod:`bench.blocks.schedules`.
 
 :func:`scheduled_sampling_step` is this training forward for a *given* mask (the seam the golden
 tests use to replay the reference's scheduled-sampling draws); :func:`recurrent_train_step` draws
 the mask and calls it.
-
-Reverse scheduled sampling (PredRNN-V2: Wang et al., "PredRNN: A Recurrent Neural Network for
-Spatiotemporal Predictive Learning", TPAMI 2022, section "Reverse Scheduled Sampling")
---------------------------------------------------------------------------------------------
-The mask covers every step after the first (``T - 2`` steps): the ``T_in - 1`` later *context*
-steps read the true frame with probability ``r_eta``, which RISES from 0.5 to 1 (the encoder is
-weaned off its own predictions), and the ``T_out - 1`` future steps with probability ``eta``, which
-FALLS from 0.5 to 0 (:func:`rss_probabilities`; the authors' ``reserve_schedule_sampling_exp``)::
-
-    progress < s:        r_eta = 0.5                               eta = 0.5
-    s <= progress < e:   r_eta = 1 - 0.5 exp(-(progress - s) / a)   eta = 0.5 - 0.5 (progress - s) / (e - s)
-    progress >= e:       r_eta = 1                                 eta = 0
-
-The authors' iteration constants become fractions of training: their Moving MNIST script has
-``r_sampling_step_1 = 25,000``, ``r_sampling_step_2 = 50,000`` and ``r_exp_alpha = 2,500`` of
-``max_iterations = 80,000``, so ``s = 0.3125``, ``e = 0.625``, ``a = 0.03125`` (their KTH script:
-5,000 / 50,000 / 2,000 of 80,000). One coin per (sequence, step) is drawn with ``torch.rand``,
-always (:func:`sample_reverse_mask`). The rollout needs nothing new: a mask over ``T - 2`` steps
-leaves one context step, exactly the reference's indexing (``mask[:, t - 1]`` at step ``t >= 1``).
-At test time the reference's mask is 1 on the first ``T_in - 1`` steps and 0 after, i.e. the
-ordinary test rollout below.
 
 Time-reversed passes (``reverse_input``)
 ----------------------------------------
@@ -71,16 +48,6 @@ the same scheduled-sampling mask, and report the mean of the two losses.
 the loop (:func:`bench.run.epoch.train_epoch`) takes one optimiser step per pass, replays the
 random state so that every pass draws the same mask, and steps the learning-rate schedule once per
 iteration (a batch), so ``progress`` counts iterations as the authors' ``itr`` does.
-
-Schedules on the run's clock (recorded in ``result.json`` as ``settings.schedule``)
------------------------------------------------------------------------------------
-Every iteration-based schedule above is a function of ``progress = i / N``, where ``i`` = 0 .. N - 1
-is the optimiser iteration (batch) and ``N`` = epochs x steps per epoch is this run's number of
-iterations; the reference's thresholds are kept as fractions of the reference's run (80,000
-iterations). A shortened run (``--epochs``, ``--quick``, ``--tiny``) therefore passes through the
-whole schedule, compressed. :func:`recurrent_schedule` (a method's ``MethodSpec.schedule`` hook)
-writes the fractions, the formula and the iteration of this run at which each threshold falls
-into the result, so that a reader sees which part of the schedule a run covered.
 
 Test-time protocol
 ------------------
@@ -109,23 +76,25 @@ an affine weight and bias *per element* of (C, H, W) (:func:`make_norm`).
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
+from bench.blocks.schedules import (  # noqa: F401 - the schedule names are re-exported from here too
+    DEFAULT_RSS,
+    DEFAULT_SS_STOP,
+    REFERENCE_ITERATIONS,
+    recurrent_schedule,
+    reverse_ss_mask,
+    rss_probabilities,
+    sample_reverse_mask,
+    sample_true_mask,
+    ss_eta,
+    validate_rss,
+)
 from bench.errors import BenchError
 from bench.spec.registry import DatasetSpec
-
-#: Fraction of training after which scheduled sampling feeds only the model's own predictions.
-DEFAULT_SS_STOP = 0.625
-#: The reference run these fractions are taken from (PredRNN's and PredRNN-V2's scripts: max_iterations).
-REFERENCE_ITERATIONS = 80_000
-#: Reverse scheduled sampling (PredRNN-V2's Moving MNIST script): 25,000 / 50,000 / 2,500 of 80,000 iterations.
-DEFAULT_RSS = {"rss_start": 25_000 / REFERENCE_ITERATIONS, "rss_end": 50_000 / REFERENCE_ITERATIONS,
-               "rss_alpha": 2_500 / REFERENCE_ITERATIONS}
-
 
 # --------------------------------------------------------------------------------------------
 # Patches
@@ -165,59 +134,6 @@ def check_geometry(data: DatasetSpec, patch_size: int) -> None:
             f"patches do not tile; set patch_size to a common divisor of {data.height} and {data.width} "
             f"(e.g. `:patch_size=1`)"
         )
-
-
-# --------------------------------------------------------------------------------------------
-# Scheduled sampling
-# --------------------------------------------------------------------------------------------
-
-
-def ss_eta(progress: float, ss_stop: float = DEFAULT_SS_STOP) -> float:
-    """Probability of feeding the true frame at a future step: 1 at ``progress`` 0, linearly to 0 at ``ss_stop``."""
-    if ss_stop <= 0:
-        return 0.0
-    return float(min(1.0, max(0.0, 1.0 - float(progress) / float(ss_stop))))
-
-
-def sample_true_mask(batch: int, steps: int, eta: float, device: torch.device | str) -> torch.Tensor:
-    """(batch, steps) float mask: 1 where the true frame is fed, drawn with probability ``eta``."""
-    coins = torch.rand(batch, steps, device=device)  # always drawn: the RNG stream ignores eta
-    return (coins < eta).to(torch.float32)
-
-
-def rss_probabilities(progress: float, start: float, end: float, alpha: float) -> tuple[float, float]:
-    """``(r_eta, eta)`` of reverse scheduled sampling at ``progress`` (see the module docstring).
-
-    ``r_eta``: probability of the true frame at a context step after the first; ``eta``: at a future step.
-    """
-    p = float(progress)
-    if p < start:
-        return 0.5, 0.5
-    if p < end:
-        return 1.0 - 0.5 * math.exp(-(p - start) / alpha), 0.5 - 0.5 * (p - start) / (end - start)
-    return 1.0, 0.0
-
-
-def sample_reverse_mask(batch: int, in_frames: int, out_frames: int, r_eta: float, eta: float,
-                        device: torch.device | str) -> torch.Tensor:
-    """(batch, in_frames + out_frames - 2) float mask over every step after the first: 1 where the
-    true frame is fed, with probability ``r_eta`` on the ``in_frames - 1`` context steps and ``eta``
-    on the ``out_frames - 1`` future steps (one coin per (sequence, step), always drawn)."""
-    coins = torch.rand(batch, in_frames + out_frames - 2, device=device)
-    threshold = torch.full((in_frames + out_frames - 2,), float(eta), device=device)
-    threshold[:in_frames - 1] = float(r_eta)
-    return (coins < threshold).to(torch.float32)
-
-
-def validate_rss(start: float, end: float, alpha: float) -> None:
-    """Reverse scheduled sampling fractions: 0 <= start <= end <= 1 and alpha > 0 (BenchError with the fix)."""
-    if not 0.0 <= float(start) <= float(end) <= 1.0:
-        raise BenchError(f"reverse scheduled sampling needs 0 <= rss_start <= rss_end <= 1 (fractions of training), "
-                         f"got rss_start={start!r}, rss_end={end!r}")
-    if float(alpha) <= 0:
-        raise BenchError(f"rss_alpha must be > 0 (the exponential's time constant as a fraction of training), "
-                         f"got {alpha!r}")
-
 
 # --------------------------------------------------------------------------------------------
 # The recurrent predictor
@@ -335,15 +251,9 @@ def scheduled_sampling_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 def recurrent_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, hp: Mapping[str, Any],
                          progress: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference protocol: :func:`scheduled_sampling_step` with a mask drawn at ``eta(progress)``."""
-    eta = ss_eta(progress, float(hp.get("ss_stop", DEFAULT_SS_STOP)))
+    eta = ss_eta(progress, float(hp["ss_stop"]))
     mask = sample_true_mask(x.shape[0], y.shape[1] - 1, eta, x.device)
     return scheduled_sampling_step(model, x, y, mask)
-
-
-def reverse_ss_mask(x: torch.Tensor, y: torch.Tensor, hp: Mapping[str, Any], progress: float) -> torch.Tensor:
-    """The reverse-scheduled-sampling mask of one training batch at ``progress`` (module docstring)."""
-    r_eta, eta = rss_probabilities(progress, float(hp["rss_start"]), float(hp["rss_end"]), float(hp["rss_alpha"]))
-    return sample_reverse_mask(x.shape[0], x.shape[1], y.shape[1], r_eta, eta, x.device)
 
 
 def time_reversed_passes(x: torch.Tensor, y: torch.Tensor,
@@ -354,42 +264,6 @@ def time_reversed_passes(x: torch.Tensor, y: torch.Tensor,
         return [(x, y)]
     rev = torch.cat([x, y], dim=1).flip(1)
     return [(x, y), (rev[:, :x.shape[1]], rev[:, x.shape[1]:])]
-
-
-def recurrent_schedule(hp: Mapping[str, Any], iterations: int) -> dict[str, Any]:
-    """``MethodSpec.schedule``: this run's schedules on its clock, as recorded in ``result.json``.
-
-    ``iterations`` is the run's number of optimiser iterations N (epochs x steps per epoch); each
-    threshold is given as the fraction of training, the reference's iteration count it stands for,
-    and the iteration of this run at which it falls (``ceil(fraction * N)``).
-    """
-    n = max(int(iterations), 1)
-
-    def at(fraction: float) -> int:
-        return min(math.ceil(float(fraction) * n), n)
-
-    out: dict[str, Any] = {"clock": f"progress = i / N at optimiser iteration i = 0..N-1 (one batch), N = {n}",
-                           "iterations": n}
-    if "ss_stop" in hp:
-        stop = float(hp["ss_stop"])
-        out["scheduled_sampling"] = {
-            "eta": f"max(0, 1 - progress / {stop:g})", "ss_stop": stop, "eta_zero_from_iteration": at(stop),
-            "reference": f"eta -= 2e-5 per iteration from 1: 0 at iteration 50,000 of {REFERENCE_ITERATIONS:,} "
-                         f"(ss_stop {50_000 / REFERENCE_ITERATIONS:g})"}
-    if "rss_start" in hp:
-        s, e, a = float(hp["rss_start"]), float(hp["rss_end"]), float(hp["rss_alpha"])
-        out["reverse_scheduled_sampling"] = {
-            "r_eta": f"0.5 until {s:g}, then 1 - 0.5 exp(-(progress - {s:g}) / {a:g}) until {e:g}, then 1",
-            "eta": f"0.5 until {s:g}, then linear to 0 at {e:g}",
-            "rss_start": s, "rss_end": e, "rss_alpha": a,
-            "start_iteration": at(s), "end_iteration": at(e), "alpha_iterations": a * n,
-            "reference_iterations": {"r_sampling_step_1": s * REFERENCE_ITERATIONS,
-                                     "r_sampling_step_2": e * REFERENCE_ITERATIONS,
-                                     "r_exp_alpha": a * REFERENCE_ITERATIONS,
-                                     "max_iterations": REFERENCE_ITERATIONS}}
-    if "reverse_input" in hp:
-        out["passes"] = (["sequence", "time-reversed sequence (same mask)"] if hp["reverse_input"] else ["sequence"])
-    return out
 
 
 def recurrent_predict(model: nn.Module, x: torch.Tensor, hp: Mapping[str, Any]) -> torch.Tensor:
@@ -407,16 +281,11 @@ def recurrent_flops_inputs(data: DatasetSpec) -> tuple[torch.Tensor, ...]:
     return (torch.zeros(1, data.in_frames, *data.frame_shape),)
 
 
-def validate_common(num_layers: int, num_hidden: int, filter_size: int, ss_stop: float) -> None:
-    """Shared checks of the recurrent baselines' hyperparameters (BenchError with the fix)."""
-    if int(num_layers) < 1:
-        raise BenchError(f"num_layers must be at least 1, got {num_layers!r}")
-    if int(num_hidden) < 1:
-        raise BenchError(f"num_hidden must be at least 1, got {num_hidden!r}")
-    if int(filter_size) < 1 or int(filter_size) % 2 == 0:
-        raise BenchError(f"filter_size must be a positive odd integer (same padding), got {filter_size!r}")
-    if float(ss_stop) < 0:
-        raise BenchError(f"ss_stop must be >= 0 (fraction of training at which eta reaches 0), got {ss_stop!r}")
+def check_filter_size(filter_size: int) -> None:
+    """The cells' convolutions pad 'same', so the filter size must be odd (its type and range are the
+    method's declarations, checked when its hyperparameters resolve)."""
+    if int(filter_size) % 2 == 0:
+        raise BenchError(f"filter_size must be odd (same padding), got {filter_size!r}; set e.g. filter_size=5")
 
 
 def make_norm(shape: tuple[int, int, int], enabled: bool) -> nn.Module:

@@ -1,4 +1,8 @@
-"""What the ``bench`` commands share: the consoles, one-line failures and option parsing/validation."""
+"""What the ``bench`` commands share: the consoles, one-line failures and option parsing.
+
+The parsers here only turn an option's text into values (a malformed text is a one-line error
+naming the option); whether the values are allowed is decided once, in the spec layer
+(:mod:`bench.spec.checks`, :func:`bench.spec.run_spec.resolve_run_spec`)."""
 
 from __future__ import annotations
 
@@ -34,42 +38,40 @@ def split_list(text: str | None) -> list[str]:
     return split_top_level(text or "")
 
 
-def parse_seeds(text: str) -> list[int]:
-    from bench.spec.hparams import MAX_SEED
+#: The longest integer an option may spell out (Python reads at most 4,300 digits; any limit is far below).
+MAX_DIGITS = 4_000
 
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 0,1,2`` -> [0, 1, 2] (which seeds are allowed: :func:`bench.spec.checks.check_seeds`)."""
     if len(text) > 10_000:  # Python refuses to convert integers of more than 4,300 digits
         raise BenchError("--seeds is too long; list integers from 0 to 2**63-1, e.g. --seeds 0,1,2")
     try:
-        seeds = [int(s) for s in split_list(text)]
+        return [int(s) for s in split_list(text)]
     except ValueError:
-        raise BenchError(f"--seeds {text!r} is not a comma-separated list of integers; write e.g. --seeds 0,1,2") from None
-    if not seeds or any(s < 0 or s > MAX_SEED for s in seeds):
-        raise BenchError(f"--seeds {text!r} must list integers from 0 to 2**63-1; write e.g. --seeds 0,1")
-    if len(set(seeds)) != len(seeds):
-        raise BenchError(f"--seeds {text!r} lists a seed twice; give each seed once")
-    return seeds
+        raise BenchError(f"--seeds {text!r} is not a comma-separated list of integers; write e.g. --seeds 0,1,2"
+                         ) from None
 
 
 def parse_sizes(text: str | None) -> dict[str, int]:
-    from bench.spec.hparams import MAX_SPLIT_SIZE
-
+    """``--sizes train=256,val=64`` -> {"train": 256, "val": 64} (which splits and counts are allowed:
+    :func:`bench.spec.splits.check_sizes`)."""
     sizes: dict[str, int] = {}
     if text is not None and not split_list(text):
         raise BenchError("--sizes is empty; write e.g. --sizes train=256,val=64,test=64, or leave it out for the "
                          "dataset's standard sizes")
     for part in split_list(text):
-        name, _, value = part.partition("=")
-        value = value.strip()
-        if name.strip() not in ("train", "val", "test") or not (value.isascii() and value.isdigit()) or \
-                (len(value) <= 12 and int(value) < 1):
-            raise BenchError(f"--sizes {text!r}: write split=count with splits train, val, test and positive counts, "
-                             f"e.g. --sizes train=256,val=64,test=64")
-        if len(value) > 12:  # int() refuses more than 4,300 digits; the cap is checked with the run spec
-            raise BenchError(f"--sizes {name.strip()}={value[:12]}...: at most {MAX_SPLIT_SIZE:,} sequences per split; "
-                             f"give a smaller count")
-        if name.strip() in sizes:
-            raise BenchError(f"--sizes {text!r} gives {name.strip()} twice; give each split once")
-        sizes[name.strip()] = int(value)
+        name, sep, value = (s.strip() for s in part.partition("="))
+        digits = value[1:] if value[:1] in "+-" else value
+        if not sep or not name or not (digits.isascii() and digits.isdigit()):
+            raise BenchError(f"--sizes {text!r}: write split=count with integer counts, e.g. "
+                             f"--sizes train=256,val=64,test=64")
+        if len(digits) > MAX_DIGITS:
+            raise BenchError(f"--sizes {name}={value[:12]}...: the count has {len(digits):,} digits; give a count of "
+                             f"sequences, e.g. --sizes {name}=256")
+        if name in sizes:
+            raise BenchError(f"--sizes {text!r} gives {name} twice; give each split once")
+        sizes[name] = int(value)
     return sizes
 
 
@@ -164,8 +166,10 @@ def resolve_runs(keys, datasets, seeds: list[int], options) -> list:
     """Every (RunSpec, DatasetSpec) of a sweep, validated and buildable, before anything trains."""
     from bench.datafiles import data_root
     from bench.run.distributed import env_world_size
+    from bench.spec.checks import check_seeds
     from bench.spec.run_spec import check_buildable, resolve_run_spec
 
+    seeds = check_seeds(seeds)
     data_root(options.data_dir)  # a data directory the user names (--data-dir, $BENCH_DATA) must exist
     world = env_world_size()
     runs = []

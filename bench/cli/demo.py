@@ -88,7 +88,7 @@ def demo(
     outcomes = execute_sweep(runs, RunOptions(results=results, device=device), quiet)
     print_outcomes(outcomes, results)
     try:
-        written = write_report(results, results / "report", ("md",))
+        written = write_report(results, results / "report")
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)
     figures = sorted(p for p in written if p.suffix == ".png")

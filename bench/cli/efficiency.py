@@ -28,9 +28,10 @@ def audit(
     from bench.cost.audit import all_published_costs, audit_one
     from bench.core.platform import resolve_device
 
+    from bench.spec.checks import check_count
+
     try:
-        if fps_batch < 1:
-            raise BenchError(f"--fps-batch must be at least 1 (got {fps_batch})")
+        check_count("--fps-batch", fps_batch)
         keys, specs = resolve_targets(methods, datasets, {})
         dev = resolve_device(device)
         check_results_dir(results)
@@ -87,22 +88,23 @@ def perf(
 ) -> None:
     """Benchmark (not a test): train samples/s and eval sequences/s per method at its real configuration,
     peak memory, and SSIM throughput (ours vs scikit-image on the same frames)."""
-    from bench.cost.perf import perf_report
+    from bench.cost.perf import PerfSettings, perf_report
+
+    from bench.core.platform import resolve_device
+    from bench.spec.checks import check_count, check_precision, check_train_option
 
     try:
-        if batch_size < 1 or iters < 1 or metric_frames < 1:
-            raise BenchError("--batch-size, --iters and --metric-frames must be at least 1")
+        check_train_option("--batch-size", "batch_size", batch_size)
+        check_count("--iters", iters)
+        check_count("--metric-frames", metric_frames)
+        precision_list = [check_precision(p, "--precisions") for p in split_list(precisions)]
+        if not precision_list:
+            raise BenchError("--precisions is empty; give e.g. --precisions fp32,bf16")
         keys, specs = resolve_targets(methods, datasets, {})
-        from bench.core.platform import resolve_device
-
         dev = resolve_device(device)
         check_results_dir(results)
-        precision_list = split_list(precisions)
-        from bench.spec.choices import PRECISIONS
-
-        if not precision_list or any(p not in PRECISIONS for p in precision_list):
-            raise BenchError(f"--precisions {precisions!r}: choose from fp32, bf16, fp16 (comma-separated)")
-        perf_report(keys, specs, dev, batch_size, iters, None if skip_metrics else metric_frames, tiny, results, console,
-                    precisions=precision_list)
+        settings = PerfSettings(device=dev, batch_size=batch_size, iters=iters, tiny=tiny,
+                                precisions=tuple(precision_list), metric_frames=None if skip_metrics else metric_frames)
+        perf_report(keys, specs, settings, results, console)
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)

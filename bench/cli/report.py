@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import typer
@@ -27,29 +26,23 @@ def report(
     no_figures: bool = typer.Option(False, "--no-figures", help="Tables only (no PNGs)"),
 ) -> None:
     """Render comparison, per-frame, ablation and efficiency tables and figures from stored runs (nothing is re-run)."""
-    from bench.report import write_report
+    from bench.report import ReportOptions, write_report
 
-    formats = split_list(format_)
-    bad = [f for f in formats if f not in ("md", "csv", "tex")]
-    if bad or not formats:
-        raise fail(f"--format {format_!r}: choose from md, csv, tex (comma-separated)")
     try:
-        indices = [int(s) for s in split_list(samples)]
-    except ValueError:
-        indices = []
-    if not indices or any(i < 0 for i in indices):
-        raise fail(f"--samples {samples!r}: give test sequence indices >= 0, comma-separated, e.g. --samples 0,2")
-    if mse_line is not None and not (math.isfinite(mse_line) and mse_line > 0):
-        raise fail(f"--mse-line {mse_line}: give a positive MSE, e.g. --mse-line 35")
-    try:
+        try:
+            indices = tuple(int(s) for s in split_list(samples))
+        except ValueError:
+            raise BenchError(f"--samples {samples!r} is not a comma-separated list of integers; write e.g. "
+                             f"--samples 0,2") from None
+        options = ReportOptions(tuple(split_list(format_)), mse_line, not no_figures, indices, per_frame,
+                                clipped).check()
         results = as_dir(results_, "--results")
         if not results.is_dir():
             what = "is a file, not a directory" if results.exists() else "does not exist"
             raise BenchError(f"results directory {results} {what}: run `bench run ...` first, or pass --results DIR")
         out = as_dir(out_, "--out") if out_ is not None else results / "report"
         check_writable_dir(out, "report directory", "--out DIR")
-        written = write_report(results, out, formats, mse_line, figures=not no_figures,
-                               samples=indices, per_frame=per_frame, clipped=clipped)
+        written = write_report(results, out, options)
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)
     for path in written:

@@ -66,10 +66,6 @@ def run(
         sets = parse_sets(set_)
         seed_list = parse_seeds(seeds)
         size_map = parse_sizes(sizes)
-        if epochs is not None and epochs < 1:
-            raise BenchError(f"--epochs must be at least 1 (got {epochs})")
-        if batch_size is not None and batch_size < 1:
-            raise BenchError(f"--batch-size must be at least 1 (got {batch_size})")
         keys, specs = resolve_targets(methods, datasets, sets)
         options = SpecOptions(epochs=epochs, batch_size=batch_size, quick=quick, tiny=tiny, sizes=size_map,
                               data_seed=data_seed, sets=sets, pred_len=pred_len, precision=precision,

@@ -25,7 +25,7 @@ from bench.core.host_allocator import keep_freed_memory_on, setting_for
 from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, MethodKey, get_method, list_methods
 from bench.core.platform import resolve_device, seed_everything
-from bench.cost.measure import measure_efficiency
+from bench.cost.measure import Measured, measure_efficiency
 
 def audit_one(key: MethodKey, data: DatasetSpec, device: str = "auto", tiny: bool = False,
               fps_batch: int = 16, seed: int = 0) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def audit_one(key: MethodKey, data: DatasetSpec, device: str = "auto", tiny: boo
         def batches(self, split: str, batch_size: int, epoch: int = 0):
             yield example, None
 
-    figures = asdict(measure_efficiency(key.spec, model, data, hp, _OneBatch(), dev, fps_batch=fps_batch))
+    figures = asdict(measure_efficiency(Measured(key.spec, model, data, hp), _OneBatch(), dev, fps_batch=fps_batch))
     record = {
         "dataset": data.name, "label": key.label, "method": key.spec.name, "tiny": tiny,
         **figures,

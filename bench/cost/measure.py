@@ -19,7 +19,8 @@ import statistics
 import time
 import warnings
 from collections import Counter
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -120,10 +121,21 @@ def load_average() -> float | None:
 FPS_REPEATS = 3
 
 
-def measure_efficiency(spec: MethodSpec, model: nn.Module, data: DatasetSpec, hp: dict[str, Any],
-                       splits: Any, device: torch.device, fps_batch: int = 16) -> Efficiency:
+@dataclass(frozen=True)
+class Measured:
+    """A built model to measure: its method, the model, the dataset it was built for and its resolved
+    hyperparameters (the rollout reads them)."""
+
+    method: MethodSpec
+    model: nn.Module
+    data: DatasetSpec
+    hp: Mapping[str, Any]
+
+
+def measure_efficiency(subject: Measured, splits: Any, device: torch.device, fps_batch: int = 16) -> Efficiency:
     """Params, fvcore FLOPs (one sample) and test fps on the first test batch (fixed size, one
     warm-up call, :data:`FPS_REPEATS` synchronised repeats; the median is the figure)."""
+    spec, model, data, hp = subject.method, subject.model, subject.data, subject.hp
     flops, skipped = count_flops(copy.deepcopy(model).cpu(), spec.flops_inputs(data))
     example, _ = next(iter(splits.batches("test", fps_batch)))
     if len(example) < fps_batch:  # tiny test sets: repeat to the fixed batch

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import resource
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,11 +30,26 @@ from bench.spec.choices import autocast, make_optimizer
 from bench.spec.method import rollout
 
 
-def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, batch_size: int, iters: int,
-                     tiny: bool = False, precision: str = "fp32") -> dict[str, Any]:
+@dataclass(frozen=True)
+class PerfSettings:
+    """How ``bench perf`` measures: the device, the batch and number of timed steps, the model sizes
+    (``--tiny``), the precisions to time, and the frames of the SSIM comparison (None: skipped)."""
+
+    device: torch.device
+    batch_size: int = 4
+    iters: int = 3
+    tiny: bool = False
+    precisions: tuple[str, ...] = ("fp32",)
+    metric_frames: int | None = None
+
+
+def train_throughput(key: MethodKey, data: DatasetSpec, settings: PerfSettings,
+                     precision: str = "fp32") -> dict[str, Any]:
+    """One method's train samples/s, eval sequences/s and peak memory at ``precision`` (module docstring)."""
+    device, batch_size, iters = settings.device, settings.batch_size, settings.iters
     keep_freed_memory_on(device)  # as bench run does on CPU (bench.core.host_allocator), so that figures match training
     seed_everything(0, device)
-    hp = key.resolve(data.name, tiny=tiny)
+    hp = key.resolve(data.name, tiny=settings.tiny)
     model = key.spec.create_model(data, hp).to(device)
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch_size, data.in_frames, *data.frame_shape, generator=g).to(device)
@@ -74,18 +90,21 @@ def train_throughput(key: MethodKey, data: DatasetSpec, device: torch.device, ba
             "peak_memory_bytes": int(peak), "peak_memory_kind": "cuda allocator" if device.type == "cuda" else "process peak RSS so far"}
 
 
-def perf_report(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], device: torch.device, batch_size: int,
-                iters: int, metric_frames: int | None, tiny: bool, results: Path, console: Console,
-                precisions: Sequence[str] = ("fp32",)) -> dict[str, Any]:
+def perf_report(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], settings: PerfSettings, results: Path,
+                console: Console) -> dict[str, Any]:
+    """Every method on every dataset at every precision of ``settings``: a table, and a record under
+    ``results/perf/`` (with the SSIM throughput comparison unless ``settings.metric_frames`` is None)."""
+    device, metric_frames = settings.device, settings.metric_frames
     rows = []
-    table = Table(title=f"bench perf on {store.describe_device(device)} (batch {batch_size}, {iters} timed steps)")
+    table = Table(title=f"bench perf on {store.describe_device(device)} (batch {settings.batch_size}, "
+                        f"{settings.iters} timed steps)")
     for col in ("dataset", "method", "precision", "train samples/s", "vs fp32", "eval seq/s", "peak memory (MiB)"):
         table.add_column(col)
     for data in datasets:
         for key in keys:
             base = None
-            for precision in precisions:
-                row = train_throughput(key, data, device, batch_size, iters, tiny, precision)
+            for precision in settings.precisions:
+                row = train_throughput(key, data, settings, precision)
                 rows.append(row)
                 if precision == "fp32":
                     base = row["train_samples_per_s"]
@@ -96,7 +115,7 @@ def perf_report(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], devi
                 table.add_row(*cells)
                 console.print("measured: " + " | ".join(cells), markup=False)  # progress: long runs on CPU
     console.print(table)
-    record: dict[str, Any] = {"device": str(device), "device_name": store.describe_device(device), "tiny": tiny,
+    record: dict[str, Any] = {"device": str(device), "device_name": store.describe_device(device), "tiny": settings.tiny,
                               "environment": store.environment(device), "methods": rows,
                               "host_allocator": setting_for(device),
                               "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -124,9 +124,7 @@ def select_clips(clips: Mapping[str, np.ndarray], sizes: Mapping[str, int], data
         if len(arr) == 0:
             raise BenchError(f"dataset {dataset!r} has no {split} sequences in the files found; "
                              f"run `bench data check {dataset}` to see what is there")
-        want = sizes.get(split)
-        if want is not None and int(want) < 1:
-            raise BenchError(f"{dataset} {split} size must be at least 1 (got {want})")
+        want = sizes.get(split)  # checked with the DataConfig (bench.spec.splits.check_sizes)
         if want is not None and int(want) > len(arr):
             info.setdefault("clamped", {})[split] = {"requested": int(want), "used": int(len(arr))}
         out[split] = arr[pick(len(arr), want, data_seed, SPLIT_SALT[split])]

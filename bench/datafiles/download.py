@@ -86,101 +86,147 @@ def _verify(path: Path, rf: RemoteFile, url: str) -> None:
 def download(rf: RemoteFile, root: Path, base_url: str | None = None, log: Callable[[str], None] = print,
              timeout: float = 30.0) -> Path:
     """Fetch ``rf`` to ``root / rf.dest`` (resumable, verified, atomic); returns the final path."""
-    dest = root / rf.dest
-    url = rf.resolved_url(base_url)
-    if dest.exists():
+    transfer = _Transfer(rf, root / rf.dest, rf.resolved_url(base_url), log, timeout)
+    if transfer.dest.exists():
+        return transfer.present()
+    transfer.dest.parent.mkdir(parents=True, exist_ok=True)
+    while not transfer.receive():  # False: the server sent another range than asked; start the file over
+        transfer.part.unlink(missing_ok=True)
+    return transfer.commit()
+
+
+@dataclass(frozen=True)
+class _Transfer:
+    """One download of ``rf`` from ``url`` to ``dest`` through ``dest.part`` (see the module docstring)."""
+
+    rf: RemoteFile
+    dest: Path
+    url: str
+    log: Callable[[str], None]
+    timeout: float
+
+    @property
+    def part(self) -> Path:
+        return self.dest.with_name(self.dest.name + ".part")
+
+    @property
+    def host(self) -> str:
+        return urllib.parse.urlsplit(self.url).netloc or self.url
+
+    def present(self) -> Path:
+        """``dest`` exists already: verified, it is the result; failing its check, a one-line error."""
         try:
-            _verify(dest, rf, url)
+            _verify(self.dest, self.rf, self.url)
         except BenchError as exc:
-            raise BenchError(f"{dest} exists but fails its check ({exc}); delete it and run the download again") from None
-        log(f"{dest}: present and verified")
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    offset = part.stat().st_size if part.exists() else 0
-    if offset > rf.limit:  # left by a runaway download: more than the file can have
-        log(f"{part} has {offset} bytes, more than {dest.name} can have ({rf.limit}); starting over")
-        part.unlink()
-        offset = 0
-    headers = {"User-Agent": "bench-data/1", "Range": f"bytes={offset}-"} if offset else {"User-Agent": "bench-data/1"}
-    host = urllib.parse.urlsplit(url).netloc or url
-    try:
-        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and offset:  # nothing left to send: the .part is already complete
-            resp = None
-        else:
-            raise BenchError(f"download of {url} failed: HTTP {exc.code} {exc.reason}; check the address "
-                             f"(or ${DOWNLOAD_BASE_ENV}) or fetch it by hand to {dest}") from None
-    except ValueError as exc:  # a malformed address (unknown url type, bad port, ...)
-        raise BenchError(f"cannot download from {url!r} ({exc}); check --base-url / ${DOWNLOAD_BASE_ENV}") from None
-    except (urllib.error.URLError, socket.timeout, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise BenchError(f"cannot reach {host} ({reason}): no network here? fetch {url} by hand and save it as "
-                         f"{dest}, or set ${DOWNLOAD_BASE_ENV} to a reachable mirror") from None
-    if resp is not None:
+            raise BenchError(f"{self.dest} exists but fails its check ({exc}); delete it and run the download "
+                             f"again") from None
+        self.log(f"{self.dest}: present and verified")
+        return self.dest
+
+    def offset(self) -> int:
+        """Bytes already in ``.part`` to resume after (0 for none, or for a runaway one, deleted)."""
+        offset = self.part.stat().st_size if self.part.exists() else 0
+        if offset > self.rf.limit:  # left by a runaway download: more than the file can have
+            self.log(f"{self.part} has {offset} bytes, more than {self.dest.name} can have ({self.rf.limit}); "
+                     f"starting over")
+            self.part.unlink()
+            offset = 0
+        return offset
+
+    def open(self, offset: int) -> Any:
+        """The server's response from byte ``offset`` (None: 416, the ``.part`` is already whole)."""
+        headers = {"User-Agent": "bench-data/1", **({"Range": f"bytes={offset}-"} if offset else {})}
+        try:
+            return urllib.request.urlopen(urllib.request.Request(self.url, headers=headers), timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and offset:  # nothing left to send: the .part is already complete
+                return None
+            raise BenchError(f"download of {self.url} failed: HTTP {exc.code} {exc.reason}; check the address "
+                             f"(or ${DOWNLOAD_BASE_ENV}) or fetch it by hand to {self.dest}") from None
+        except ValueError as exc:  # a malformed address (unknown url type, bad port, ...)
+            raise BenchError(f"cannot download from {self.url!r} ({exc}); check --base-url / "
+                             f"${DOWNLOAD_BASE_ENV}") from None
+        except (urllib.error.URLError, socket.timeout, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise BenchError(f"cannot reach {self.host} ({reason}): no network here? fetch {self.url} by hand and "
+                             f"save it as {self.dest}, or set ${DOWNLOAD_BASE_ENV} to a reachable mirror") from None
+
+    def receive(self) -> bool:
+        """Bring ``.part`` to the whole file (resuming where it stopped); False when the server answered
+        with another range than asked (the caller starts over)."""
+        offset = self.offset()
+        resp = self.open(offset)
+        if resp is None:
+            return True
         with resp:
-            status = getattr(resp, "status", 200)
             mode = "ab"
-            if offset and status == 206:
-                crange = resp.headers.get("Content-Range", "")
-                if not crange.startswith(f"bytes {offset}-"):  # not the range we asked for: start again
-                    resp.close()
-                    return _restart(rf, root, part, base_url, log, timeout)
-                log(f"resuming {url} at byte {offset}")
+            if offset and getattr(resp, "status", 200) == 206:
+                if not resp.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
+                    return False  # not the range we asked for
+                self.log(f"resuming {self.url} at byte {offset}")
             elif offset:
                 mode, offset = "wb", 0  # server ignored Range: the body is the whole file
-                log(f"{host} does not resume downloads; restarting {dest.name}")
+                self.log(f"{self.host} does not resume downloads; restarting {self.dest.name}")
             total = _content_length(resp)
-            limit = rf.limit
-            bound = "its published size" if rf.size is not None else "the stated cap (no size is published)"
-            if total is not None and total + offset > limit:
-                raise BenchError(f"download of {url} announces {total + offset} bytes, more than the {limit} of "
-                                 f"{bound}; nothing was downloaded; check the address (or ${DOWNLOAD_BASE_ENV})")
-            log(f"downloading {url} -> {dest}" + (f" ({(total + offset) / 1e6:.1f} MB)" if total is not None else ""))
-            written = offset
-            try:
-                with open(part, mode) as fh:
-                    while written <= limit:  # one byte beyond the limit is enough to know the file is wrong
-                        block = resp.read(min(CHUNK_BYTES, limit - written + 1))
-                        if not block:
-                            break
-                        fh.write(block)
-                        written += len(block)
-                    if written <= limit:
-                        fh.flush()
-                        os.fsync(fh.fileno())
-            except (OSError, socket.timeout, urllib.error.URLError) as exc:
-                raise BenchError(f"download of {url} interrupted after {written} bytes ({exc}); run the same "
-                                 f"command again to resume from {part}") from None
-            if written > limit:
-                part.unlink(missing_ok=True)
-                raise BenchError(f"download of {url} sent more than the {limit} bytes of {bound}: stopped there "
-                                 f"and deleted the partial file; the server is not sending this file, check the "
-                                 f"address (or ${DOWNLOAD_BASE_ENV})")
-            if total is not None and written != total + offset:
-                raise BenchError(f"download of {url} stopped after {written} of {total + offset} bytes; "
-                                 f"run the same command again to resume from {part}")
-    # verify under a temporary name that keeps the file's suffix (readers look at it, e.g. ".gz")
-    checking = dest.with_name(f".checking-{dest.name}")
-    os.replace(part, checking)
-    try:
-        _verify(checking, rf, url)
-    except BenchError as exc:
-        checking.unlink(missing_ok=True)
-        raise BenchError(f"{exc}; the partial file was deleted, nothing was written to {dest}; run the download again") from None
-    os.replace(checking, dest)
-    log(f"{dest}: downloaded and verified" + ("" if (rf.md5 or rf.sha256) else " (structure and size checked; no published checksum)"))
-    return dest
+            if total is not None and total + offset > self.rf.limit:
+                raise BenchError(f"download of {self.url} announces {total + offset} bytes, more than the "
+                                 f"{self.rf.limit} of {self.bound}; nothing was downloaded; check the address (or "
+                                 f"${DOWNLOAD_BASE_ENV})")
+            self.log(f"downloading {self.url} -> {self.dest}"
+                     + (f" ({(total + offset) / 1e6:.1f} MB)" if total is not None else ""))
+            written = self.write(resp, mode, offset)
+        if total is not None and written != total + offset:
+            raise BenchError(f"download of {self.url} stopped after {written} of {total + offset} bytes; "
+                             f"run the same command again to resume from {self.part}")
+        return True
+
+    @property
+    def bound(self) -> str:
+        return "its published size" if self.rf.size is not None else "the stated cap (no size is published)"
+
+    def write(self, resp: Any, mode: str, offset: int) -> int:
+        """Append the body to ``.part`` (``mode`` "ab") or replace it ("wb"), never past the file's limit;
+        returns the bytes ``.part`` holds."""
+        limit, written = self.rf.limit, offset
+        try:
+            with open(self.part, mode) as fh:
+                while written <= limit:  # one byte beyond the limit is enough to know the file is wrong
+                    block = resp.read(min(CHUNK_BYTES, limit - written + 1))
+                    if not block:
+                        break
+                    fh.write(block)
+                    written += len(block)
+                if written <= limit:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except (OSError, socket.timeout, urllib.error.URLError) as exc:
+            raise BenchError(f"download of {self.url} interrupted after {written} bytes ({exc}); run the same "
+                             f"command again to resume from {self.part}") from None
+        if written > limit:
+            self.part.unlink(missing_ok=True)
+            raise BenchError(f"download of {self.url} sent more than the {limit} bytes of {self.bound}: stopped there "
+                             f"and deleted the partial file; the server is not sending this file, check the "
+                             f"address (or ${DOWNLOAD_BASE_ENV})")
+        return written
+
+    def commit(self) -> Path:
+        """Verify the whole ``.part`` and only then rename it to ``dest``; a failing file is deleted."""
+        # verify under a temporary name that keeps the file's suffix (readers look at it, e.g. ".gz")
+        checking = self.dest.with_name(f".checking-{self.dest.name}")
+        os.replace(self.part, checking)
+        try:
+            _verify(checking, self.rf, self.url)
+        except BenchError as exc:
+            checking.unlink(missing_ok=True)
+            raise BenchError(f"{exc}; the partial file was deleted, nothing was written to {self.dest}; run the "
+                             f"download again") from None
+        os.replace(checking, self.dest)
+        self.log(f"{self.dest}: downloaded and verified"
+                 + ("" if (self.rf.md5 or self.rf.sha256) else " (structure and size checked; no published checksum)"))
+        return self.dest
 
 
 def _content_length(resp: Any) -> int | None:
     """The response's Content-Length as a non-negative int; None when absent or not a number."""
     text = (resp.headers.get("Content-Length") or "").strip()
     return int(text) if text.isascii() and text.isdigit() else None
-
-
-def _restart(rf: RemoteFile, root: Path, part: Path, base_url: str | None, log: Callable[[str], None],
-             timeout: float) -> Path:
-    part.unlink(missing_ok=True)
-    return download(rf, root, base_url, log, timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,13 +33,18 @@ class ReportOptions:
     clipped: bool = False
 
     def check(self) -> "ReportOptions":
+        """These options, or a one-line BenchError naming the option and the fix (the one place of these
+        rules: ``bench report`` only parses its options' text)."""
         unknown = sorted(set(self.formats) - set(FORMATS))
         if unknown or not self.formats:
-            raise BenchError(f"unknown report format(s) {', '.join(unknown) or '(none)'}; choose from md, csv, tex")
+            raise BenchError(f"--format: unknown report format(s) {', '.join(unknown) or '(none)'}; choose from "
+                             f"{', '.join(FORMATS)} (comma-separated)")
         bad = [s for s in self.samples if isinstance(s, bool) or not isinstance(s, int) or s < 0]
         if bad or not self.samples:
-            raise BenchError(f"--samples {','.join(map(str, self.samples))}: give test sequence indices >= 0, "
-                             "e.g. --samples 0,2")
+            raise BenchError(f"--samples {','.join(map(str, self.samples)) or '(none)'}: give test sequence indices "
+                             ">= 0, comma-separated, e.g. --samples 0,2")
+        if self.mse_line is not None and not (math.isfinite(self.mse_line) and self.mse_line > 0):
+            raise BenchError(f"--mse-line {self.mse_line}: give a positive MSE, e.g. --mse-line 35")
         return self
 
 

@@ -8,8 +8,8 @@ published numbers. CSV and TeX hold the same tables.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from bench import store
 from bench.errors import BenchError
@@ -32,20 +32,35 @@ from bench.report.values import NA
 from bench.report.variants import ablation_tables, sweep_tables
 
 
-def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md",), mse_line: float | None = None,
-                 figures: bool = True, samples: Sequence[int] = (0,), per_frame: bool = False,
-                 clipped: bool = False) -> list[Path]:
+@dataclass
+class Sections:
+    """The report's tables, section by section: what report.md, report.csv and report.tex render."""
+
+    by_dataset: dict[str, list[Group]]
+    comparison: list[Table] = field(default_factory=list)
+    frames: list[Table] = field(default_factory=list)
+    ablations: list[Table] = field(default_factory=list)
+    sweeps: list[Table] = field(default_factory=list)
+    efficiency: list[Table] = field(default_factory=list)
+    audit: Table | None = None
+    appendix: list[Table] = field(default_factory=list)
+
+    def tables(self) -> list[Table]:
+        """Every table, in the order of the report."""
+        return (self.comparison + self.frames + self.ablations + self.sweeps + self.efficiency
+                + ([self.audit] if self.audit else []) + self.appendix)
+
+
+def write_report(results_dir: Path, out_dir: Path, options: ReportOptions = ReportOptions()) -> list[Path]:
     """Render the report of ``results_dir`` into ``out_dir``; returns the files written.
 
-    ``formats``: any of ``md``, ``csv``, ``tex`` (only those are written; report files and figures an
-    earlier report wrote in ``out_dir``, unchanged since, that this one does not write are removed; a
-    file of the user's in the way is refused, never overwritten: :mod:`bench.report.outputs`).
-    ``mse_line`` draws a horizontal reference line (display scale) on every learning-curve figure. ``figures=False``
-    skips the PNGs (and their links). ``samples``: indices of the stored test sequences shown in the
-    qualitative grids. ``per_frame``: add the per-frame tables. ``clipped``: add the clipped MSE/MAE
-    columns (see :class:`~bench.report.context.ReportOptions`).
+    ``options`` (:class:`~bench.report.context.ReportOptions`, checked first): the formats (only those
+    are written; report files and figures an earlier report wrote in ``out_dir``, unchanged since,
+    that this one does not write are removed; a file of the user's in the way is refused, never
+    overwritten: :mod:`bench.report.outputs`), the learning curves' reference line, the figures
+    (only with md), the qualitative grids' samples, the per-frame tables and the clipped columns.
     """
-    options = ReportOptions(tuple(formats), mse_line, figures, tuple(samples), per_frame, clipped).check()
+    options = options.check()
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     ctx, inputs = build_context(results_dir, out_dir, options)
     try:
@@ -55,40 +70,14 @@ def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md
                          "--out DIR") from None
     outputs = ReportOutputs(out_dir)
     outputs.check([out_dir / f"report.{fmt}" for fmt in options.formats])  # before the figures are drawn
-
-    by_dataset: dict[str, list[Group]] = {}
-    for g in ctx.groups:
-        by_dataset.setdefault(g.dataset, []).append(g)
-    comparison: list[Table] = []
-    frames: list[Table] = []
-    draw = figures and "md" in options.formats
-    for ds in sorted(by_dataset):
-        groups = by_dataset[ds]
-        for g in groups:
-            others = [o for o in groups if o is not g]
-            diff = [n for n in differing_fields(groups) if any(o.key.fields[n] != g.key.fields[n] for o in others)]
-            t = comparison_table(ctx, g, diff)
-            if draw:
-                drawn = render_figures(ctx, g)
-                t.figures, t.notes = drawn.links, t.notes + drawn.notes
-            comparison.append(t)
-            if per_frame:
-                frames += per_frame_tables(ctx, g)
-    ablations = pretraining_tables(ctx) + ablation_tables(ctx)  # PLA-SM Table VII whole, then per method
-    sweeps = sweep_tables(ctx)
-    efficiency = [efficiency_table(ctx, g) for g in ctx.groups]
-    audit = audit_table(ctx)
-    appendix = published_appendix(ctx, sorted(by_dataset))
-    all_tables = comparison + frames + ablations + sweeps + efficiency + ([audit] if audit else []) + appendix
-
+    sections = build_sections(ctx, options)
     texts: dict[Path, bytes] = {}
     if "md" in options.formats:
-        texts[out_dir / "report.md"] = render_markdown(ctx, inputs, by_dataset, comparison, frames, ablations, sweeps,
-                                                       efficiency, audit, appendix).encode()
+        texts[out_dir / "report.md"] = render_markdown(ctx, inputs, sections).encode()
     if "csv" in options.formats:
-        texts[out_dir / "report.csv"] = render_csv(all_tables).encode()
+        texts[out_dir / "report.csv"] = render_csv(sections.tables()).encode()
     if "tex" in options.formats:
-        texts[out_dir / "report.tex"] = render_tex(all_tables).encode()
+        texts[out_dir / "report.tex"] = render_tex(sections.tables()).encode()
     files = {**texts, **dict(sorted(ctx.figures.items()))}
     try:  # only files an earlier report wrote are replaced or removed (bench.report.outputs)
         outputs.claim(list(files))
@@ -99,6 +88,33 @@ def write_report(results_dir: Path, out_dir: Path, formats: Sequence[str] = ("md
         raise BenchError(f"cannot write the report into {out_dir}: {exc.strerror}; choose another place with "
                          "--out DIR") from None
     return list(files)
+
+
+def build_sections(ctx: Context, options: ReportOptions) -> Sections:
+    """Every table of the report (and, with md, the figures of each comparison: drawn into ``ctx.figures``)."""
+    by_dataset: dict[str, list[Group]] = {}
+    for g in ctx.groups:
+        by_dataset.setdefault(g.dataset, []).append(g)
+    sections = Sections(by_dataset)
+    draw = options.figures and "md" in options.formats
+    for ds in sorted(by_dataset):
+        groups = by_dataset[ds]
+        for g in groups:
+            others = [o for o in groups if o is not g]
+            diff = [n for n in differing_fields(groups) if any(o.key.fields[n] != g.key.fields[n] for o in others)]
+            t = comparison_table(ctx, g, diff)
+            if draw:
+                drawn = render_figures(ctx, g)
+                t.figures, t.notes = drawn.links, t.notes + drawn.notes
+            sections.comparison.append(t)
+            if options.per_frame_tables:
+                sections.frames += per_frame_tables(ctx, g)
+    sections.ablations = pretraining_tables(ctx) + ablation_tables(ctx)  # PLA-SM Table VII whole, then per method
+    sections.sweeps = sweep_tables(ctx)
+    sections.efficiency = [efficiency_table(ctx, g) for g in ctx.groups]
+    sections.audit = audit_table(ctx)
+    sections.appendix = published_appendix(ctx, sorted(by_dataset))
+    return sections
 
 
 def _failed_lines(inputs: Inputs) -> list[str]:
@@ -113,8 +129,9 @@ def _failed_lines(inputs: Inputs) -> list[str]:
     return lines
 
 
-def render_markdown(ctx: Context, inputs: Inputs, by_dataset, comparison, frames, ablations, sweeps, efficiency,
-                    audit, appendix) -> str:
+def render_markdown(ctx: Context, inputs: Inputs, sections: Sections) -> str:
+    """report.md: the summary and how to read it, skipped files, failed runs, then every section."""
+    by_dataset = sections.by_dataset
     out: list[str] = ["# Benchmark report", ""]
     specs = {r.spec.hash for r in inputs.complete}
     out += [f"Results directory: `{ctx.results_dir}`. {len(inputs.complete)} complete run(s) of {len(specs)} run "
@@ -139,22 +156,23 @@ def render_markdown(ctx: Context, inputs: Inputs, by_dataset, comparison, frames
         if len(by_dataset[ds]) > 1:
             out += [f"{len(by_dataset[ds])} groups of runs that are not comparable with each other (they differ in: "
                     f"{', '.join(differing_fields(by_dataset[ds]))}); each has its own table.", ""]
-        for t in [t for t in comparison if t.dataset == ds]:
+        for t in [t for t in sections.comparison if t.dataset == ds]:
             out += md_table_block(t, "####")
-    for title, tables in (("Per-frame metrics", frames), ("Ablations", ablations), ("Hyperparameter sweeps", sweeps)):
+    for title, tables in (("Per-frame metrics", sections.frames), ("Ablations", sections.ablations),
+                          ("Hyperparameter sweeps", sections.sweeps)):
         if tables:
             out += [f"## {title}", ""]
             for t in tables:
                 out += md_table_block(t, "###")
     out += ["## Efficiency", ""]
-    for t in efficiency:
+    for t in sections.efficiency:
         out += md_table_block(t, "###")
-    if audit:
-        out += md_table_block(audit, "###")
+    if sections.audit:
+        out += md_table_block(sections.audit, "###")
     out += ["## Published numbers", "",
             "Every transcribed table of the datasets above (bench/data/published.json; TAU Tables 2-6 and PLA-SM "
             "Tables II-XI), as printed, with the SSIM/PSNR convention of the code behind each row. Registry keys "
             "name the methods this harness implements.", ""]
-    for t in appendix:
+    for t in sections.appendix:
         out += md_table_block(t, "###")
     return "\n".join(out).rstrip("\n") + "\n"

@@ -15,7 +15,7 @@ from bench.report.context import Context
 from bench.report.groups import Group, RowRuns
 from bench.report.notes import block_notes
 from bench.report.table import Table
-from bench.report.variants import variant_table
+from bench.report.variants import VariantRows, variant_table
 
 PAPER, TABLE = "PLA-SM", "VII"
 
@@ -45,7 +45,7 @@ def pretraining_tables(ctx: Context) -> list[Table]:
             return found[0] if found else None
         paper_rows.append((f"{method} — paper ({PAPER} Table {TABLE}: {name})", find))
     table = variant_table(ctx, "PLA-SM Table VII: spatial-masking pretraining applied to other methods",
-                          "pretraining-table-vii", row_ids, lookup, groups, paper_rows, "Method")
+                          "pretraining-table-vii", VariantRows("Method", row_ids, lookup, paper_rows), groups)
     table.notes = block_notes(ctx, groups, "methods without and with spatial-masking pretraining (rows) against "
                                            "comparability groups (column blocks), in the layout of PLA-SM Table VII") \
         + [BASELINE_NOTE] + table.notes

@@ -8,6 +8,7 @@ where the papers ablate a pretraining (PLA-SM Table VII: SimVP with and without 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from bench.metrics.display import header
@@ -33,25 +34,50 @@ def block_columns(dataset: str, metrics_present: Sequence[str], paper: Sequence[
     return [m for m in wanted if m in metrics_present or m in needed]
 
 
-def variant_table(ctx: Context, title: str, tid: str, row_ids: list[tuple[Any, str]],
-                  lookup: Callable[[Group, Any], RowRuns | None], groups: list[Group],
-                  paper_rows: list[tuple[str, Callable[[Group], PublishedEntry | None]]],
-                  first_column: str) -> Table:
+@dataclass(frozen=True)
+class VariantRows:
+    """The rows of a variant or sweep table: ours (an id and its text each; ``lookup`` finds the row's
+    runs in a group) and the papers' (a text and a function finding its published entry in a group)."""
+
+    first_column: str
+    ours: list[tuple[Any, str]]
+    lookup: Callable[[Group, Any], RowRuns | None]
+    papers: list[tuple[str, Callable[[Group], PublishedEntry | None]]]
+
+    def has(self, g: Group, row: RowRuns) -> bool:
+        """Whether ``row`` of ``g`` is one of the table's rows."""
+        return any(self.lookup(g, rid) is row for rid, _ in self.ours)
+
+
+def variant_table(ctx: Context, title: str, tid: str, rows: VariantRows, groups: list[Group]) -> Table:
     """Rows (ours then papers) against blocks of columns, one block per comparability group."""
-    columns = [first_column]
     blocks: list[tuple[Group, list[str]]] = []
+    columns = [rows.first_column]
     for g in groups:
-        entries = [e for _, find in paper_rows if (e := find(g)) is not None]
+        entries = [e for _, find in rows.papers if (e := find(g)) is not None]
         ms = block_columns(g.dataset, g.metrics, entries)
         blocks.append((g, ms))
         sc = ctx.scale(g.dataset)
         columns += [f"{g.tag} {header(m, sc.get(m, 1.0))}" for m in ms] + [f"{g.tag} FLOPs (G)"]
-    rows: list[Row] = []
-    for rid, text in row_ids:
+    table = Table(tid, title, columns, _our_rows(ctx, rows, blocks) + _paper_rows(ctx, rows, blocks),
+                  dataset=",".join(sorted({g.dataset for g in groups})), group=",".join(g.tag for g in groups),
+                  groups=list(groups))
+    rank_table(table, [i for i, c in enumerate(columns) if i > 0 and not c.endswith("FLOPs (G)")])  # costs unranked
+    shown = [c.entry for r in table.rows if r.kind == "paper" for c in r.cells if c.entry is not None]
+    table.notes = ranking_notes(table) + convention_notes(ctx.published, list({id(e): e for e in shown}.values()))
+    for g in groups:
+        shown_labels = {r.label for r in g.rows if rows.has(g, r)}
+        table.notes += disagreement_notes(ctx.published, g.dataset, g.pred_len, shown_labels)
+    return table
+
+
+def _our_rows(ctx: Context, rows: VariantRows, blocks: list[tuple[Group, list[str]]]) -> list[Row]:
+    out: list[Row] = []
+    for rid, text in rows.ours:
         cells = [Cell(text)]
         label, spec_hash = "", ""
         for g, ms in blocks:
-            rr = lookup(g, rid)
+            rr = rows.lookup(g, rid)
             if rr is None:
                 cells += [Cell(NA) for _ in ms] + [Cell(NA)]
                 continue
@@ -59,8 +85,13 @@ def variant_table(ctx: Context, title: str, tid: str, row_ids: list[tuple[Any, s
             sc = ctx.scale(g.dataset)
             cells += [seeds_cell(rr.values(m), m, sc.get(m, 1.0), g) for m in ms]
             cells.append(exact_cell(costs_of(ctx, g, rr).flops_g, "flops_g", 1e-9, g))
-        rows.append(Row(cells, "ours", label, "ours", spec_hash))
-    for text, find in paper_rows:
+        out.append(Row(cells, "ours", label, "ours", spec_hash))
+    return out
+
+
+def _paper_rows(ctx: Context, rows: VariantRows, blocks: list[tuple[Group, list[str]]]) -> list[Row]:
+    out: list[Row] = []
+    for text, find in rows.papers:
         cells = [Cell(text)]
         any_value = False
         src, method = "", ""
@@ -77,22 +108,8 @@ def variant_table(ctx: Context, title: str, tid: str, row_ids: list[tuple[Any, s
             any_value = any_value or any(c.mean is not None for c in pc)
             cells += pc
         if any_value:
-            rows.append(Row(cells, "paper", method, src))
-    table = Table(tid, title, columns, rows, dataset=",".join(sorted({g.dataset for g in groups})),
-                  group=",".join(g.tag for g in groups), groups=list(groups))
-    rank_table(table, [i for i, c in enumerate(columns) if i > 0 and not c.endswith("FLOPs (G)")])  # costs unranked
-    shown = [c.entry for r in table.rows if r.kind == "paper" for c in r.cells if c.entry is not None]
-    table.notes = ranking_notes(table) + convention_notes(ctx.published, list({id(e): e for e in shown}.values()))
-    for g in groups:
-        table.notes += disagreement_notes(ctx.published, g.dataset, g.pred_len,
-                                          {r.label for r in g.rows if lookup_any(lookup, g, row_ids, r)})
-    return table
-
-
-def lookup_any(lookup: Callable[[Group, Any], RowRuns | None], g: Group, row_ids: list[tuple[Any, str]],
-               row: RowRuns) -> bool:
-    """Whether ``row`` of ``g`` is one of the table's rows."""
-    return any(lookup(g, rid) is row for rid, _ in row_ids)
+            out.append(Row(cells, "paper", method, src))
+    return out
 
 
 def ablation_tables(ctx: Context) -> list[Table]:
@@ -130,8 +147,8 @@ def ablation_tables(ctx: Context) -> list[Table]:
                 return found[0] if found else None
             paper_rows.append((f"{m} — paper ({paper} Table {tab}: {rowname})", find))
         layout = "PLA-SM Table VII (pretraining)" if pairs else "TAU Table 6 / PLA-SM Table VI"
-        table = variant_table(ctx, f"{method}: variants", f"abl-{method}", [(d, d) for d in ordered], lookup,
-                              groups, paper_rows, "Variant")
+        table = variant_table(ctx, f"{method}: variants", f"abl-{method}",
+                              VariantRows("Variant", [(d, d) for d in ordered], lookup, paper_rows), groups)
         table.notes = block_notes(ctx, groups, "variants (rows) of one method against comparability groups "
                                                f"(column blocks), in the layout of {layout}") + table.notes
         table.section = "ablation"
@@ -191,7 +208,7 @@ def sweep_tables(ctx: Context) -> list[Table]:
             paper_rows.append((f"{param} = {value} — paper ({paper} Table {tab})", find))
         ordered = sorted(row_ids.items())
         table = variant_table(ctx, f"{base}: sweep of {param}", f"sweep-{base}-{param}".replace(":", "+"),
-                              [(rid, text) for rid, text in ordered], lookup, groups, paper_rows, param)
+                              VariantRows(param, [(rid, text) for rid, text in ordered], lookup, paper_rows), groups)
         table.notes = block_notes(ctx, groups, f"values of `{param}` for `{base}` (recognised from the run keys' "
                                                f"overrides; the default row is the run without override; runs with --set are left out), in the "
                                                f"layout of PLA-SM Tables VIII, IX, XI") + table.notes

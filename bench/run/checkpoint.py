@@ -23,6 +23,7 @@ import torch
 from bench import store
 from bench.errors import BenchError
 from bench.spec.run_spec import RunSpec
+from bench.store.record import EpochRecord
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -69,19 +70,47 @@ def checkpoint_epoch(path: Path) -> int:
 
 @dataclass
 class Progress:
-    """What the epoch loop carries from epoch to epoch (and what a resume restores)."""
+    """What the epoch loop carries from epoch to epoch (and what a resume restores); the history is
+    typed from the first epoch (:class:`~bench.store.record.EpochRecord`, as ``result.json`` holds it)."""
 
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
     best_mse: float = float("inf")
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] | None = None
     next_epoch: int = 1
 
 
-def save_last(work: Path, spec: RunSpec, epoch: int, model, optimizer, scheduler, scaler, progress: Progress) -> None:
+@dataclass(frozen=True)
+class TrainingState:
+    """What ``last.pt`` holds besides the progress, and a resume restores in place: the model and its
+    optimiser, learning-rate schedule and gradient scaler."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+
+    def state_dicts(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict()}
+
+    def load(self, ckpt: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if "scaler" in ckpt:
+            self.scaler.load_state_dict(ckpt["scaler"])
+
+
+def epoch_row(record: EpochRecord) -> dict[str, Any]:
+    """One history entry as plain values (``last.pt`` loads with ``weights_only=True``; history.csv)."""
+    return {"epoch": record.epoch, "train_loss": record.train_loss, "val": dict(record.val), "lr": record.lr,
+            "seconds": record.seconds, "eval_seconds": record.eval_seconds, "train_samples": record.train_samples}
+
+
+def save_last(work: Path, spec: RunSpec, epoch: int, state: TrainingState, progress: Progress) -> None:
     store.atomic_torch_save(work / LAST, {
-        "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "history": progress.history,
+        "epoch": epoch, **state.state_dicts(), "history": [epoch_row(r) for r in progress.history],
         "best": {"mse": progress.best_mse, "epoch": progress.best_epoch}, "rng": capture_rng(),
         "spec": spec.identity()})
 
@@ -90,8 +119,8 @@ def save_best(work: Path, epoch: int, state: dict[str, torch.Tensor]) -> None:
     store.atomic_torch_save(work / BEST, {"epoch": epoch, "model": state})
 
 
-def resume(work: Path, spec: RunSpec, model, optimizer, scheduler, scaler) -> Progress | None:
-    """Restore the training state from ``work/last.pt`` (None when there is none).
+def resume(work: Path, spec: RunSpec, state: TrainingState) -> Progress | None:
+    """Restore ``state`` from ``work/last.pt`` and return the progress (None when there is none).
 
     Refuses a checkpoint of another configuration, or one that lacks a field, in one line.
     """
@@ -110,15 +139,11 @@ def resume(work: Path, spec: RunSpec, model, optimizer, scheduler, scaler) -> Pr
         raise BenchError(f"the checkpoint {path} belongs to another configuration (differs in {', '.join(changed)}); "
                          f"re-run with the same options to resume, or delete it to start afresh")
     try:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if "scaler" in ckpt:
-            scaler.load_state_dict(ckpt["scaler"])
+        state.load(ckpt)
         restore_rng(ckpt["rng"])
         best = ckpt["best"]
-        progress = Progress(history=list(ckpt["history"]), best_mse=float(best["mse"]), best_epoch=int(best["epoch"]),
-                            next_epoch=int(ckpt["epoch"]) + 1)
+        progress = Progress(history=[EpochRecord(**row) for row in ckpt["history"]], best_mse=float(best["mse"]),
+                            best_epoch=int(best["epoch"]), next_epoch=int(ckpt["epoch"]) + 1)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise BenchError(f"checkpoint {path} does not fit this model ({type(exc).__name__}: {first}); "

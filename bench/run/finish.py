@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from bench.core.host_allocator import setting_for
-from bench.cost.measure import measure_efficiency, median
+from bench.cost.measure import Measured, measure_efficiency, median
 from bench.metrics.functional import METRIC_CONVENTION, SCORING_PROTOCOL
 from bench.run.checkpoint import LAST, Progress
 from bench.run.distributed import DistInfo, barrier
@@ -20,8 +20,8 @@ from bench.run.evaluation import Evaluation, evaluate
 from bench.run.prepared import PreparedRun, data_config
 from bench.spec.splits import Splits
 from bench import store
-from bench.store.record import (SCHEMA, DatasetInfo, Efficiency, Environment, EpochRecord, MethodInfo, RunResult,
-                                RunSettings, Scoring, Timing, write_json_text)
+from bench.store.record import (SCHEMA, DatasetInfo, Efficiency, Environment, MethodInfo, RunResult, RunSettings,
+                                Scoring, Timing, write_json_text)
 
 
 NUM_STORED_PREDICTIONS = 4  # test sequences whose predictions are stored for qualitative figures
@@ -42,8 +42,8 @@ def test_and_record(run: PreparedRun, progress: Progress) -> RunResult | None:
     try:
         if not run.info.is_main:
             return None
-        efficiency = (measure_efficiency(method, model, run.data, hp, run.splits, run.device, run.opts.fps_batch)
-                      if run.opts.efficiency else Efficiency())
+        efficiency = (measure_efficiency(Measured(method, model, run.data, hp), run.splits, run.device,
+                                         run.opts.fps_batch) if run.opts.efficiency else Efficiency())
         result = build_result(run, progress, test, efficiency)
         if stored:
             store.atomic_save_npz(run.work / "predictions.npz", **stored)
@@ -57,8 +57,8 @@ def test_and_record(run: PreparedRun, progress: Progress) -> RunResult | None:
 def build_result(run: PreparedRun, progress: Progress, test: Evaluation, efficiency: Efficiency) -> RunResult:
     """The complete run's record (:class:`~bench.store.record.RunResult`)."""
     spec, data, info = run.spec, run.data, run.info
-    seconds = [float(h["seconds"]) for h in progress.history]
-    samples = sum(int(h["train_samples"]) for h in progress.history)
+    seconds = [float(h.seconds) for h in progress.history]
+    samples = sum(int(h.train_samples) for h in progress.history)
     efficiency = replace(efficiency, train_seconds_per_epoch=median(seconds),
                          train_samples_per_second=samples / sum(seconds) if seconds and sum(seconds) > 0 else None)
     env = store.environment(run.device)
@@ -80,7 +80,7 @@ def build_result(run: PreparedRun, progress: Progress, test: Evaluation, efficie
                                                                          spec.epochs * run.steps_per_epoch))
                                        if method.schedule is not None else {})),
         scoring=Scoring(SCORING_PROTOCOL, METRIC_CONVENTION),
-        history=[EpochRecord(**h) for h in progress.history], best_epoch=progress.best_epoch,
+        history=list(progress.history), best_epoch=progress.best_epoch,
         test=test.metrics, test_per_frame=test.per_frame, efficiency=efficiency, pretrain=run.pretrain_record)
 
 

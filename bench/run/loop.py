@@ -14,13 +14,14 @@ from typing import Any
 
 import torch
 
-from bench.run.checkpoint import Progress, resume, save_best, save_last
+from bench.run.checkpoint import Progress, TrainingState, epoch_row, resume, save_best, save_last
 from bench.run.distributed import wrap_for_training
 from bench.run.epoch import Trainer, train_epoch
 from bench.run.evaluation import evaluate
 from bench.run.prepared import PreparedRun
 from bench.spec.choices import make_optimizer, make_scheduler
 from bench import store
+from bench.store.record import EpochRecord
 
 
 def make_trainer(run: PreparedRun) -> Trainer:
@@ -45,7 +46,8 @@ def train_run(run: PreparedRun) -> Progress:
     """The epoch loop: train, validate, keep the best epoch, checkpoint (resuming where a run stopped)."""
     spec, model = run.spec, run.model
     trainer = make_trainer(run)
-    progress = resume(run.work, spec, model, trainer.optimizer, trainer.scheduler, trainer.scaler)
+    state = TrainingState(model, trainer.optimizer, trainer.scheduler, trainer.scaler)
+    progress = resume(run.work, spec, state)
     if progress is None:
         progress = Progress()
     else:
@@ -58,15 +60,15 @@ def train_run(run: PreparedRun) -> Progress:
         stats = train_epoch(trainer, run.splits, epoch, on_step=bar.step)
         t1 = time.perf_counter()
         val = evaluate(run.scorer, run.splits, "val").metrics
-        progress.history.append({"epoch": epoch, "train_loss": stats.train_loss, "val": val,
-                                 "lr": float(trainer.optimizer.param_groups[0]["lr"]), "seconds": stats.seconds,
-                                 "eval_seconds": time.perf_counter() - t1, "train_samples": stats.samples})
+        progress.history.append(EpochRecord(epoch=epoch, train_loss=stats.train_loss, val=val,
+                                            lr=float(trainer.optimizer.param_groups[0]["lr"]), seconds=stats.seconds,
+                                            eval_seconds=time.perf_counter() - t1, train_samples=stats.samples))
         improved = val["mse"] < progress.best_mse
         if improved:
             progress.best_mse, progress.best_epoch = val["mse"], epoch
             progress.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         if run.info.is_main:  # last.pt first: it can always restore the best epoch if it is this one
-            save_last(run.work, spec, epoch, model, trainer.optimizer, trainer.scheduler, trainer.scaler, progress)
+            save_last(run.work, spec, epoch, state, progress)
             if improved:
                 save_best(run.work, epoch, progress.best_state)
             store.write_history_csv(run.work / "history.csv", [_flat(r) for r in progress.history])
@@ -76,8 +78,9 @@ def train_run(run: PreparedRun) -> Progress:
     return progress
 
 
-def _flat(row: dict[str, Any]) -> dict[str, Any]:
+def _flat(record: EpochRecord) -> dict[str, Any]:
     """A history row for history.csv: validation metrics as ``val_<metric>`` columns."""
+    row = epoch_row(record)
     return {**{k: v for k, v in row.items() if k != "val"}, **{f"val_{k}": v for k, v in row["val"].items()}}
 
 

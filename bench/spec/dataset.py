@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from bench.errors import BenchError
+from bench.spec.hparams import MAX_PRED_LEN, shorten
+from bench.spec.splits import check_sizes
 
 
 @dataclass(frozen=True)
@@ -14,7 +16,8 @@ class DataConfig:
     """What a dataset loader needs to build its splits.
 
     ``sizes`` maps split name (train/val/test) to a number of sequences; a missing key means the
-    dataset's standard size. ``seed`` seeds the *training stream*; the validation and test sets
+    dataset's standard size (checked on construction: :func:`bench.spec.splits.check_sizes`, so a
+    loader receives valid sizes). ``seed`` seeds the *training stream*; the validation and test sets
     are fixed by ``data_seed`` so that runs with different seeds are scored on the same sequences.
     """
 
@@ -25,6 +28,9 @@ class DataConfig:
     rank: int = 0
     world_size: int = 1
     pred_len: int | None = None  # evaluation horizon when it exceeds the dataset's out_frames (--pred-len)
+
+    def __post_init__(self) -> None:
+        check_sizes(self.sizes)
 
 
 @dataclass(frozen=True)
@@ -65,14 +71,21 @@ class DatasetSpec:
         return self.display_name or self.name
 
     def check_pred_len(self, pred_len: int | None) -> int:
-        """The evaluation horizon for ``--pred-len`` (None: the dataset's own), or a one-line BenchError."""
+        """The evaluation horizon for ``--pred-len`` (None: the dataset's own), or a one-line BenchError:
+        at least 1, at most :attr:`max_pred_len` (the frames the data holds), and for data without a
+        limit of its own (generated) at most :data:`~bench.spec.hparams.MAX_PRED_LEN`. The one rule
+        for the horizon: the run spec and the loaders ask it."""
         if pred_len is None:
             return self.out_frames
-        if pred_len < 1:
-            raise BenchError(f"--pred-len must be at least 1 (got {pred_len})")
+        if isinstance(pred_len, bool) or not isinstance(pred_len, int) or pred_len < 1:
+            raise BenchError(f"--pred-len must be at least 1 (got {shorten(pred_len)}); leave it out for the dataset's "
+                             f"own horizon ({self.out_frames} frames)")
         if self.max_pred_len is not None and pred_len > self.max_pred_len:
-            raise BenchError(f"--pred-len {pred_len} exceeds the {self.max_pred_len} target frames dataset "
+            raise BenchError(f"--pred-len {shorten(pred_len)} exceeds the {self.max_pred_len} target frames dataset "
                              f"{self.name!r} provides; use --pred-len <= {self.max_pred_len}")
+        if self.max_pred_len is None and pred_len > MAX_PRED_LEN:
+            raise BenchError(f"--pred-len {shorten(pred_len)} is above the limit of {MAX_PRED_LEN:,} frames for "
+                             f"dataset {self.name!r}; use --pred-len <= {MAX_PRED_LEN:,}")
         return pred_len
 
     def with_frames(self, in_frames: int | None = None, out_frames: int | None = None) -> "DatasetSpec":

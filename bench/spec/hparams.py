@@ -112,6 +112,15 @@ def _scalar(kind: str, value: Any) -> Any:
     return None
 
 
+def shorten(value: Any, width: int = 24) -> str:
+    """``value`` as a one-line message shows it: cut to ``width`` characters and ``...``."""
+    try:
+        text = repr(value) if isinstance(value, str) else str(value)
+    except ValueError:  # an integer beyond Python's 4,300-digit conversion limit
+        text = "a number of more than 4,300 digits"
+    return text if len(text) <= width else text[:width] + "..."
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
@@ -193,6 +202,13 @@ TRAIN_PARAMS: dict[str, HParam] = {
     "clip_grad": Float(min=0.0, doc="max gradient norm; 0 disables clipping"),
 }
 TRAIN_KEYS = frozenset(TRAIN_DEFAULTS)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same type, element by element (``True`` is not ``1``, ``1`` is not ``1.0``)."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
 
 
 def check_all(hp: Mapping[str, Any], params: Mapping[str, HParam], owner: str) -> dict[str, Any]:

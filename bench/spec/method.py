@@ -84,10 +84,11 @@ class MethodSpec:
     Attributes:
         name: registry name (lower case, no ``:``).
         build: ``build(data: DatasetSpec, **model_hparams) -> nn.Module`` mapping
-            (B, T, C, H, W) to (B, T', C, H, W).
+            (B, T, C, H, W) to (B, T', C, H, W); it receives every model key of the resolved
+            configuration, so it needs (and should have) no defaults of its own.
         citation: the paper, as it should appear in a report.
-        hparams: dataset name -> hyperparameters (model and training keys together);
-            ``"*"`` holds the fallback for every dataset.
+        hparams: the paper configuration (model and training keys together): ``"*"`` the base, every
+            other key a dataset name mapped to only what that dataset changes (:mod:`bench.spec.config`).
         variants: named ablations: variant name -> hyperparameter overrides.
         tiny: overrides giving the small ``--tiny`` configuration (small widths that learn in minutes on a
             CPU: ``bench demo`` and the tests).

@@ -5,14 +5,16 @@ Methods
 A method is a :class:`MethodSpec`. The usual way to make one is the :func:`register_method`
 decorator on its model builder::
 
-    @register_method("mynet", citation="Doe et al., 2024", hparams={"*": {"hid": 64, "lr": 1e-3}})
+    @register_method("mynet", citation="Doe et al., 2024",
+                     hparams={"*": {"hid": 64, "lr": 1e-3}, "taxibj": {"lr": 5e-4}})
     def build_mynet(data: DatasetSpec, hid: int) -> nn.Module:
         ...  # a module mapping (B, T, C, H, W) -> (B, T', C, H, W)
 
 The builder receives the *model* hyperparameters only; the training hyperparameters
 (:data:`TRAIN_KEYS`: epochs, batch size, optimiser, learning rate, schedule...) are consumed by the
 runner. Both live in one flat dict so that ``--set key=value`` and ``method:key=value`` address any
-of them with one syntax.
+of them with one syntax. ``"*"`` is the base configuration; a dataset's entry holds only what that
+dataset changes (:mod:`bench.spec.config`), and the builder takes no defaults of its own.
 
 A CLI method key is ``name[:variant][:key=value...]``, e.g. ``tau``, ``tau:no-ddr``,
 ``plasm:mask-sm:r0=0.9``. Hyperparameters resolve, later winning::

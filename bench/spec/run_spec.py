@@ -41,8 +41,8 @@ from typing import Any, Mapping
 import torch
 
 from bench.errors import BenchError
-from bench.spec.choices import PRECISIONS
-from bench.spec.hparams import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_PRED_LEN, MAX_SEED, MAX_SPLIT_SIZE
+from bench.spec.checks import check_precision, check_seed, check_sizes, check_train_option
+from bench.spec.hparams import same_value
 from bench.spec.registry import DataConfig, DatasetSpec, MethodKey, MethodSpec, get_method, method_code, method_label
 from bench.core.typed_json import to_json
 
@@ -167,17 +167,12 @@ def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOpt
     integer given for a float is that float, ``none`` names the choice ``none``), a key override
     equal to what the key resolves to without it (for this dataset, variant, ``--tiny`` and
     ``--quick``) is dropped from the label, and a split size equal to the dataset's standard size
-    (``--quick``'s sizes with ``--quick``) is dropped from ``sizes``. The upper bounds of
-    :mod:`bench.spec.hparams` (epochs, batch size, split sizes, seeds, horizon) and the memory of one
-    evaluation batch (:func:`check_batch_memory`) are checked here, before anything trains.
+    (``--quick``'s sizes with ``--quick``) is dropped from ``sizes``. Every option is
+    checked here against its rule (:func:`check_options`: :mod:`bench.spec.checks`, the horizon by the
+    dataset), and the memory of one evaluation batch (:func:`check_batch_memory`), before anything trains.
     """
-    if opts.precision not in PRECISIONS:
-        raise BenchError(f"--precision {opts.precision!r}: choose one of {', '.join(PRECISIONS)}")
-    check_bounds(opts, seed)
+    check_options(opts, seed)
     horizon = data.check_pred_len(opts.pred_len)
-    if data.max_pred_len is None and horizon > MAX_PRED_LEN:
-        raise BenchError(f"--pred-len {horizon} is above the limit of {MAX_PRED_LEN:,} frames for dataset "
-                         f"{data.name!r}; use --pred-len <= {MAX_PRED_LEN:,}")
     sets = canonical_values(key.spec, opts.sets)
     given = {name: ("--set", value) for name, value in sets.items()}
     for flag, name, value in (("--epochs", "epochs", opts.epochs), ("--batch-size", "batch_size", opts.batch_size)):
@@ -194,10 +189,7 @@ def resolve_run_spec(key: MethodKey, data: DatasetSpec, seed: int, opts: SpecOpt
     hp = _resolve(key, data, opts, overrides, horizon)  # validates names, types and ranges
     default = _resolve(MethodKey(key.spec, key.variant, {}), data, opts, {}, horizon)  # the method's own values
     kept = {k: v for k, v in key.overrides.items() if not same_value(default.get(k), hp[k])}
-    sizes = {**(dict(data.quick_sizes) if opts.quick else {}), **dict(opts.sizes)}
-    for split, n in sizes.items():
-        if split not in ("train", "val", "test") or isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise BenchError(f"split size {split}={n!r} is invalid; write e.g. --sizes train=256,val=64,test=64")
+    sizes = {**(dict(data.quick_sizes) if opts.quick else {}), **dict(opts.sizes)}  # checked by check_options
     if not opts.quick:  # the standard size written out is the standard size
         sizes = {split: n for split, n in sizes.items() if n != data.sizes.get(split)}
     check_batch_memory(data, int(hp["batch_size"]), horizon)
@@ -229,27 +221,15 @@ def canonical_values(method: MethodSpec, values: Mapping[str, Any]) -> dict[str,
     return {k: declared[k].check(k, v, method.name) if k in declared else v for k, v in values.items()}
 
 
-def same_value(a: Any, b: Any) -> bool:
-    """Equal and of the same type, element by element (``True`` is not ``1``, ``1`` is not ``1.0``)."""
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
-
-
-def check_bounds(opts: SpecOptions, seed: int) -> None:
-    """The options' upper bounds (:mod:`bench.spec.hparams`), each a one-line BenchError naming the fix."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise BenchError(f"seed {seed!r} is invalid: seeds are integers from 0 to 2**63-1; write e.g. --seeds 0,1")
-    if data_seed_invalid(opts.data_seed):
-        raise BenchError(f"--data-seed {opts.data_seed!r} is invalid: give an integer from 0 to 2**63-1")
-    for flag, value, top, unit in (("--epochs", opts.epochs, MAX_EPOCHS, "epochs"),
-                                   ("--batch-size", opts.batch_size, MAX_BATCH_SIZE, "sequences")):
-        if value is not None and value > top:
-            raise BenchError(f"{flag} {value} is above the limit of {top:,} {unit}; give a smaller value")
-    for split, n in opts.sizes.items():
-        if isinstance(n, int) and n > MAX_SPLIT_SIZE:
-            raise BenchError(f"--sizes {split}={n} is above the limit of {MAX_SPLIT_SIZE:,} sequences per split; "
-                             f"give a smaller count")
+def check_options(opts: SpecOptions, seed: int) -> None:
+    """The run's seed and every option of ``opts`` against its rule (:mod:`bench.spec.checks`; the
+    horizon's is the dataset's), each a one-line BenchError naming the option and the fix."""
+    check_precision(opts.precision)
+    check_seed(seed)
+    check_seed(opts.data_seed, "--data-seed")
+    check_train_option("--epochs", "epochs", opts.epochs)
+    check_train_option("--batch-size", "batch_size", opts.batch_size)
+    check_sizes(opts.sizes)
 
 
 def batch_bytes(data: DatasetSpec, batch_size: int, horizon: int) -> int:
@@ -279,10 +259,6 @@ def check_batch_memory(data: DatasetSpec, batch_size: int, horizon: int) -> None
         raise BenchError(f"one batch of {batch_size} sequences of {data.name} with {max(data.out_frames, horizon)} "
                          f"target frames needs at least {need / 2**30:.1f} GiB (inputs, targets and predictions) "
                          f"but {free / 2**30:.1f} GiB of memory is available; lower --batch-size or --pred-len")
-
-
-def data_seed_invalid(value: Any) -> bool:
-    return isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED
 
 
 def check_buildable(spec: RunSpec, data: DatasetSpec) -> None:

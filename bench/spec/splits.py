@@ -18,8 +18,29 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError
+from bench.spec.hparams import MAX_SPLIT_SIZE, shorten
 
 SPLITS = ("train", "val", "test")
+_SIZES_EXAMPLE = "--sizes train=256,val=64,test=64"
+
+
+def check_sizes(sizes: Mapping[str, Any]) -> dict[str, int]:
+    """Split sizes (``--sizes``, ``DataConfig.sizes``): splits among train, val, test, each a number of
+    sequences from 1 to :data:`~bench.spec.hparams.MAX_SPLIT_SIZE`; a one-line BenchError otherwise."""
+    out: dict[str, int] = {}
+    for split, n in sizes.items():
+        shown = shorten(n)
+        if split not in SPLITS:
+            raise BenchError(f"--sizes {split}={shown}: {split!r} is not a split; the splits are {', '.join(SPLITS)} "
+                             f"(e.g. {_SIZES_EXAMPLE})")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise BenchError(f"--sizes {split}={shorten(n)} is invalid: give a positive number of sequences, e.g. "
+                             f"{_SIZES_EXAMPLE}")
+        if n > MAX_SPLIT_SIZE:
+            raise BenchError(f"--sizes {split}={shown} is above the limit of {MAX_SPLIT_SIZE:,} sequences per split; "
+                             f"give a smaller count")
+        out[split] = n
+    return out
 
 
 class Splits(Protocol):

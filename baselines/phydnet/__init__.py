@@ -53,12 +53,17 @@ Departures from the references, and why
 * OpenSTL draws the teacher-forcing coin with Python's ``random`` and decays it per epoch of ITS
   run (ratio 0.40 after 200 epochs); the authors' 2001-epoch schedule is mapped as above.
 * The authors' learning-rate schedule (ReduceLROnPlateau on the TEST MSE every 10 epochs) is not a
-  harness schedule and would tune on the test set: per-dataset lr, schedule and patch size are
-  OpenSTL's configs; epochs 2000 on Moving MNIST (the authors' 2001), OpenSTL's elsewhere (TaxiBJ and
-  Human3.6M 50, KTH and Caltech 100). ``tf_stop`` is the same fraction of training everywhere (the
-  authors' only schedule; OpenSTL's per-epoch decay over 50 epochs would end at ratio 0.85).
-* ``patch_size`` 2 (TaxiBJ) is OpenSTL's generalisation (E's third and D's last layer at stride 1);
-  the authors hard-code 4. Any other value is refused (OpenSTL silently uses 4).
+  harness schedule and would tune on the test set: the base is OpenSTL's Moving MNIST config (lr
+  1e-3, one-cycle, patch size 4) with 2000 epochs (the authors' 2001). Every other dataset trains
+  with the same values but its r0 (PLA-SM Table I). OpenSTL's per-dataset configs (TaxiBJ: patch 2,
+  lr 5e-4, cosine, 50 epochs; Human3.6M: lr 1e-4, cosine, 50; KTH: lr 1e-3, one-cycle, 100;
+  Caltech: lr 5e-3, one-cycle, 100) were written into an earlier version of the table but never
+  took effect (each dataset's r0 entry replaced its whole entry); applying them changes those runs'
+  spec hashes, a deliberate change left to its own commit. ``tf_stop`` is the same fraction of
+  training everywhere (the authors' only schedule; OpenSTL's per-epoch decay over 50 epochs would
+  end at ratio 0.85).
+* ``patch_size`` 2 (OpenSTL's TaxiBJ config) is OpenSTL's generalisation (E's third and D's last
+  layer at stride 1); the authors hard-code 4. Any other value is refused (OpenSTL silently uses 4).
 
 Golden tests (``tests/test_reference_phydnet.py``, fixtures by ``tools/reference_maupd.py``): the
 authors' modules (vincent-leguen/PhyDNet 23a992d) at reduced widths and their ``train_on_batch``
@@ -93,200 +98,31 @@ r = 0.1, 50 epochs, lr 0.01, batch 16 (IV-B). The cache key holds ``enc_width`` 
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.blocks.recurrent import scheduled_sampling_step, ss_eta
+from bench.baselines.phydnet.modules import (GROUPS, PHY_GROUPS, PHY_KERNEL, ConvBlock, ConvLSTMCell, FrameDecoder,
+                                             FrameEncoder, PhyCell, PhyDNet, branch, moment_loss, moment_matrix)
+from bench.blocks.recurrent import scheduled_sampling_step
+from bench.blocks.schedules import ss_eta
 from bench.errors import BenchError
 from bench.spec.hparams import Float, Int, IntTuple
 from bench.blocks.masked_layers import sparse_conv_norm_act
-from bench.blocks.masked_pretrain import R0_TABLE_I, SM_HPARAMS, SM_PARAMS, SMRecipe, sm_pretrain_stage
+from bench.blocks.masked_pretrain import SM_HPARAMS, SM_PARAMS, SMRecipe, r0_per_dataset, sm_pretrain_stage
 from bench.spec.method import CostQuestion, PublishedCost
 from bench.spec.registry import DatasetSpec, register_method
 
+__all__ = ["ConvBlock", "ConvLSTMCell", "FrameDecoder", "FrameEncoder", "PhyCell", "PhyDNet", "branch", "moment_loss",
+           "moment_matrix", "GROUPS", "PHY_GROUPS", "PHY_KERNEL", "TF_STOP", "BASE", "PHYDNET_SM", "build_phydnet",
+           "phydnet_loss", "phydnet_train_step", "phydnet_predict", "phydnet_flops_inputs", "teacher_forcing_mask"]
+
 #: Teacher-forcing ratio reaches 0 at this fraction of training (authors: 1 - 0.003 * epoch over 2001 epochs).
 TF_STOP = 1.0 / (0.003 * 2001)
-#: PhyCell: 7x7 filters, 49 = 7*7 of them (one per moment), GroupNorm(7); dcgan layers: GroupNorm(16).
-PHY_KERNEL, PHY_GROUPS, GROUPS = 7, 7, 16
-
-
-class ConvBlock(nn.Module):
-    """3x3 conv (or transposed conv) + GroupNorm(16) + LeakyReLU(0.2): the reference's dcgan_(up)conv."""
-
-    def __init__(self, cin: int, cout: int, stride: int, transpose: bool = False):
-        super().__init__()
-        self.conv = (nn.ConvTranspose2d(cin, cout, 3, stride=stride, padding=1, output_padding=stride - 1)
-                     if transpose else nn.Conv2d(cin, cout, 3, stride=stride, padding=1))
-        self.norm = nn.GroupNorm(GROUPS, cout)
-        self.act = nn.LeakyReLU(0.2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.conv(x)))
-
-
-class FrameEncoder(nn.Module):
-    """E: C x H x W -> 2w x H/p x W/p (strides 2, 1, p/2)."""
-
-    def __init__(self, channels: int, width: int, patch: int):
-        super().__init__()
-        self.layers = nn.ModuleList([ConvBlock(channels, width, 2), ConvBlock(width, width, 1),
-                                     ConvBlock(width, 2 * width, patch // 2)])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-
-class FrameDecoder(nn.Module):
-    """D: 2w x H/p x W/p -> C x H x W (transposed convs, strides 2, 1, p/2; no output non-linearity)."""
-
-    def __init__(self, channels: int, width: int, patch: int):
-        super().__init__()
-        self.layers = nn.ModuleList([ConvBlock(2 * width, width, 2, transpose=True),
-                                     ConvBlock(width, width, 1, transpose=True)])
-        s = patch // 2
-        self.out = nn.ConvTranspose2d(width, channels, 3, stride=s, padding=1, output_padding=s - 1)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            z = layer(z)
-        return self.out(z)
-
-
-def branch(latent: int, transpose: bool) -> nn.Sequential:
-    """Ep/Er (conv) or Dp/Dr (transposed conv): two stride-1 ConvBlocks at the latent width."""
-    return nn.Sequential(ConvBlock(latent, latent, 1, transpose), ConvBlock(latent, latent, 1, transpose))
-
-
-class PhyCell(nn.Module):
-    """One PhyCell layer (Sec. 3.2): h' = h~ + K o (x - h~), h~ = h + Phi(h), K = sigma(conv([x, h]))."""
-
-    def __init__(self, latent: int):
-        super().__init__()
-        filters = PHY_KERNEL * PHY_KERNEL
-        self.conv1 = nn.Conv2d(latent, filters, PHY_KERNEL, padding=PHY_KERNEL // 2)  # the moment-constrained filters
-        self.norm = nn.GroupNorm(PHY_GROUPS, filters)
-        self.conv2 = nn.Conv2d(filters, latent, 1)
-        self.gate = nn.Conv2d(2 * latent, latent, 3, padding=1)
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        gain = torch.sigmoid(self.gate(torch.cat([x, h], dim=1)))
-        h_pred = h + self.conv2(self.norm(self.conv1(h)))
-        return h_pred + gain * (x - h_pred)
-
-
-class ConvLSTMCell(nn.Module):
-    """The reference's ConvLSTM cell: one 3x3 conv with bias over [x, h]; gates (i, f, o, g)."""
-
-    def __init__(self, cin: int, hidden: int):
-        super().__init__()
-        self.hidden = hidden
-        self.conv = nn.Conv2d(cin + hidden, 4 * hidden, 3, padding=1)
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        i, f, o, g = torch.split(self.conv(torch.cat([x, h], dim=1)), self.hidden, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-
-
-class PhyDNet(nn.Module):
-    """``forward(x)``: test-time rollout from the context x (B, T_in, C, H, W) to ``pred_len`` frames;
-    ``forward(seq, true_mask)``: the training pass over a whole sequence, returning the one-step
-    predictions of ``seq[:, 1:]``; the future steps after the first read ``m * true + (1 - m) * own``."""
-
-    def __init__(self, data: DatasetSpec, enc_width: int, convlstm_hidden: tuple[int, ...], patch_size: int):
-        super().__init__()
-        latent = 2 * enc_width
-        self.in_frames, self.out_frames, self.frame_shape = data.in_frames, data.out_frames, data.frame_shape
-        self.grid = (data.height // patch_size, data.width // patch_size)
-        self.hidden = tuple(convlstm_hidden)
-        self.latent = latent
-        self.encoder = FrameEncoder(data.channels, enc_width, patch_size)
-        self.encoder_phys, self.encoder_res = branch(latent, False), branch(latent, False)
-        self.phycell = PhyCell(latent)
-        self.convlstm = nn.ModuleList(ConvLSTMCell(latent if k == 0 else self.hidden[k - 1], hid)
-                                      for k, hid in enumerate(self.hidden))
-        self.decoder_phys, self.decoder_res = branch(latent, True), branch(latent, True)
-        self.decoder = FrameDecoder(data.channels, enc_width, patch_size)
-
-    def init_state(self, like: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-        b = like.shape[0]
-        zeros = [like.new_zeros(b, hid, *self.grid) for hid in self.hidden]
-        return like.new_zeros(b, self.latent, *self.grid), zeros, list(zeros)
-
-    def step(self, frame: torch.Tensor, state, decode: bool = True):
-        """One time step: (next frame or None, new state)."""
-        h_phys, hs, cs = state
-        z = self.encoder(frame)
-        h_phys = self.phycell(self.encoder_phys(z), h_phys)
-        x, new_h, new_c = self.encoder_res(z), [], []
-        for cell, h, c in zip(self.convlstm, hs, cs):
-            x, c = cell(x, h, c)
-            new_h.append(x)
-            new_c.append(c)
-        pred = torch.sigmoid(self.decoder(self.decoder_phys(h_phys) + self.decoder_res(x))) if decode else None
-        return pred, (h_phys, new_h, new_c)
-
-    def rollout(self, seq: torch.Tensor, n_steps: int, context: int, true_mask: torch.Tensor | None,
-                first_kept: int) -> torch.Tensor:
-        """``n_steps`` steps; step t reads seq[:, t] for t < context, then its own previous prediction
-        (mixed with seq[:, t] by ``true_mask``). Returns the predictions of steps >= ``first_kept``."""
-        state, pred, preds = self.init_state(seq), None, []
-        for t in range(n_steps):
-            if t < context:
-                frame = seq[:, t]
-            elif true_mask is None:
-                frame = pred
-            else:
-                m = true_mask[:, t - context].to(seq.dtype).view(-1, 1, 1, 1)
-                frame = m * seq[:, t] + (1 - m) * pred
-            pred, state = self.step(frame, state, decode=t >= first_kept)  # later steps read it
-            if t >= first_kept:
-                preds.append(pred)
-        return torch.stack(preds, dim=1)
-
-    def forward(self, x: torch.Tensor, true_mask: torch.Tensor | None = None,
-                pred_len: int | None = None) -> torch.Tensor:
-        if x.dim() != 5 or tuple(x.shape[2:]) != tuple(self.frame_shape):
-            raise BenchError(f"expected frames of shape (B, T, {', '.join(map(str, self.frame_shape))}), "
-                             f"got {tuple(x.shape)}")
-        if true_mask is not None:  # training: the one-step predictions of x[:, 1:]
-            context = x.shape[1] - 1 - true_mask.shape[1]
-            if context < 1:
-                raise BenchError(f"true_mask covers {true_mask.shape[1]} steps of a {x.shape[1]}-frame sequence")
-            return self.rollout(x, x.shape[1] - 1, context, true_mask, 0)
-        n_out = self.out_frames if pred_len is None else int(pred_len)
-        if n_out < 1:
-            raise BenchError(f"pred_len must be at least 1, got {pred_len!r}")
-        t_in = x.shape[1]
-        return self.rollout(x, t_in - 1 + n_out, t_in, None, t_in - 1)
-
 
 # ------------------------------------------------------------------------------- loss and train step
-
-
-def moment_matrix(k: int) -> torch.Tensor:
-    """(k, k) float64: M[i, j] = (j - (k-1)//2)^i / i! (the authors' K2M; exact in float64)."""
-    return torch.tensor([[(j - (k - 1) // 2) ** i / math.factorial(i) for j in range(k)] for i in range(k)],
-                        dtype=torch.float64)
-
-
-def moment_loss(weight: torch.Tensor) -> torch.Tensor:
-    """Sum over input channels b of MSE(M w[:, b] M^T, unit matrices), ``weight`` (k*k, C, k, k).
-
-    The moments are computed in float64 and cast to the weight's dtype (see the module docstring)."""
-    n, _, k, _ = weight.shape
-    if n != k * k:
-        raise BenchError(f"the moment constraint needs {k * k} filters of {k}x{k}, got {n}")
-    m = moment_matrix(k).to(weight.device)
-    moments = (m @ weight.double() @ m.T).to(weight.dtype)
-    units = torch.eye(n, dtype=weight.dtype, device=weight.device).view(n, 1, k, k)
-    return ((moments - units) ** 2).mean(dim=(0, 2, 3)).sum()
 
 
 def phydnet_loss(pred: torch.Tensor, target: torch.Tensor, hp: Mapping[str, Any]) -> torch.Tensor:
@@ -352,7 +188,10 @@ PHYDNET_SM = SMRecipe(name="phydnet", build_parts=_sm_parts, encode=_sm_encode,
                       decode=lambda dec, z, side: torch.sigmoid(dec(z)), key_hparams=("enc_width", "patch_size"),
                       encoder="encoder", decoder="decoder")
 
-_MMNIST = {"patch_size": 4, "lr": 1e-3, "schedule": "onecycle", "epochs": 2000}
+#: The base configuration (Moving MNIST's; see the module docstring) with SM pretraining off (``phydnet:sm`` on).
+BASE = {"enc_width": 32, "convlstm_hidden": (128, 128, 64), "tf_stop": TF_STOP, "optimizer": "adam", "batch_size": 16,
+        "weight_decay": 0.0, "patch_size": 4, "lr": 1e-3, "schedule": "onecycle", "epochs": 2000, **SM_HPARAMS,
+        "pretrain": False}
 
 # ------------------------------------------------------------------------------- registration
 
@@ -373,16 +212,7 @@ PUBLISHED_COSTS = (
              "Prediction. CVPR 2020.",
     description="PhyDNet: per-frame encoder/decoder around a PhyCell (moment-constrained) branch and a ConvLSTM "
                 "branch; summed step loss + moment loss, per-batch teacher forcing",
-    hparams={
-        "*": {"enc_width": 32, "convlstm_hidden": (128, 128, 64), "tf_stop": TF_STOP, "optimizer": "adam",
-              "batch_size": 16, "weight_decay": 0.0, **_MMNIST, **SM_HPARAMS, "pretrain": False},
-        "mmnist": dict(_MMNIST),
-        "taxibj": {"patch_size": 2, "lr": 5e-4, "schedule": "cosine", "epochs": 50},
-        "human36m": {"patch_size": 4, "lr": 1e-4, "schedule": "cosine", "epochs": 50},
-        "kth": {"patch_size": 4, "lr": 1e-3, "schedule": "onecycle", "epochs": 100},
-        "kitti_caltech": {"patch_size": 4, "lr": 5e-3, "schedule": "onecycle", "epochs": 100},
-        **{name: {"r0": r0} for name, r0 in R0_TABLE_I.items() if name != "mmnist"},
-    },
+    hparams={"*": BASE, **r0_per_dataset(BASE["r0"])},
     variants={"sm": {"pretrain": True}},  # PLA-SM Table VII: PhyDNet + spatial-masking pretraining
     tiny={"enc_width": 16, "convlstm_hidden": (16, 32), "pretrain_epochs": 1},
     loss=phydnet_loss,
@@ -396,9 +226,8 @@ PUBLISHED_COSTS = (
             "patch_size": Int(min=2, max=4, doc="2 or 4: the latent is H/patch x W/patch"),
             "tf_stop": Float(min=0.0, max=1.0, doc="fraction of training after which teacher forcing is off")},
 )
-def build_phydnet(data: DatasetSpec, enc_width: int = 32, convlstm_hidden: tuple[int, ...] = (128, 128, 64),
-                  patch_size: int = 4, tf_stop: float = TF_STOP, pretrain: bool = False, sm: bool = True,
-                  r0: float = 0.96, r: float = 0.1, pretrain_epochs: int = 50, pretrain_lr: float = 0.01) -> PhyDNet:
+def build_phydnet(data: DatasetSpec, enc_width: int, convlstm_hidden: tuple[int, ...], patch_size: int, tf_stop: float,
+                  pretrain: bool, sm: bool, r0: float, r: float, pretrain_epochs: int, pretrain_lr: float) -> PhyDNet:
     """Build PhyDNet for ``data``; tf_stop is read by the train step, pretrain/sm/r0/r/pretrain_* by the SM stage."""
     if patch_size not in (2, 4):
         raise BenchError(f"PhyDNet patch_size={patch_size}: the encoder supports 2 or 4 (set phydnet:patch_size=4)")
