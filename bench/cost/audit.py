@@ -19,7 +19,6 @@ site), so none of the gap is a counting artefact.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
@@ -79,7 +78,7 @@ def audit_one(key: MethodKey, data: DatasetSpec, device: str = "auto", tiny: boo
         def batches(self, split: str, batch_size: int, epoch: int = 0):
             yield example, None
 
-    figures = asdict(measure_efficiency(key.spec, model, data, hp, _OneBatch(), dev, fps_batch=fps_batch))
+    figures = measure_efficiency(key.spec, model, data, hp, _OneBatch(), dev, fps_batch=fps_batch).model_dump()
     record = {
         "dataset": data.name, "label": key.label, "method": key.spec.name, "tiny": tiny,
         **figures,
