@@ -140,10 +140,10 @@ class RunSpec:
 
     def to_json(self) -> dict[str, Any]:
         return plain({"dataset": self.dataset, "method": self.method, "variant": self.variant,
-                          "overrides": self.overrides, "seed": self.seed, "hparams": self.hparams,
-                          "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick, "data_seed": self.data_seed,
-                          "pred_len": self.pred_len, "precision": self.precision, "sets": self.sets,
-                          "data_source": self.data_source, "code": self.code})
+                      "overrides": self.overrides, "seed": self.seed, "hparams": self.hparams,
+                      "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick, "data_seed": self.data_seed,
+                      "pred_len": self.pred_len, "precision": self.precision, "sets": self.sets,
+                      "data_source": self.data_source, "code": self.code})
 
     @classmethod
     def from_json(cls, data: Any) -> "RunSpec":
