@@ -140,4 +140,4 @@ def test_bench_run_does_not_serve_a_file_with_an_unknown_key(tmp_path):
     assert res.exit_code == 1 and "kept" not in res.output
     assert path.read_bytes() == before  # left alone, never served nor replaced
     error = json.loads((store.partial_dir(final) / store.RESULT_FILE).read_text())["error"]
-    assert "cannot read" in error and "field tset" in error and "--force" in error, error
+    assert "cannot read" in error and "field tset" in error and "remove that key" in error and "--force" in error

@@ -10,7 +10,7 @@ record is built in code (``Record(...)``), so what is written is what will read 
 :func:`read_record` validates parsed JSON and raises :class:`SchemaError` for the FIRST field that
 does not fit (in declaration order, unknown keys last), naming it by its path, the value and what
 was expected, e.g. ``field history[3].val.ssim: is 'x', expected a finite number`` or ``field
-timing.stated: is not a field of this record (an unknown key)``.
+timing.stated: is not a field of this record (an unknown key: ...)``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ R = TypeVar("R", bound=BaseModel)
 
 
 class SchemaError(BenchError):
-    """A JSON value that does not fit its declared type; ``field`` is its path."""
+    """A JSON value that does not fit its declared type; ``field`` is its path; ``unknown_key``: the field
+    is a key the record does not declare."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, unknown_key: bool = False):
         super().__init__(f"field {field}: {message}")
-        self.field = field
+        self.field, self.unknown_key = field, unknown_key
 
 
 class Record(BaseModel):
@@ -75,8 +76,8 @@ def schema_error(exc: ValidationError) -> SchemaError:
     if kind == "missing":
         return SchemaError(where, "is missing")
     if kind == "extra_forbidden":
-        return SchemaError(where, "is not a field of this record (an unknown key: from a newer bench, or a hand "
-                                  "edit); remove it")
+        return SchemaError(where, "is not a field of this record (an unknown key: a newer bench's, or a hand edit)",
+                           unknown_key=True)
     if kind == "literal_error":
         return SchemaError(where, f"is {_show(first['input'])}, expected {first['ctx']['expected']}")
     expected = _EXPECTED.get(kind)

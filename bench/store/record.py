@@ -228,8 +228,9 @@ def parse_result(data: Any, where: str = "result.json") -> RunResult:
             data = migrate_v1(data)
         return read_record(RunResult, data).check()
     except SchemaError as exc:
-        raise BenchError(f"{where}: {exc}; the file was edited or is from another tool: fix that field, or delete "
-                         f"the file and re-run that run") from None
+        fix = ("remove that key (or read the file with the newer bench that wrote it)" if exc.unknown_key else
+               "the file was edited or is from another tool: fix that field")
+        raise BenchError(f"{where}: {exc}; {fix}, or delete the file and re-run that run") from None
 
 
 def read_result(path: Path, root: Path | None = None) -> RunResult:
