@@ -72,13 +72,13 @@ def make_result(label: str, seed: int, test: dict[str, float], *, dataset: str =
     fps = [float(v) for v in fps]
     return RunResult(
         schema=SCHEMA, status="complete", spec=spec, spec_hash=spec.hash,
-        method=MethodInfo(spec.method, "", False),
+        method=MethodInfo(name=spec.method),
         environment=Environment(python="3.11", device="cpu", device_name=device_name),
-        timing=Timing("x", "y", 1.0),
-        dataset=DatasetInfo(dataset, frames[0], frames[1], c, h, w,
+        timing=Timing(started="x", finished="y", wall_seconds=1.0),
+        dataset=DatasetInfo(name=dataset, in_frames=frames[0], out_frames=frames[1], channels=c, height=h, width=w,
                             info={} if digit_source is None else {"digit_source": digit_source}, sizes=dict(SIZES)),
         settings=RunSettings(device="cpu"),
-        scoring=Scoring(protocol, f"test convention ({protocol}): mse summed over the pixels of a frame"),
+        scoring=Scoring(protocol=protocol, text=f"test convention ({protocol}): mse summed over the pixels of a frame"),
         history=history, best_epoch=epochs, test=dict(test), test_per_frame=per_frame,
         efficiency=Efficiency(params=params, trainable_params=params, flops=int(flops), fps=statistics.median(fps),
                               fps_repeats=fps, fps_batch=16, load_average=load,

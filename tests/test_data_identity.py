@@ -221,7 +221,7 @@ def test_the_report_never_puts_runs_on_different_data_in_one_table(tmp_path):
     for seed, digest in ((0, "a" * 64), (1, "a" * 64), (0, "b" * 64)):
         r = make_result("simvp", seed, metrics(1.0 + seed + (digest[0] == "b")))
         spec = replace(r.spec, data_source={"digit_source": "mnist-idx", "sha256": digest})
-        write_result(tmp_path, replace(r, spec=spec, spec_hash=spec.hash))
+        write_result(tmp_path, r.replace(spec=spec, spec_hash=spec.hash))
     res = bench("report", "--results", tmp_path, "--format", "md,csv", "--no-figures")
     assert res.exit_code == 0, res.output
     md = (tmp_path / "report" / "report.md").read_text()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import contextlib
-import dataclasses
 import errno
 import json
 import math
@@ -52,8 +51,7 @@ def cli_spec(seed: int = 0, epochs: int = 1):
 def stored(root: Path, seed: int = 0, epochs: int = 1, mse: float = 5.0) -> Path:
     """A complete synthetic result of the CLI's spec, stored where `bench run` looks; its run directory."""
     spec = cli_spec(seed, epochs)
-    result = dataclasses.replace(make_result("simvp", seed, metrics(mse), epochs=epochs, tiny=True), spec=spec,
-                                 spec_hash=spec.hash)
+    result = make_result("simvp", seed, metrics(mse), epochs=epochs, tiny=True).replace(spec=spec, spec_hash=spec.hash)
     return write_result(root, result)
 
 
@@ -185,9 +183,9 @@ def _schema1(result) -> dict:
 def test_bench_run_never_serves_a_schema1_or_older_spec_result_copied_into_its_directory(tmp_path):
     root = tmp_path / "results"
     other = make_result("simvp", 0, metrics(3.0), epochs=2, tiny=True)  # another configuration (2 epochs)
-    old = dataclasses.replace(other, spec_version=0)  # made under older spec rules: its hash is not checked
+    old = other.replace(spec_version=0)  # made under older spec rules: its hash is not checked
     here = make_result("simvp", 2, metrics(3.0), epochs=1, tiny=True)  # older rules, its hash edited to this one's
-    here = dataclasses.replace(here, spec=cli_spec(2), spec_hash=cli_spec(2).hash, spec_version=0)
+    here = here.replace(spec=cli_spec(2), spec_hash=cli_spec(2).hash, spec_version=0)
     for seed, record in ((0, _schema1(other)), (1, json.loads(write_json_text(old))),
                          (2, json.loads(write_json_text(here)))):
         target = store.run_dir(root, cli_spec(seed))

@@ -53,7 +53,6 @@ when present; a file that cannot be read is recomputed and overwritten.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.core import atomic
+from bench.core.jsonio import spaced_text
 from bench.errors import BenchError
 from bench.spec.hparams import MAX_EPOCHS, Bool, Float, HParam, Int
 from bench.blocks.masked_layers import SpatialMasking, kaiming_init, pixel_mask
@@ -184,7 +184,7 @@ def pretrain_key(recipe: SMRecipe, data: DatasetSpec, hp: Mapping[str, Any], see
         "data_seed": extra.get("data_seed"),
         "data_source": dict(sorted((extra.get("data_source") or {}).items())),  # e.g. MNIST vs bundled digits
     }
-    text = json.dumps(parts, sort_keys=True, default=str)
+    text = spaced_text(parts)  # the text the keys were first made of (bench.core.jsonio)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -7,14 +7,14 @@ results directory stays readable to the team) and synced before the rename.
 from __future__ import annotations
 
 import io
-import json
-import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.core.jsonio import file_text
 
 
 def _current_umask() -> int:
@@ -64,26 +64,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy/torch scalars, paths and tuples; non-finite floats become None."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
-        return to_jsonable(obj.item())
-    return obj
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+    """``obj`` as a JSON file (:func:`bench.core.jsonio.file_text`; a non-finite float is written as null)."""
+    atomic_write_text(path, file_text(obj, nonfinite="null"))
 
 
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:

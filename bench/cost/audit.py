@@ -13,7 +13,6 @@ the change. fvcore counts a transposed convolution at its true multiply-add coun
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,7 +40,7 @@ def audit_one(key: MethodKey, data: DatasetSpec, device: str = "auto", tiny: boo
         def batches(self, split: str, batch_size: int, epoch: int = 0):
             yield example, None
 
-    figures = asdict(measure_efficiency(Measured(key.spec, model, data, hp), _OneBatch(), dev, fps_batch=fps_batch))
+    figures = measure_efficiency(Measured(key.spec, model, data, hp), _OneBatch(), dev, fps_batch=fps_batch).model_dump()
     record = {
         "dataset": data.name, "label": key.label, "method": key.spec.name, "tiny": tiny,
         **figures,

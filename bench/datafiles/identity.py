@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from bench.core.jsonio import canonical_text
 from bench.errors import BenchError
 
 CACHE_ENV = "BENCH_CACHE"
@@ -117,8 +118,7 @@ def _write_cache(path: Path, base: Path, entries: Mapping[str, list]) -> None:
         with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".digests-", suffix=".tmp",
                                          delete=False, encoding="utf-8") as fh:
             tmp = fh.name
-            json.dump({"format": CACHE_FORMAT, "base": os.path.abspath(base), "files": dict(entries)}, fh,
-                      separators=(",", ":"), sort_keys=True)
+            fh.write(canonical_text({"format": CACHE_FORMAT, "base": os.path.abspath(base), "files": dict(entries)}))
         os.replace(tmp, path)
         tmp = None
     except OSError:

@@ -1,51 +1,59 @@
 """How metrics are displayed: labels, decimals and direction (the one table the report reads).
 
-The quality metrics themselves (their definitions and :data:`bench.metrics.functional.HIGHER_IS_BETTER`) live
-in :mod:`bench.metrics.functional`; this module adds what a table needs to show them, plus the cost columns of
-the efficiency tables (``flops_g``, ``train_s``, ``fps``, ``params_m``), which are not metrics of
-predicted frames. The direction of a quality metric is always read from
-:data:`bench.metrics.functional.HIGHER_IS_BETTER`; only the cost columns (and metrics ``bench.metrics.functional`` does not
-know) are directed here.
+The quality metrics are declared once, in :mod:`bench.metrics.declarations` (label, decimals,
+direction, clipped variant); this module derives the report's lookups from those declarations and
+adds the columns of tables that are not metrics of predicted frames: the published SSIM of unknown
+code convention (``ssim_unknown``) and the cost columns of the efficiency tables (``flops_g``,
+``train_s``, ``fps``, ``params_m``), declared here in the same form.
 """
 
 from __future__ import annotations
 
-from bench.metrics.functional import HIGHER_IS_BETTER
+from dataclasses import dataclass
 
-#: Quality metrics shown in comparison tables, in column order.
-TABLE_METRICS: tuple[str, ...] = ("mse", "mae", "ssim", "ssim_legacy", "psnr")
+from bench.metrics.declarations import METRICS
 
-#: The clipped variant of a published-protocol metric (``bench.metrics.functional``: scored after clipping the
-#: predictions to [0, 1]); shown only in its own columns, never beside paper values.
-CLIPPED: dict[str, str] = {"mse": "mse_clipped", "mae": "mae_clipped"}
+
+@dataclass(frozen=True)
+class Column:
+    """A table column that is not a metric of predicted frames: header label, direction, decimals."""
+
+    key: str
+    label: str
+    higher_is_better: bool
+    decimals: int
+
 
 #: A column that holds only published SSIM whose code convention is unknown (no metric of ours).
 SSIM_UNKNOWN = "ssim_unknown"
 
-LABELS: dict[str, str] = {
-    "mse": "MSE", "mae": "MAE", "ssim": "SSIM", "ssim_legacy": "SSIM (legacy)", "psnr": "PSNR",
-    "mse_clipped": "MSE (clipped)", "mae_clipped": "MAE (clipped)", SSIM_UNKNOWN: "SSIM (paper, code unknown)",
-    "mse_pixel": "MSE/pixel", "mae_pixel": "MAE/pixel", "flops_g": "FLOPs (G)", "train_s": "Train (s/epoch)",
-    "fps": "Test (fps)", "params_m": "#Params (M)",
-}
+#: The columns that are not frame metrics (bench.metrics.declarations holds those).
+OTHER_COLUMNS: tuple[Column, ...] = (
+    Column(SSIM_UNKNOWN, "SSIM (paper, code unknown)", True, 4),
+    Column("flops_g", "FLOPs (G)", False, 3),
+    Column("train_s", "Train (s/epoch)", False, 2),
+    Column("fps", "Test (fps)", True, 1),
+    Column("params_m", "#Params (M)", False, 3),
+)
+
+#: Quality metrics shown in comparison tables, in column order.
+TABLE_METRICS: tuple[str, ...] = ("mse", "mae", "ssim", "ssim_legacy", "psnr")
+
+#: The clipped variant of a published-protocol metric (scored after clipping the predictions to
+#: [0, 1]); shown only in its own columns, never beside paper values.
+CLIPPED: dict[str, str] = {m.variant_of: m.key for m in METRICS if m.variant_of is not None}
+
+LABELS: dict[str, str] = {c.key: c.label for c in (*METRICS, *OTHER_COLUMNS)}
 
 #: Decimals a table prints (the papers' precision or finer).
-DECIMALS: dict[str, int] = {
-    "mse": 2, "mae": 2, "ssim": 4, "ssim_legacy": 4, "psnr": 2, "mse_pixel": 6, "mae_pixel": 6,
-    "mse_clipped": 2, "mae_clipped": 2, SSIM_UNKNOWN: 4,
-    "flops_g": 3, "train_s": 2, "fps": 1, "params_m": 3,
-}
+DECIMALS: dict[str, int] = {c.key: c.decimals for c in (*METRICS, *OTHER_COLUMNS)}
 
-#: Direction of the cost columns (not frame-quality metrics, so not in bench.metrics.functional).
-COST_HIGHER_IS_BETTER: dict[str, bool] = {"flops_g": False, "train_s": False, "fps": True, "params_m": False,
-                                          SSIM_UNKNOWN: True}
+_HIGHER_IS_BETTER: dict[str, bool] = {c.key: c.higher_is_better for c in (*METRICS, *OTHER_COLUMNS)}
 
 
 def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (bench.metrics.functional for quality metrics)."""
-    if metric in HIGHER_IS_BETTER:
-        return bool(HIGHER_IS_BETTER[metric])
-    return COST_HIGHER_IS_BETTER.get(metric, False)
+    """Whether a larger value of ``metric`` is better (lower is better for a column nobody declared)."""
+    return _HIGHER_IS_BETTER.get(metric, False)
 
 
 def label(metric: str) -> str:

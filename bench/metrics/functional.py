@@ -65,30 +65,15 @@ from __future__ import annotations
 import torch
 
 from bench.errors import BenchError
+from bench.metrics.declarations import METRICS, PSNR_MAX_DB, SCORING_PROTOCOL, convention_text
 
-#: Keys returned by :meth:`MetricState.compute`, in report order.
-METRIC_KEYS: tuple[str, ...] = ("mse", "mae", "mse_pixel", "mae_pixel", "psnr", "ssim", "ssim_legacy",
-                                "mse_clipped", "mae_clipped")
+#: Keys returned by :meth:`MetricState.compute`, in report order (:data:`bench.metrics.declarations.METRICS`).
+METRIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS)
 #: Keys scored on predictions clipped to [0, 1] (the rest score raw predictions; see the module docstring).
-CLIPPED_KEYS: frozenset[str] = frozenset({"psnr", "ssim", "ssim_legacy", "mse_clipped", "mae_clipped"})
-#: Name of the scoring protocol of ``mse``/``mae`` (recorded in every result).
-SCORING_PROTOCOL: str = "published"
+CLIPPED_KEYS: frozenset[str] = frozenset(m.key for m in METRICS if m.clipped)
 
 #: Whether a larger value is better, per metric key.
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "mse": False,
-    "mae": False,
-    "mse_pixel": False,
-    "mae_pixel": False,
-    "psnr": True,
-    "ssim": True,
-    "ssim_legacy": True,
-    "mse_clipped": False,
-    "mae_clipped": False,
-}
-
-#: Upper bound on the per-frame PSNR (reached when a frame's MSE is 0).
-PSNR_MAX_DB: float = 100.0
+HIGHER_IS_BETTER: dict[str, bool] = {m.key: m.higher_is_better for m in METRICS}
 
 SSIM_WIN: int = 7
 SSIM_K1: float = 0.01
@@ -96,30 +81,8 @@ SSIM_K2: float = 0.03
 #: data_range that scikit-image <= 0.19 used implicitly for float images (dtype range -1..1).
 LEGACY_SSIM_DATA_RANGE: float = 2.0
 
-#: The exact conventions, as printed by the README and every report.
-METRIC_CONVENTION: str = f"""\
-Metric conventions (true frames have values in [0, 1]; every metric is computed per frame and then
-averaged over all predicted frames of all test sequences; scoring protocol "{SCORING_PROTOCOL}": as the
-SimVP/TAU/OpenSTL code, MSE and MAE score the RAW predictions, the other metrics score predictions
-clipped to [0, 1]; non-finite predictions fail the run):
-  mse          squared error SUMMED over the C*H*W values of a frame, raw predictions (the papers'
-               convention; Moving MNIST 64x64x1 frames give values around 20-30).
-  mae          absolute error SUMMED over the C*H*W values of a frame, raw predictions.
-  mse_pixel    squared error averaged over the C*H*W values of a frame (= mse / (C*H*W)).
-  mae_pixel    absolute error averaged over the C*H*W values of a frame (= mae / (C*H*W)).
-  psnr         10*log10(1 / per-pixel MSE) in dB per frame (data range 1, float arithmetic, clipped
-               predictions), then averaged; a frame with zero error is capped at {PSNR_MAX_DB:g} dB.
-  ssim         scikit-image's structural_similarity(true, pred, data_range=1) with its defaults:
-               7x7 uniform window, sample covariance (N-1, N=49), K1=0.01, K2=0.03, mean of the
-               SSIM map over the interior after cropping 3 pixels per side; for C>1 the mean over
-               channels (channel_axis); clipped predictions. This is the reference SSIM.
-  ssim_legacy  the same with data_range=2: what scikit-image <= 0.19 silently used for float
-               images (dtype range -1..1), i.e. what the SimVP/OpenSTL-family published tables
-               report. Compare their SSIM with ssim_legacy, not with ssim.
-  mse_clipped  the "clipped" variant of mse: predictions clipped to [0, 1] first. Never compared
-               with mse or with published MSE.
-  mae_clipped  the clipped variant of mae.
-Higher is better for psnr, ssim, ssim_legacy; lower is better for the others."""
+#: The exact conventions, as printed by the README and every report (built from the declarations).
+METRIC_CONVENTION: str = convention_text()
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,11 +278,13 @@ def score_frames(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tens
 
 
 __all__ = [
+    "CLIPPED_KEYS",
     "HIGHER_IS_BETTER",
     "LEGACY_SSIM_DATA_RANGE",
     "METRIC_CONVENTION",
     "METRIC_KEYS",
     "PSNR_MAX_DB",
+    "SCORING_PROTOCOL",
     "mae_per_frame",
     "mse_per_frame",
     "per_frame_metrics",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.metrics.declarations import METRICS
 from bench.report.published import Published, load_published
 from bench.report.groups import Group, make_groups
 from bench.report.runs import AuditRecord, Inputs, load_inputs
@@ -66,9 +67,9 @@ class Context:
     def scale(self, dataset: str) -> dict[str, float]:
         """Metric -> display factor of ``dataset`` (clipped columns share their metric's factor)."""
         scale = self.published.display_scale(dataset)
-        for m, c in (("mse", "mse_clipped"), ("mae", "mae_clipped")):
-            if m in scale:
-                scale[c] = scale[m]
+        for metric in METRICS:  # a clipped variant is shown at its metric's scale (bench.metrics.declarations)
+            if metric.scale_key != metric.key and metric.scale_key in scale:
+                scale[metric.key] = scale[metric.scale_key]
         return scale
 
 

@@ -11,30 +11,36 @@ read one run's data source, device, sizes and scoring convention.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict
+
 from bench import store
+from bench.core.jsonio import canonical_text
+from bench.core.schema import Record, SchemaError, read_record
 from bench.errors import BenchError
 from bench.store.record import RunResult, load_results
-from bench.core.typed_json import SchemaError, from_json
 
 
-@dataclass(frozen=True)
-class AuditReference:
+class AuditReference(Record):
+    model_config = ConfigDict(extra="ignore")
+
     params: float | None = None
     flops: float | None = None
     source: str = ""
     params_diff: float | None = None
     flops_diff: float | None = None
-    explanation: list[str] = field(default_factory=list)
+    explanation: list[str] = []
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    """The fields of a ``bench audit`` record the report reads (others are ignored)."""
+class AuditRecord(Record):
+    """The fields of a ``bench audit`` record the report reads. The record holds more (the environment,
+    the time it was measured, the host allocator, ...) for the people who read it: those keys are
+    ignored here, deliberately (unlike ``result.json``, the audit record is not a schema of its own)."""
+
+    model_config = ConfigDict(extra="ignore")
 
     dataset: str
     label: str
@@ -42,9 +48,9 @@ class AuditRecord:
     tiny: bool = False
     params: int | None = None
     flops: int | None = None
-    flops_skipped: dict[str, int] = field(default_factory=dict)
+    flops_skipped: dict[str, int] = {}
     fps: float | None = None
-    fps_repeats: list[float] = field(default_factory=list)
+    fps_repeats: list[float] = []
     fps_batch: int | None = None
     load_average: float | None = None
     device: str | None = None
@@ -69,7 +75,8 @@ class Inputs:
 
 
 def canon(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    """Sorted, compact JSON text of ``obj`` (:func:`bench.core.jsonio.canonical_text`): shown, and hashed into ids."""
+    return canonical_text(obj)
 
 
 def num_key(v: Any) -> tuple:
@@ -166,7 +173,7 @@ def _read_audits(results_dir: Path) -> tuple[dict[tuple[str, str, bool], AuditRe
     problems: list[str] = []
     for path in sorted((results_dir / "audit").glob("*/*.json")):
         try:
-            record = from_json(AuditRecord, store.read_json(path))
+            record = read_record(AuditRecord, store.read_json(path))
         except SchemaError as exc:
             problems.append(f"{path}: {exc}; delete it and re-run `bench audit`")
             continue

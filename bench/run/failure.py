@@ -49,8 +49,8 @@ def record_failure(spec: RunSpec, work: Path, device: str, error: BaseException)
         method = spec.method_spec()
         record = RunResult(
             schema=SCHEMA, status="failed", spec=spec, spec_hash=spec.hash,
-            method=MethodInfo(spec.method, method.citation, method.recurrent),
-            environment=Environment(**{k: v for k, v in env.items() if k in Environment.__dataclass_fields__}),
+            method=MethodInfo(name=spec.method, citation=method.citation, recurrent=method.recurrent),
+            environment=Environment.of(env),
             timing=Timing(finished=datetime.now(timezone.utc).isoformat(timespec="seconds")),
             error=reason, last_good_epoch=last_good,
             traceback="".join(traceback.format_exception(error))[-4000:])

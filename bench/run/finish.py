@@ -59,17 +59,18 @@ def build_result(run: PreparedRun, progress: Progress, test: Evaluation, efficie
     spec, data, info = run.spec, run.data, run.info
     seconds = [float(h.seconds) for h in progress.history]
     samples = sum(int(h.train_samples) for h in progress.history)
-    efficiency = replace(efficiency, train_seconds_per_epoch=median(seconds),
-                         train_samples_per_second=samples / sum(seconds) if seconds and sum(seconds) > 0 else None)
+    efficiency = efficiency.replace(train_seconds_per_epoch=median(seconds),
+                                    train_samples_per_second=samples / sum(seconds) if seconds and sum(seconds) > 0 else None)
     env = store.environment(run.device)
     method = spec.method_spec()
     return RunResult(
         schema=SCHEMA, status="complete", spec=spec, spec_hash=spec.hash,
-        method=MethodInfo(spec.method, method.citation, method.recurrent),
-        environment=Environment(**{k: v for k, v in env.items() if k in Environment.__dataclass_fields__}),
-        timing=Timing(run.started, datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                      time.perf_counter() - run.wall_start),
-        dataset=DatasetInfo(data.name, data.in_frames, data.out_frames, data.channels, data.height, data.width,
+        method=MethodInfo(name=spec.method, citation=method.citation, recurrent=method.recurrent),
+        environment=Environment.of(env),
+        timing=Timing(started=run.started, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      wall_seconds=time.perf_counter() - run.wall_start),
+        dataset=DatasetInfo(name=data.name, in_frames=data.in_frames, out_frames=data.out_frames,
+                            channels=data.channels, height=data.height, width=data.width,
                             info=store.to_jsonable(dict(getattr(run.splits, "info", {}))), sizes=run.sizes),
         settings=RunSettings(device=str(run.device), channels_last=run.opts.channels_last, compile=run.opts.compile,
                              world_size=info.world_size,
@@ -79,7 +80,7 @@ def build_result(run: PreparedRun, progress: Progress, test: Evaluation, efficie
                              schedule=(store.to_jsonable(method.schedule(dict(spec.hparams),
                                                                          spec.epochs * run.steps_per_epoch))
                                        if method.schedule is not None else {})),
-        scoring=Scoring(SCORING_PROTOCOL, METRIC_CONVENTION),
+        scoring=Scoring(protocol=SCORING_PROTOCOL, text=METRIC_CONVENTION),
         history=list(progress.history), best_epoch=progress.best_epoch,
         test=test.metrics, test_per_frame=test.per_frame, efficiency=efficiency, pretrain=run.pretrain_record)
 

@@ -34,26 +34,23 @@ validating every value (:mod:`bench.spec.hparams`), and :func:`check_buildable` 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import torch
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
 
+from bench.core.jsonio import canonical_text, plain
+from bench.core.schema import Record, read_record
 from bench.errors import BenchError
 from bench.spec.checks import check_precision, check_seed, check_sizes, check_train_option
 from bench.spec.hparams import same_value
 from bench.spec.registry import DataConfig, DatasetSpec, MethodKey, MethodSpec, get_method, method_code, method_label
-from bench.core.typed_json import to_json
 
 #: Bump when the meaning of a field changes: every hash changes with it.
 SPEC_VERSION = 1
 QUICK_EPOCHS = 2
-
-
-def canonical(obj: Any) -> Any:
-    """``obj`` in JSON form (tuples as lists); hashed with sorted keys."""
-    return to_json(obj)
 
 
 def _tuples(obj: Any) -> Any:
@@ -63,6 +60,34 @@ def _tuples(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _tuples(v) for k, v in obj.items()}
     return obj
+
+
+class RunSpecRecord(Record):
+    """The JSON form of a :class:`RunSpec` (``result.json``'s ``spec``): each field typed, no other key."""
+
+    dataset: str
+    method: str
+    variant: str | None
+    overrides: dict[str, Any]
+    seed: int
+    hparams: dict[str, Any]
+    sizes: dict[str, int]
+    tiny: bool
+    quick: bool
+    data_seed: int
+    pred_len: int
+    precision: str
+    sets: dict[str, Any] = {}
+    data_source: dict[str, Any] = {}
+    code: dict[str, Any] = {}
+
+    def to_spec(self) -> "RunSpec":
+        """The spec, with JSON lists back to tuples in the hyperparameter values."""
+        return RunSpec(dataset=self.dataset, method=self.method, variant=self.variant,
+                       overrides=_tuples(dict(self.overrides)), seed=self.seed, hparams=_tuples(dict(self.hparams)),
+                       sizes=dict(self.sizes), tiny=self.tiny, quick=self.quick, data_seed=self.data_seed,
+                       pred_len=self.pred_len, precision=self.precision, sets=_tuples(dict(self.sets)),
+                       data_source=dict(self.data_source), code=dict(self.code))
 
 
 @dataclass(frozen=True)
@@ -107,35 +132,34 @@ class RunSpec:
                   "data_source": self.data_source}
         if self.code and not self.code.get("in_tree"):
             fields["code"] = {k: self.code.get(k) for k in ("registered_by", "builder")}
-        return canonical(fields)
+        return plain(fields)
 
     @property
     def hash(self) -> str:
-        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha1(text.encode()).hexdigest()[:10]
+        return hashlib.sha1(canonical_text(self.identity()).encode()).hexdigest()[:10]
 
     def to_json(self) -> dict[str, Any]:
-        return canonical({"dataset": self.dataset, "method": self.method, "variant": self.variant,
-                          "overrides": self.overrides, "seed": self.seed, "hparams": self.hparams,
-                          "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick, "data_seed": self.data_seed,
-                          "pred_len": self.pred_len, "precision": self.precision, "sets": self.sets,
-                          "data_source": self.data_source, "code": self.code})
+        return plain({"dataset": self.dataset, "method": self.method, "variant": self.variant,
+                      "overrides": self.overrides, "seed": self.seed, "hparams": self.hparams,
+                      "sizes": self.sizes, "tiny": self.tiny, "quick": self.quick, "data_seed": self.data_seed,
+                      "pred_len": self.pred_len, "precision": self.precision, "sets": self.sets,
+                      "data_source": self.data_source, "code": self.code})
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "RunSpec":
-        """The inverse of :meth:`to_json` (fields already type-checked by the result schema)."""
-        return cls(dataset=data["dataset"], method=data["method"], variant=data.get("variant"),
-                   overrides=_tuples(dict(data.get("overrides") or {})), seed=int(data["seed"]),
-                   hparams=_tuples(dict(data["hparams"])), sizes={k: int(v) for k, v in data["sizes"].items()},
-                   tiny=bool(data["tiny"]), quick=bool(data["quick"]), data_seed=int(data["data_seed"]),
-                   pred_len=int(data["pred_len"]), precision=data["precision"],
-                   sets=_tuples(dict(data.get("sets") or {})), data_source=dict(data.get("data_source") or {}),
-                   code=dict(data.get("code") or {}))
+    def from_json(cls, data: Any) -> "RunSpec":
+        """The inverse of :meth:`to_json`; :class:`bench.core.schema.SchemaError` naming a field that does not fit."""
+        return read_record(RunSpecRecord, data).to_spec()
 
     @classmethod
-    def from_json_fields(cls, fields: Mapping[str, Any]) -> "RunSpec":
-        """Hook of :func:`bench.core.typed_json.from_json`: JSON lists back to tuples."""
-        return cls.from_json(fields)
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        """As a field of a pydantic record: a RunSpec as it is, or its JSON form read as a
+        :class:`RunSpecRecord` (errors name ``spec.<field>``); written as :meth:`to_json`."""
+        def read(value: Any, validate: core_schema.ValidatorFunctionWrapHandler) -> RunSpec:
+            return value if isinstance(value, RunSpec) else validate(value).to_spec()
+
+        return core_schema.no_info_wrap_validator_function(
+            read, handler.generate_schema(RunSpecRecord),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda spec: spec.to_json()))
 
     def method_spec(self) -> MethodSpec:
         return get_method(self.method)

@@ -1,5 +1,5 @@
 """The results store: where each run's files live (:mod:`~bench.store.layout`), atomic writes
-(:mod:`~bench.core.atomic`), run locks and atomic commits (:mod:`~bench.store.commit`), the typed
+(:mod:`~bench.core.atomic`, encoded by :mod:`~bench.core.jsonio`), run locks and atomic commits (:mod:`~bench.store.commit`), the typed
 ``result.json`` record (:mod:`~bench.store.record`), finding results (:mod:`~bench.store.scan`)
 and the provenance every result carries (:mod:`~bench.store.provenance`).
 
@@ -8,7 +8,8 @@ name (``store.run_dir``, ``store.commit_run``, ``store.atomic_write_json``, ``st
 """
 
 from bench.core.atomic import (FILE_MODE, atomic_save_npz, atomic_torch_save, atomic_write_bytes,  # noqa: F401
-                                atomic_write_json, atomic_write_text, fsync_dir, to_jsonable, write_history_csv)
+                                atomic_write_json, atomic_write_text, fsync_dir, write_history_csv)
+from bench.core.jsonio import to_jsonable  # noqa: F401
 from bench.store.commit import (RunLock, commit_run, committed_state, has_complete_result, recover_run,  # noqa: F401
                                 remove_dir, remove_temp_files)
 from bench.store.layout import (MAX_LABEL_DIR, RESULT_FILE, audit_path, config_dir, label_to_dirname,  # noqa: F401

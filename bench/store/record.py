@@ -1,12 +1,23 @@
 """The result record: the one typed definition of ``result.json``, for writers and readers alike.
 
 :class:`RunResult` is what the runner writes for a complete run and the sweep writes for a failed
-one, what ``bench report`` reads, and what tests build. Every file is read through
-:func:`read_result`, which checks every field's type (:mod:`bench.core.typed_json`) and the rules a
-complete or failed run obeys; a file that does not validate becomes one problem line naming the
-field that is wrong. Schema 1 files (written before the run spec existed) are read by
-:func:`migrate_v1`: their ``mse``/``mae`` were scored on clipped predictions, so they become
-``mse_clipped``/``mae_clipped`` and the published-protocol columns stay empty for them.
+one, what ``bench report`` reads, and what tests build. Its parts are frozen pydantic records
+(:class:`bench.core.schema.Record`: an integer is never a bool, a float is finite, ``status`` is one
+of two words, ...), checked when built and when read. Every file is read through
+:func:`read_result`, which checks every field's type and the rules a complete or failed run obeys;
+a file that does not validate becomes one problem line naming the field that is wrong (``bench
+report`` lists it under "Skipped files"; ``bench run`` never serves it as the run's result).
+
+A key the record does not declare is such an error too, not a dropped key: the file is refused. A
+key this bench does not know may change what the numbers mean (a field of a newer bench) or be a
+misspelt hand edit (``tset``, the test metrics the editor meant to change); reading the rest would
+show numbers whose meaning is not known, and the key would be lost at the next write. The line
+names the key, and a newer bench or removing the key reads the file again.
+
+Schema 1 files (written before the run spec existed) are read by :func:`migrate_v1`, which picks
+the fields schema 1 had (anything else in them is left behind, as ever): their ``mse``/``mae`` were
+scored on clipped predictions, so they become ``mse_clipped``/``mae_clipped``
+(:data:`bench.metrics.declarations.V1_RENAMES`) and the published-protocol columns stay empty for them.
 
 A result counts once, and only where its own spec puts it: :func:`read_result` reads only regular
 files of bounded size (:mod:`bench.core.safe_read`) and checks every directory name from the dataset
@@ -31,31 +42,32 @@ Layout of the fields (schema 2)::
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field, replace
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.errors import BenchError
-from bench.store.layout import label_to_dirname
-from bench.spec.run_spec import SPEC_VERSION, RunSpec, canonical
+from pydantic import PrivateAttr
+
+from bench.core.jsonio import file_text
 from bench.core.safe_read import read_json_file
+from bench.core.schema import Record, SchemaError, read_record
+from bench.errors import BenchError
+from bench.metrics.declarations import V1_RENAMES
+from bench.spec.run_spec import SPEC_VERSION, RunSpec
+from bench.store.layout import label_to_dirname
 from bench.store.scan import find_result_files
-from bench.core.typed_json import SchemaError, from_json, to_json
 
 SCHEMA = 2
 
 
-@dataclass(frozen=True)
-class MethodInfo:
+class MethodInfo(Record):
     name: str
     citation: str = ""
     recurrent: bool = False
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
+class DatasetInfo(Record):
     """The dataset's geometry, what its loader recorded (``info``: digit source, files...) and the
     split sizes actually used."""
 
@@ -65,12 +77,11 @@ class DatasetInfo:
     channels: int
     height: int
     width: int
-    info: dict[str, Any] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
+    info: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(Record):
     bench: str | None = None
     python: str | None = None
     platform: str | None = None
@@ -84,9 +95,13 @@ class Environment:
     device: str | None = None
     device_name: str | None = None
 
+    @classmethod
+    def of(cls, probe: dict[str, Any]) -> "Environment":
+        """The fields of ``bench.store.provenance.environment``'s probe this record keeps."""
+        return cls(**{k: v for k, v in probe.items() if k in cls.model_fields})
 
-@dataclass(frozen=True)
-class RunSettings:
+
+class RunSettings(Record):
     """How the run was executed: settings that do not change what the numbers mean."""
 
     device: str
@@ -96,17 +111,15 @@ class RunSettings:
     batch_rule: str = ""
     selection: str = "best validation MSE"
     host_allocator: str = ""  # CPU runs: bench.core.host_allocator's setting ("" for GPU runs and older results)
-    schedule: dict[str, Any] = field(default_factory=dict)  # MethodSpec.schedule: its schedules on this run's clock
+    schedule: dict[str, Any] = {}  # MethodSpec.schedule: its schedules on this run's clock
 
 
-@dataclass(frozen=True)
-class Scoring:
+class Scoring(Record):
     protocol: str  # "published" (raw MSE/MAE, clipped SSIM/PSNR) or "clipped" (schema-1 runs)
     text: str  # bench.metrics.functional.METRIC_CONVENTION as the run used it
 
 
-@dataclass(frozen=True)
-class EpochRecord:
+class EpochRecord(Record):
     epoch: int
     train_loss: float
     lr: float
@@ -116,89 +129,96 @@ class EpochRecord:
     val: dict[str, float]
 
 
-@dataclass(frozen=True)
-class Efficiency:
+class Efficiency(Record):
     params: int | None = None
     trainable_params: int | None = None
     flops: int | None = None
-    flops_skipped: dict[str, int] = field(default_factory=dict)
+    flops_skipped: dict[str, int] = {}
     flops_convention: str = ""
     fps: float | None = None  # median of fps_repeats
-    fps_repeats: list[float] = field(default_factory=list)  # test sequences/s of each timed repeat
+    fps_repeats: list[float] = []  # test sequences/s of each timed repeat
     fps_batch: int | None = None
     load_average: float | None = None  # 1-minute load average of the machine when fps was timed
     train_seconds_per_epoch: float | None = None  # median over epochs (each is history[i].seconds)
     train_samples_per_second: float | None = None
 
 
-@dataclass(frozen=True)
-class Timing:
+class Timing(Record):
     started: str | None = None
     finished: str | None = None
     wall_seconds: float | None = None
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """One run's record (see the module docstring)."""
+with warnings.catch_warnings():  # the field ``schema`` shadows pydantic's deprecated BaseModel.schema(): meant
+    warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
 
-    schema: int
-    status: Literal["complete", "failed"]
-    spec: RunSpec
-    spec_hash: str
-    method: MethodInfo
-    environment: Environment
-    timing: Timing
-    dataset: DatasetInfo | None = None
-    settings: RunSettings | None = None
-    scoring: Scoring | None = None
-    history: list[EpochRecord] = field(default_factory=list)
-    best_epoch: int | None = None
-    test: dict[str, float] | None = None
-    test_per_frame: dict[str, list[float]] | None = None
-    efficiency: Efficiency | None = None
-    pretrain: dict[str, Any] | None = None
-    error: str | None = None
-    last_good_epoch: int | None = None
-    traceback: str | None = None
-    spec_version: int = SPEC_VERSION  # the run-spec rules its hash was made with
-    path: str | None = None  # where it was read from (not stored)
+    class RunResult(Record):
+        """One run's record (see the module docstring)."""
 
-    @property
-    def label(self) -> str:
-        return self.spec.label
+        schema: int
+        status: Literal["complete", "failed"]
+        spec: RunSpec
+        spec_hash: str
+        method: MethodInfo
+        environment: Environment
+        timing: Timing
+        dataset: DatasetInfo | None = None
+        settings: RunSettings | None = None
+        scoring: Scoring | None = None
+        history: list[EpochRecord] = []
+        best_epoch: int | None = None
+        test: dict[str, float] | None = None
+        test_per_frame: dict[str, list[float]] | None = None
+        efficiency: Efficiency | None = None
+        pretrain: dict[str, Any] | None = None
+        error: str | None = None
+        last_good_epoch: int | None = None
+        traceback: str | None = None
+        spec_version: int = SPEC_VERSION  # the run-spec rules its hash was made with
+        _path: str | None = PrivateAttr(default=None)  # where it was read from (not stored)
 
-    @property
-    def complete(self) -> bool:
-        return self.status == "complete"
+        @property
+        def path(self) -> str | None:
+            """The file it was read from (None for a record built in code)."""
+            return self._path
 
-    def check(self) -> "RunResult":
-        """The rules beyond types; SchemaError naming the field otherwise."""
-        if self.schema not in (1, SCHEMA):
-            newer = " (written by a newer bench: upgrade bench to read it)" if self.schema > SCHEMA else ""
-            raise SchemaError("schema", f"is {self.schema}, expected {SCHEMA}{newer}")
-        if self.schema == SCHEMA and self.spec_version == SPEC_VERSION and self.spec_hash != self.spec.hash:
-            raise SchemaError("spec_hash", f"is {self.spec_hash!r} but the spec hashes to {self.spec.hash!r} "
-                                           "(the spec or the hash was edited)")
-        if self.status == "complete":
-            for name in ("dataset", "test", "best_epoch"):
-                if getattr(self, name) is None:
-                    raise SchemaError(name, "is missing, but a complete run has it")
-            if not self.test:
-                raise SchemaError("test", "is empty, but a complete run has test metrics")
-        elif not self.error:
-            raise SchemaError("error", "is missing, but a failed run names its error")
-        return self
+        def located(self, path: Path | str) -> "RunResult":
+            """This record as read from ``path``."""
+            copy = self.model_copy()
+            copy._path = str(path)
+            return copy
 
-    def to_json(self) -> dict[str, Any]:
-        data = {name: to_json(getattr(self, name)) for name in self.__dataclass_fields__ if name != "path"}
-        data["spec"] = self.spec.to_json()
-        return data
+        @property
+        def label(self) -> str:
+            return self.spec.label
+
+        @property
+        def complete(self) -> bool:
+            return self.status == "complete"
+
+        def check(self) -> "RunResult":
+            """The rules beyond types; SchemaError naming the field otherwise."""
+            if self.schema not in (1, SCHEMA):
+                newer = " (written by a newer bench: upgrade bench to read it)" if self.schema > SCHEMA else ""
+                raise SchemaError("schema", f"is {self.schema}, expected {SCHEMA}{newer}")
+            if self.schema == SCHEMA and self.spec_version == SPEC_VERSION and self.spec_hash != self.spec.hash:
+                raise SchemaError("spec_hash", f"is {self.spec_hash!r} but the spec hashes to {self.spec.hash!r} "
+                                               "(the spec or the hash was edited)")
+            if self.status == "complete":
+                for name in ("dataset", "test", "best_epoch"):
+                    if getattr(self, name) is None:
+                        raise SchemaError(name, "is missing, but a complete run has it")
+                if not self.test:
+                    raise SchemaError("test", "is empty, but a complete run has test metrics")
+            elif not self.error:
+                raise SchemaError("error", "is missing, but a failed run names its error")
+            return self
 
 
 def write_json_text(result: RunResult) -> str:
-    """The file text of ``result`` (sorted keys, stable for diffs)."""
-    return json.dumps(canonical(result.to_json()), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    """The file text of ``result`` (:func:`bench.core.jsonio.file_text`: sorted keys, stable for diffs;
+    a metric that is not finite is refused, never written)."""
+    return file_text(result, nonfinite="refuse")
 
 
 def parse_result(data: Any, where: str = "result.json") -> RunResult:
@@ -206,11 +226,11 @@ def parse_result(data: Any, where: str = "result.json") -> RunResult:
     try:
         if isinstance(data, dict) and data.get("schema") == 1:
             data = migrate_v1(data)
-        result = from_json(RunResult, data)
-        return result.check()
+        return read_record(RunResult, data).check()
     except SchemaError as exc:
-        raise BenchError(f"{where}: {exc}; the file was edited or is from another tool: fix that field, or delete "
-                         f"the file and re-run that run") from None
+        fix = ("remove that key (or read the file with the newer bench that wrote it)" if exc.unknown_key else
+               "the file was edited or is from another tool: fix that field")
+        raise BenchError(f"{where}: {exc}; {fix}, or delete the file and re-run that run") from None
 
 
 def read_result(path: Path, root: Path | None = None) -> RunResult:
@@ -218,7 +238,7 @@ def read_result(path: Path, root: Path | None = None) -> RunResult:
     a file not where its spec puts it: below ``root`` when given, else by the directories above it)."""
     path = Path(path)
     data = read_json_file(path, fix="delete it and re-run that run")  # regular files only, bounded
-    result = replace(parse_result(data, str(path)), path=str(path))
+    result = parse_result(data, str(path)).located(path)
     _check_location(result, path, root)
     return result
 
@@ -252,13 +272,11 @@ def _check_location(result: RunResult, path: Path, root: Path | None = None) -> 
 # ----------------------------------------------------------------------------------- schema 1
 
 
-_V1_RENAMES = {"mse": "mse_clipped", "mae": "mae_clipped", "psnr": "psnr", "ssim": "ssim", "ssim_legacy": "ssim_legacy"}
-
-
 def _v1_metrics(values: Any) -> Any:
+    """Schema-1 metric names as today's (:data:`bench.metrics.declarations.V1_RENAMES`); others are dropped."""
     if not isinstance(values, dict):
         return values
-    return {new: values[old] for old, new in _V1_RENAMES.items() if old in values}
+    return {new: values[old] for old, new in V1_RENAMES.items() if old in values}
 
 
 def migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -299,7 +317,7 @@ def migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
         out["test"] = _v1_metrics(data["test"])
     eff = data.get("efficiency")
     if isinstance(eff, dict):
-        out["efficiency"] = {k: v for k, v in eff.items() if k in Efficiency.__dataclass_fields__}
+        out["efficiency"] = {k: v for k, v in eff.items() if k in Efficiency.model_fields}
         if isinstance(eff.get("fps"), (int, float)):
             out["efficiency"]["fps_repeats"] = [eff["fps"]]
     return out
@@ -309,7 +327,7 @@ def _v1_environment(env: Any) -> dict[str, Any]:
     if not isinstance(env, dict):
         return {}
     env = {k.replace("-", "_"): v for k, v in env.items()}
-    return {k: v for k, v in env.items() if k in Environment.__dataclass_fields__}
+    return {k: v for k, v in env.items() if k in Environment.model_fields}
 
 
 # ----------------------------------------------------------------------------------- loading
