@@ -8,26 +8,20 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from bench import store
-from bench.cli.app import app
 from bench.errors import BenchError
 from bench.spec.registry import get_dataset, get_method, parse_method_key
 from bench.store.record import load_results, read_result
 from bench.spec.run_spec import RunSpec, SpecOptions, resolve_run_spec
 from run_helpers import comparable, complete_result, failed_result, only, run_dirs, work_dirs
 
-runner = CliRunner()
 TINY = ["--datasets", "mmnist", "--tiny", "--quiet", "--sizes", "train=8,val=4,test=4", "--batch-size", "4"]
-
-
-def bench(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def spec_of(key: str = "simvp", seed: int = 0, **options) -> RunSpec:
@@ -67,7 +61,7 @@ def test_quick_caps_stage_budgets_and_an_explicit_epochs_wins():
     assert spec_of(quick=True, tiny=True, epochs=5).epochs == 5
 
 
-def test_a_result_of_another_configuration_is_never_served(tmp_path):
+def test_a_result_of_another_configuration_is_never_served(bench, tmp_path):
     first = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--quick", "--results", tmp_path)
     assert first.exit_code == 0, first.output
     for other in (["--epochs", 2, "--quick"], ["--epochs", 1], ["--epochs", 1, "--quick", "--set", "lr=0.02"]):
@@ -103,7 +97,7 @@ def test_resume_refuses_a_checkpoint_of_other_data_settings(tmp_path):
             resume(tmp_path, other, model, opt, sched, scaler)
 
 
-def test_a_different_data_seed_never_mixes_histories(tmp_path, monkeypatch):
+def test_a_different_data_seed_never_mixes_histories(bench, tmp_path, monkeypatch):
     spec = get_method("simvp")
     original = spec.loss
     calls = {"n": 0}
@@ -143,7 +137,7 @@ def test_a_different_data_seed_never_mixes_histories(tmp_path, monkeypatch):
     ("lr=-1", "> 0"),
     ("incep_ker=3,0", "every element >= 1"),
 ])
-def test_every_override_is_checked_before_anything_runs(tmp_path, option, message):
+def test_every_override_is_checked_before_anything_runs(bench, tmp_path, option, message):
     for args in (["--methods", "simvp", "--set", option], ["--methods", f"simvp:{option.replace('3,0', '(3,0)')}"]):
         res = bench("run", *args, *TINY, "--epochs", 1, "--results", tmp_path)
         err = res.stderr.strip()
@@ -162,7 +156,7 @@ def test_tuple_values_can_be_overridden():
     assert split_list("simvp:incep_ker=(3,5),tau") == ["simvp:incep_ker=(3,5)", "tau"]
 
 
-def test_a_configuration_the_builder_rejects_fails_up_front(tmp_path):
+def test_a_configuration_the_builder_rejects_fails_up_front(bench, tmp_path):
     res = bench("run", "--methods", "simvp", "--set", "hid_S=7", "--set", "groups=2", *TINY, "--epochs", 1,
                 "--results", tmp_path)  # 7 channels cannot be split in 2 groups
     err = res.stderr.strip()
@@ -170,7 +164,7 @@ def test_a_configuration_the_builder_rejects_fails_up_front(tmp_path):
     assert not (tmp_path / "mmnist").exists()
 
 
-def test_pred_len_beyond_the_data_fails_up_front(tmp_path):
+def test_pred_len_beyond_the_data_fails_up_front(bench, tmp_path):
     res = bench("run", "--methods", "simvp", "--datasets", "taxibj", "--pred-len", 6, "--tiny", "--results", tmp_path)
     err = res.stderr.strip()
     assert res.exit_code == 2 and "--pred-len 6 exceeds the 4" in err and len(err.splitlines()) == 1
@@ -178,7 +172,7 @@ def test_pred_len_beyond_the_data_fails_up_front(tmp_path):
 
 
 @pytest.mark.parametrize("sizes", ["train=³", "train=٣", "val=-1", "test=1.5", "bogus=3"])
-def test_bad_split_sizes_are_one_line(tmp_path, sizes):
+def test_bad_split_sizes_are_one_line(bench, tmp_path, sizes):
     res = bench("run", "--methods", "simvp", "--sizes", sizes, "--tiny", "--results", tmp_path)
     assert res.exit_code == 2 and "--sizes" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
@@ -186,11 +180,19 @@ def test_bad_split_sizes_are_one_line(tmp_path, sizes):
 # ------------------------------------------------------------------------------------ nothing lost
 
 
-@pytest.fixture()
-def finished(tmp_path):
-    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", tmp_path)
+@pytest.fixture(scope="module")
+def finished_once(bench, tmp_path_factory):
+    root = tmp_path_factory.mktemp("finished")
+    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--results", root)
     assert res.exit_code == 0, res.output
-    return tmp_path, complete_result(tmp_path)
+    return root
+
+
+@pytest.fixture()
+def finished(finished_once, tmp_path):
+    """A results directory of its own holding one complete 1-epoch run (copied: trained once per module)."""
+    root = shutil.copytree(finished_once, tmp_path / "results")
+    return root, complete_result(root)
 
 
 def _inject(method: str, field: str, make):
@@ -200,7 +202,7 @@ def _inject(method: str, field: str, make):
     return lambda: object.__setattr__(spec, field, original)
 
 
-def test_a_failed_forced_rerun_never_replaces_a_complete_result(finished):
+def test_a_failed_forced_rerun_never_replaces_a_complete_result(bench, finished):
     root, before = finished
 
     def nan_loss(original):
@@ -219,7 +221,7 @@ def test_a_failed_forced_rerun_never_replaces_a_complete_result(finished):
     assert problems == [] and sorted(r.status for r in results) == ["complete", "failed"]
 
 
-def test_interrupting_a_forced_rerun_keeps_the_previous_result(finished):
+def test_interrupting_a_forced_rerun_keeps_the_previous_result(bench, finished):
     root, before = finished
 
     def interrupt(original):
@@ -240,7 +242,7 @@ def test_interrupting_a_forced_rerun_keeps_the_previous_result(finished):
     assert not work_dirs(root) and not list(root.rglob("*.replaced"))
 
 
-def test_an_interrupted_swap_is_repaired(finished):
+def test_an_interrupted_swap_is_repaired(bench, finished):
     root, before = finished
     final = only(run_dirs(root))
     os.replace(final, store.replaced_dir(final))  # killed between the two renames of a --force commit
@@ -249,7 +251,7 @@ def test_an_interrupted_swap_is_repaired(finished):
     assert complete_result(root) == before and not store.replaced_dir(final).exists()
 
 
-def test_non_finite_predictions_fail_the_run_instead_of_scoring(tmp_path):
+def test_non_finite_predictions_fail_the_run_instead_of_scoring(bench, tmp_path):
     def inf_predictions(original):
         return lambda model, x, hp: original(model, x, hp) * float("inf")
 
@@ -262,7 +264,7 @@ def test_non_finite_predictions_fail_the_run_instead_of_scoring(tmp_path):
     assert "non-finite" in failed_result(tmp_path).error
 
 
-def test_the_sweep_goes_on_when_the_failure_record_cannot_be_written(tmp_path, monkeypatch):
+def test_the_sweep_goes_on_when_the_failure_record_cannot_be_written(bench, tmp_path, monkeypatch):
     def nan_loss(original):
         return lambda pred, target, hp: original(pred, target, hp) * float("nan")
 
@@ -319,8 +321,7 @@ def test_a_result_field_of_the_wrong_type_is_named(finished):
         read_result(path)
 
 
-
-def test_a_value_set_twice_is_refused_and_an_explicit_budget_is_not_capped(tmp_path):
+def test_a_value_set_twice_is_refused_and_an_explicit_budget_is_not_capped(bench, tmp_path):
     res = bench("run", "--methods", "simvp:lr=0.01", "--set", "lr=0.1", *TINY, "--results", tmp_path)
     err = res.stderr.strip()
     assert res.exit_code == 2 and "lr is set twice" in err and len(err.splitlines()) == 1
@@ -329,7 +330,7 @@ def test_a_value_set_twice_is_refused_and_an_explicit_budget_is_not_capped(tmp_p
     assert spec_of("simvp:epochs=3", tiny=True, quick=True).epochs == 3  # the label says 3: it runs 3
 
 
-def test_an_even_kernel_that_breaks_the_forward_fails_up_front(tmp_path):
+def test_an_even_kernel_that_breaks_the_forward_fails_up_front(bench, tmp_path):
     res = bench("run", "--methods", "simvp:incep_ker=(4,)", *TINY, "--epochs", 1, "--results", tmp_path)
     err = res.stderr.strip()
     assert res.exit_code == 2 and len(err.splitlines()) == 1 and "cannot be built" in err, err
@@ -345,7 +346,7 @@ def test_the_digit_source_is_part_of_the_spec(tmp_path):
     assert mnist.data_source["digit_source"] == "mnist-idx" and mnist.hash != sklearn.hash
 
 
-def test_a_finished_run_that_was_not_committed_is_committed_not_retrained(finished):
+def test_a_finished_run_that_was_not_committed_is_committed_not_retrained(bench, finished):
     root, before = finished
     final = only(run_dirs(root))
     os.replace(final, store.partial_dir(final))  # killed after writing result.json, before the commit
@@ -356,7 +357,7 @@ def test_a_finished_run_that_was_not_committed_is_committed_not_retrained(finish
     assert complete_result(root) == before and not work_dirs(root)
 
 
-def test_an_unreadable_result_is_never_replaced_without_force(finished):
+def test_an_unreadable_result_is_never_replaced_without_force(bench, finished):
     root, before = finished
     path = only(run_dirs(root)) / "result.json"
     path.write_text(path.read_text().replace('"schema": 2', '"schema": 3'))
@@ -402,7 +403,7 @@ def test_a_plugin_reusing_an_in_tree_builder_is_still_another_source():
     assert get_method("tau") is original
 
 
-def test_pretraining_cache_files_follow_the_umask(tmp_path):
+def test_pretraining_cache_files_follow_the_umask(bench, tmp_path):
     res = bench("run", "--methods", "simvp:sm", *TINY, "--epochs", 1, "--quick", "--results", tmp_path)
     assert res.exit_code == 0, res.output
     (cache,) = (tmp_path / "_cache").rglob("*.pt")
@@ -412,9 +413,7 @@ def test_pretraining_cache_files_follow_the_umask(tmp_path):
 # ------------------------------------------------------------------------------------ found by trying the CLI
 
 
-def test_a_result_copied_into_another_configuration_is_not_served(finished):
-    import shutil
-
+def test_a_result_copied_into_another_configuration_is_not_served(bench, finished):
     root, before = finished
     other = spec_of(tiny=True, epochs=2, batch_size=4, sizes={"train": 8, "val": 4, "test": 4})
     target = store.run_dir(root, other)
@@ -441,7 +440,7 @@ def test_a_result_copied_into_another_configuration_is_not_served(finished):
     (["--methods", "simvp", "--datasets", "kth"], "dataset 'kth' has no data"),
     (["--methods", "simvp", "--results", ""], "--results is empty"),
 ])
-def test_more_mistakes_are_one_line_before_anything_runs(tmp_path, monkeypatch, args, message):
+def test_more_mistakes_are_one_line_before_anything_runs(bench, tmp_path, monkeypatch, args, message):
     monkeypatch.delenv("BENCH_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
     res = bench("run", *args, "--tiny", "--epochs", 1, *([] if "--results" in args else ["--results", tmp_path / "r"]))
@@ -450,7 +449,7 @@ def test_more_mistakes_are_one_line_before_anything_runs(tmp_path, monkeypatch, 
     assert not list(tmp_path.rglob("result.json")) and not (tmp_path / "mmnist").exists()
 
 
-def test_a_longer_horizon_on_generated_moving_mnist(tmp_path):
+def test_a_longer_horizon_on_generated_moving_mnist(bench, tmp_path):
     res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--pred-len", 12, "--results", tmp_path)
     assert res.exit_code == 0, res.output
     r = complete_result(tmp_path)
@@ -475,7 +474,7 @@ def test_the_pretraining_cache_key_depends_on_the_digit_source():
     assert len(keys) == 2
 
 
-def test_an_unwritable_run_directory_is_one_line(tmp_path, monkeypatch):
+def test_an_unwritable_run_directory_is_one_line(bench, tmp_path, monkeypatch):
     def denied(self):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self.path))
 
