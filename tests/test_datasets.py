@@ -8,7 +8,6 @@ user's full files take. Downloads are tested against an HTTP server on 127.0.0.1
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import http.server
 import socket
@@ -20,9 +19,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
-from bench.cli.data import data_app
 from bench.datasets import kitti_caltech, kth, mmnist_real, taxibj
 from bench.datafiles import SOURCES, RemoteFile, download, read_hickle_strings
 from bench.errors import BenchError
@@ -30,19 +27,12 @@ from bench.spec.registry import DataConfig, get_dataset, get_method
 from bench.run.evaluation import Scorer, evaluate
 from bench.spec.method import rollout
 from run_helpers import complete_result
-
-cli = CliRunner()
+from toy_data import write_idx
 
 
 def config(root, pred_len=None, **kw) -> DataConfig:
     """A DataConfig; ``pred_len`` set as the runner's --pred-len reaches the loader."""
-    cfg = DataConfig(data_dir=str(root), **kw)
-    if pred_len is not None:
-        try:
-            cfg = dataclasses.replace(cfg, pred_len=pred_len)
-        except TypeError:  # DataConfig without a pred_len field yet
-            object.__setattr__(cfg, "pred_len", pred_len)
-    return cfg
+    return DataConfig(data_dir=str(root), pred_len=pred_len, **kw)
 
 
 def load(name, root, **kw):
@@ -167,14 +157,6 @@ def write_kitti(root: Path) -> Path:
     hickle5_dump(cdir / "X_test.hkl", frames(30))
     hickle5_dump(cdir / "sources_test.hkl", ["set06V000"] * 12 + ["set07V001"] * 18)
     return root / "kitti_caltech"
-
-
-def write_idx(path: Path, images: np.ndarray) -> bytes:
-    header = (2051).to_bytes(4, "big") + len(images).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
-    raw = gzip.compress(header + images.astype(np.uint8).tobytes(), mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(raw)
-    return raw
 
 
 def write_mmnist_std(root: Path, n_test=6) -> tuple[bytes, bytes]:
@@ -572,13 +554,13 @@ def test_download_without_network_is_one_line(tmp_path):
     one_line(e.value)
 
 
-def test_cli_download_mmnist_std_then_check(tmp_path, monkeypatch):
+def test_cli_download_mmnist_std_then_check(bench, tmp_path, monkeypatch):
     src = tmp_path / "src"
     idx, npy = write_mmnist_std(src, n_test=5)
     dest = tmp_path / "data"
     with Server({"train-images-idx3-ubyte.gz": idx, "mnist_test_seq.npy": npy}) as srv:
         # the canonical size/MD5 do not match the fixture bytes: rejected, nothing at the final path
-        res = cli.invoke(data_app, ["download", "mmnist_std", "--data-dir", str(dest), "--base-url", srv.url])
+        res = bench("data", "download", "mmnist_std", "--data-dir", str(dest), "--base-url", srv.url)
         assert res.exit_code == 2 and "has 47089 bytes, expected 9912422" in res.output, res.output
         assert "nothing was written to" in res.output
         assert not (dest / "mnist" / "train-images-idx3-ubyte.gz").exists()
@@ -589,19 +571,19 @@ def test_cli_download_mmnist_std_then_check(tmp_path, monkeypatch):
         fixture = (dataclasses.replace(mmnist_real.MNIST_REMOTE, md5=hashlib.md5(idx).hexdigest(), size=len(idx)),
                    mmnist_real.TEST_REMOTE)
         monkeypatch.setitem(SOURCES._items, "mmnist_std", dataclasses.replace(SOURCES.get("mmnist_std"), remote=fixture))
-        res = cli.invoke(data_app, ["download", "mmnist_std", "--data-dir", str(dest), "--base-url", srv.url])
+        res = bench("data", "download", "mmnist_std", "--data-dir", str(dest), "--base-url", srv.url)
         assert res.exit_code == 0, res.output
         assert "mmnist_std: all files present" in res.output
     assert (dest / "mmnist" / "mnist_test_seq.npy").read_bytes() == npy
     assert (dest / "mnist" / "train-images-idx3-ubyte.gz").read_bytes() == idx
     monkeypatch.undo()  # back to the real geometry: the fixture's counts are warnings, not errors
-    res = cli.invoke(data_app, ["check", "mmnist_std", "--data-dir", str(dest)], env={"COLUMNS": "250"})
+    res = bench("data", "check", "mmnist_std", "--data-dir", str(dest))
     assert res.exit_code == 0, res.output
     assert "warning" in res.output and "test: 5 sequences, the papers' full set has 10000" in res.output
 
 
-def test_cli_download_of_a_manual_dataset_explains(tmp_path):
-    res = cli.invoke(data_app, ["download", "taxibj", "--data-dir", str(tmp_path)])
+def test_cli_download_of_a_manual_dataset_explains(bench, tmp_path):
+    res = bench("data", "download", "taxibj", "--data-dir", str(tmp_path))
     assert res.exit_code == 2 and "taxibj cannot be downloaded automatically" in res.output
     assert len(res.output.strip().splitlines()) <= 3  # one (soft-wrapped) error line
 
@@ -611,32 +593,29 @@ def test_cli_download_of_a_manual_dataset_explains(tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
-def test_cli_list_and_check(data, tmp_path):
-    res = cli.invoke(data_app, ["list", "--data-dir", str(data)], env={"COLUMNS": "250"})
+def test_cli_list_and_check(bench, data, tmp_path):
+    res = bench("data", "list", "--data-dir", str(data))
     assert res.exit_code == 0, res.output
     for name in ("taxibj", "kth", "human36m", "kitti_caltech", "mmnist_std", "mmnist"):
         assert name in res.output
     assert "missing" not in res.output
-    res = cli.invoke(data_app, ["list", "--data-dir", str(tmp_path)], env={"COLUMNS": "250"})
+    res = bench("data", "list", "--data-dir", str(tmp_path))
     assert res.exit_code == 0 and "missing" in res.output and "To get it" in res.output
-    res = cli.invoke(data_app, ["check", "taxibj", "--data-dir", str(data)], env={"COLUMNS": "250"})
+    res = bench("data", "check", "taxibj", "--data-dir", str(data))
     assert res.exit_code == 0, res.output
     assert "train+val: 40 sequences, the papers' full set has 19627" in res.output
     assert "val: 4 sequences, input (4, 2, 32, 32) -> target (4, 2, 32, 32)" in res.output
-    res = cli.invoke(data_app, ["check", "kitti_caltech", "--data-dir", str(data)], env={"COLUMNS": "250"})
+    res = bench("data", "check", "kitti_caltech", "--data-dir", str(data))
     assert res.exit_code == 0, res.output
-    res = cli.invoke(data_app, ["check", "kth", "--data-dir", str(tmp_path)], env={"COLUMNS": "250"})
+    res = bench("data", "check", "kth", "--data-dir", str(tmp_path))
     assert res.exit_code == 2 and "kth is missing" in res.output
-    res = cli.invoke(data_app, ["check", "kthh", "--data-dir", str(tmp_path)])
+    res = bench("data", "check", "kthh", "--data-dir", str(tmp_path))
     assert res.exit_code == 2 and "did you mean 'kth'" in res.output
 
 
-def test_end_to_end_run_on_taxibj_fixture(data, tmp_path):
-    from bench.cli.app import app
-
-    res = cli.invoke(app, ["run", "--methods", "tau", "--datasets", "taxibj", "--tiny", "--quick", "--quiet",
-                           "--epochs", "1", "--data-dir", str(data), "--sizes", "train=8,val=4,test=4",
-                           "--results", str(tmp_path)])
+def test_end_to_end_run_on_taxibj_fixture(bench, data, tmp_path):
+    res = bench("run", "--methods", "tau", "--datasets", "taxibj", "--tiny", "--quick", "--quiet", "--epochs", 1,
+                "--data-dir", data, "--sizes", "train=8,val=4,test=4", "--results", tmp_path)
     assert res.exit_code == 0, res.output + str(res.exception)
     r = complete_result(tmp_path, "tau", "taxibj")
     assert r.complete and r.dataset.channels == 2 and r.spec.pred_len == 4

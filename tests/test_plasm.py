@@ -20,13 +20,13 @@ from bench.methods.plasm import PLASM, pixel_mask, pretrain_key, pretrain_plasm
 from bench.methods.plasm.modules import (ConvNeXtBlock, Decoder, EcaProjection, Encoder, PLABlock, SpatialMasking,
                                          Translator, VanillaConvBlock, layer_strides, masked_group_norm)
 from bench.spec.pretrain import PretrainContext
-from bench.spec.registry import DatasetSpec, get_method, parse_method_key
+from bench.spec.registry import get_method, parse_method_key
+from toy_data import toy_dataset
 
 
 
 T_IN, T_OUT, C, H, W = 3, 2, 1, 16, 16
-DATA = DatasetSpec(name="toy", in_frames=T_IN, out_frames=T_OUT, channels=C, height=H, width=W,
-                   load=lambda s, c: None)
+DATA = toy_dataset(T_IN, T_OUT, C, H, W)
 
 
 def make_splits(n: int = 8, seed: int = 0) -> ArraySplits:
@@ -597,8 +597,7 @@ def test_released_layout_shapes():
 def test_released_layout_cost_within_one_percent_of_table_v():
     """Table V: PLA-SM on Moving MNIST has 19.3M params and 9.6G FLOPs (fvcore, one sample)."""
     spec = get_method("plasm")
-    data = DatasetSpec(name="mmnist", in_frames=10, out_frames=10, channels=1, height=64, width=64,
-                       load=lambda s, c: None)
+    data = toy_dataset(10, 10, 1, 64, 64, name="mmnist")
     model = spec.create_model(data, spec.resolve_hparams("mmnist", "released"))
     assert abs(count_params(model) / 19.3e6 - 1) < 0.01
     assert abs(count_flops(model, spec.flops_inputs(data))[0] / 9.6e9 - 1) < 0.01

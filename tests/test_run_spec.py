@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,6 +21,7 @@ from bench.spec.registry import get_dataset, get_method, parse_method_key
 from bench.store.record import load_results, read_result
 from bench.spec.run_spec import RunSpec, SpecOptions, resolve_run_spec
 from run_helpers import comparable, complete_result, failed_result, only, run_dirs, work_dirs
+from toy_data import write_idx
 
 TINY = ["--datasets", "mmnist", "--tiny", "--quiet", "--sizes", "train=8,val=4,test=4", "--batch-size", "4"]
 
@@ -339,8 +341,7 @@ def test_an_even_kernel_that_breaks_the_forward_fails_up_front(bench, tmp_path):
 
 def test_the_digit_source_is_part_of_the_spec(tmp_path):
     sklearn = spec_of(tiny=True, data_dir=str(tmp_path))
-    header = b"".join(v.to_bytes(4, "big") for v in (2051, 12, 28, 28))  # 12 blank 28x28 digits
-    (tmp_path / "train-images-idx3-ubyte").write_bytes(header + b"\0" * (12 * 28 * 28))  # the sequences use MNIST
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((12, 28, 28)))  # 12 blank digits: the sequences use MNIST
     mnist = spec_of(tiny=True, data_dir=str(tmp_path))
     assert sklearn.data_source == {"digit_source": "sklearn-digits"}
     assert mnist.data_source["digit_source"] == "mnist-idx" and mnist.hash != sklearn.hash

@@ -37,12 +37,20 @@ def tiny_model(method: str, data: DatasetSpec, variant: str | None = None,
     return spec, spec.create_model(data, hp), hp
 
 
+def idx_bytes(images: np.ndarray, magic: int = 2051) -> bytes:
+    """``images`` (N x rows x cols) as an MNIST idx3 file: the big-endian header, then the uint8 pixels."""
+    n, rows, cols = images.shape
+    header = b"".join(v.to_bytes(4, "big") for v in (magic, n, rows, cols))
+    return header + images.astype(np.uint8).tobytes()
+
+
 def write_idx(path: Path, images: np.ndarray) -> bytes:
-    """A gzipped MNIST idx3 image file of ``images`` (N x 28 x 28, uint8) at ``path``; its bytes.
+    """An MNIST idx3 file of ``images`` at ``path``, gzipped when the name ends in ``.gz``; its bytes.
 
     The gzip header carries no timestamp, so the same images always give the same bytes."""
-    header = (2051).to_bytes(4, "big") + len(images).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
-    raw = gzip.compress(header + images.astype(np.uint8).tobytes(), mtime=0)
+    raw = idx_bytes(images)
+    if path.suffix == ".gz":
+        raw = gzip.compress(raw, mtime=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(raw)
     return raw
