@@ -301,21 +301,15 @@ def test_errors_for_missing_or_empty_results(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_report_options(three_methods: Path, tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from bench.cli.app import app
-
+def test_cli_report_options(bench, three_methods: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["report", "-r", str(three_methods), "-o", str(out), "--format", "tex,csv",
-                                   "--per-frame", "--clipped"])
+    res = bench("report", "-r", three_methods, "-o", out, "--format", "tex,csv", "--per-frame", "--clipped")
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "report.csv", "report.tex"]
     assert "Per-frame MSE" in (out / "report.tex").read_text()
-    res = CliRunner().invoke(app, ["report", "-r", str(three_methods), "-o", str(out), "--samples", "1",
-                                   "--no-figures"])
+    res = bench("report", "-r", three_methods, "-o", out, "--samples", "1", "--no-figures")
     assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(app, ["report", "-r", str(three_methods), "-o", str(out), "--samples", "-1"])
+    res = bench("report", "-r", three_methods, "-o", out, "--samples", "-1")
     assert res.exit_code == 2 and "--samples" in res.output
 
 
