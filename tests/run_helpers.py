@@ -1,11 +1,16 @@
-"""Finding the results a test run wrote (the layout is bench.store.layout'; tests never hard-code it)."""
+"""Finding the results a test run wrote (the layout is bench.store.layout's; tests never hard-code it), and the
+command for a run in a process of its own."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from bench import store
 from bench.store.record import RunResult, read_result
+
+# `python -m bench` in a process of its own, efficiency measurement switched off (tests/bench_unmeasured.py)
+BENCH_UNMEASURED = [sys.executable, str(Path(__file__).with_name("bench_unmeasured.py"))]
 
 
 def run_dirs(root: Path, label: str = "simvp", dataset: str = "mmnist", seed: int = 0) -> list[Path]:

@@ -10,10 +10,13 @@ from bench.store.record import load_results
 
 
 
+@pytest.mark.slow
 def test_the_demo_configuration_learns_at_an_even_smaller_size(bench, tmp_path):
-    """The demo's methods at their --tiny widths, on an eighth of its data: validation MSE falls."""
+    """The demo's methods at their --tiny widths, on a sixteenth of its data: validation MSE falls
+    (at every epoch by 1.4 to 6.2, in all by 7.7 to 9.4 when this was written; an all-black prediction scores
+    about 151)."""
     res = bench("run", "--methods", DEMO.methods, "--datasets", DEMO.dataset, "--tiny", "--quiet",
-                "--sizes", "train=128,val=32,test=8", "--epochs", 3, "--batch-size", DEMO.batch_size, "--results", tmp_path)
+                "--sizes", "train=64,val=16,test=8", "--epochs", 3, "--batch-size", DEMO.batch_size, "--results", tmp_path)
     assert res.exit_code == 0, res.output
     results, problems = load_results(tmp_path)
     assert problems == [] and sorted(r.label for r in results) == sorted(DEMO.methods.split(","))
@@ -24,6 +27,7 @@ def test_the_demo_configuration_learns_at_an_even_smaller_size(bench, tmp_path):
         assert r.spec.tiny and r.best_epoch == min(range(1, 4), key=lambda e: curve[e - 1])
 
 
+@pytest.mark.slow
 def test_bench_demo_runs_reports_and_says_what_next(bench, tmp_path, monkeypatch):
     small = DemoRecipe(sizes="train=16,val=8,test=4", epochs=1, batch_size=4)
     monkeypatch.setattr(demo_module, "DEMO", small)

@@ -16,11 +16,11 @@ import pytest
 
 from bench import store
 from bench.store.record import load_results
-from run_helpers import comparable, complete_result, failed_result, only, work_dirs
+from run_helpers import BENCH_UNMEASURED, comparable, complete_result, failed_result, only, work_dirs
 
 ARGS = ["run", "--methods", "simvp", "--datasets", "mmnist", "--tiny", "--quiet", "--epochs", "4", "--batch-size", "4",
         "--sizes", "train=24,val=4,test=4"]
-RUN = [sys.executable, "-m", "bench", *ARGS]  # a process of its own: what SIGKILL and concurrency need
+RUN = [*BENCH_UNMEASURED, *ARGS]  # a process of its own: what SIGKILL and concurrency need
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -86,7 +86,7 @@ def test_run_lock_is_exclusive(tmp_path):
 
 @pytest.mark.slow
 def test_two_concurrent_writers_lose_nothing(tmp_path):
-    base = [sys.executable, "-m", "bench", "run", "--datasets", "mmnist", "--tiny", "--quiet", "--epochs", "2",
+    base = [*BENCH_UNMEASURED, "run", "--datasets", "mmnist", "--tiny", "--quiet", "--epochs", "2",
             "--batch-size", "4", "--sizes", "train=8,val=4,test=4", "--results", str(tmp_path)]
     procs = [subprocess.Popen([*base, "--methods", order], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for order in ("simvp,tau", "tau,simvp")]
