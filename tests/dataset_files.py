@@ -4,7 +4,6 @@ h5py in hickle's layouts, idx.gz, npy), for the tests of the file-backed dataset
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import h5py
@@ -12,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from bench.datasets import kth
+from toy_data import write_idx
 
 
 N_TRAIN, N_TEST = 40, 12
@@ -116,14 +116,6 @@ def write_kitti(root: Path) -> Path:
     hickle5_dump(cdir / "X_test.hkl", frames(30))
     hickle5_dump(cdir / "sources_test.hkl", ["set06V000"] * 12 + ["set07V001"] * 18)
     return root / "kitti_caltech"
-
-
-def write_idx(path: Path, images: np.ndarray) -> bytes:
-    header = (2051).to_bytes(4, "big") + len(images).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
-    raw = gzip.compress(header + images.astype(np.uint8).tobytes(), mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(raw)
-    return raw
 
 
 def write_mmnist_std(root: Path, n_test=6) -> tuple[bytes, bytes]:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from bench.spec.registry import DatasetSpec, get_method
+from toy_data import toy_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 
@@ -165,8 +166,8 @@ def load_reference(model: str, ours: nn.Module, state: dict[str, torch.Tensor]) 
 
 
 def dataset(t_in: int, t_out: int, c: int, h: int, w: int, name: str = "golden") -> DatasetSpec:
-    return DatasetSpec(name=name, in_frames=t_in, out_frames=t_out, channels=c, height=h, width=w,
-                       load=lambda spec, cfg: None)
+    """The fixtures' geometry (``golden``: no per-dataset hyperparameters apply)."""
+    return toy_dataset(t_in, t_out, c, h, w, name)
 
 
 def ours_for(model: str, cfg: dict[str, Any], dataset_name: str = "golden",

@@ -1,8 +1,9 @@
-"""Running ``bench`` in tests and finding the results a test run wrote (the layout is bench.store.layout'; tests
-never hard-code it)."""
+"""Running ``bench`` in tests (in-process, or in a process of its own) and finding the results a test run wrote
+(the layout is bench.store.layout's; tests never hard-code it)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -13,19 +14,24 @@ from bench.spec.registry import get_dataset, parse_method_key
 from bench.spec.run_spec import RunSpec, SpecOptions, resolve_run_spec
 from bench.store.record import RunResult, read_result
 
-runner = CliRunner()
 #: a tiny, fast ``bench run`` on generated Moving MNIST
 TINY = ["--datasets", "mmnist", "--tiny", "--quiet", "--sizes", "train=8,val=4,test=4", "--batch-size", "4"]
 
 
-def bench(*args):
-    """``bench ARGS`` through typer's CliRunner (arguments stringified)."""
-    return runner.invoke(app, [str(a) for a in args])
+def bench(*args, env: dict[str, str] | None = None):
+    """``bench ARGS`` in-process through typer's CliRunner (arguments stringified); the result has ``exit_code``,
+    ``output``, ``stdout``, ``stderr``. The terminal is 250 columns wide, so that a one-line error is never
+    wrapped. (conftest's ``bench`` fixture is this function.)"""
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "250", **(env or {})})
 
 
 def spec_of(key: str = "simvp", seed: int = 0, **options) -> RunSpec:
     """The run spec of ``key`` on generated Moving MNIST with ``SpecOptions(**options)``."""
     return resolve_run_spec(parse_method_key(key), get_dataset("mmnist"), seed, SpecOptions(**options))
+
+
+# `python -m bench` in a process of its own, efficiency measurement switched off (tests/bench_unmeasured.py)
+BENCH_UNMEASURED = [sys.executable, str(Path(__file__).with_name("bench_unmeasured.py"))]
 
 
 def run_dirs(root: Path, label: str = "simvp", dataset: str = "mmnist", seed: int = 0) -> list[Path]:

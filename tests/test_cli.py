@@ -7,36 +7,23 @@ import math
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from bench.core import host_allocator
-from bench.cli.app import app
 from bench.spec.registry import get_method
 from bench.store.record import read_result as read_record
 from run_helpers import comparable, complete_result, failed_result, only, run_dirs, work_dirs
 
-runner = CliRunner()
 TINY = ["--datasets", "mmnist", "--tiny", "--quick", "--quiet", "--sizes", "train=8,val=4,test=4"]
-
-
-def bench(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def read_result(root, label="simvp", seed=0):
     return complete_result(root, label, seed=seed)
 
 
-@pytest.fixture(scope="module")
-def simvp_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("res")
-    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 2, "--results", root)
-    assert res.exit_code == 0, res.output + str(res.exception)
-    return root
-
-
-def test_result_records_everything(simvp_run):
-    r = read_result(simvp_run)
+@pytest.mark.efficiency
+def test_result_records_everything(trained_run):
+    """The shared run (simvp, TINY, --epochs 2: conftest.TRAINED_RUN_ARGS) recorded everything."""
+    r = read_result(trained_run)
     assert r.complete and r.spec.seed == 0 and r.schema == 2
     assert r.spec.hparams["hid_S"] > 0 and r.spec.epochs == 2 and r.spec.tiny and r.spec.quick
     assert r.spec.sizes == {"train": 8, "val": 4, "test": 4} == r.dataset.sizes
@@ -57,7 +44,7 @@ def test_result_records_everything(simvp_run):
     assert eff.params > 0 and eff.flops > 0 and eff.fps > 0 and eff.train_seconds_per_epoch > 0
     assert len(eff.fps_repeats) == 3 and min(eff.fps_repeats) <= eff.fps <= max(eff.fps_repeats)
     assert r.scoring.protocol == "published" and "RAW" in r.scoring.text
-    run_dir = only(run_dirs(simvp_run))
+    run_dir = only(run_dirs(trained_run))
     assert run_dir.parent.name == r.spec.hash == r.spec_hash
     hist = pd.read_csv(run_dir / "history.csv")
     assert list(hist["epoch"]) == [1, 2]
@@ -66,18 +53,18 @@ def test_result_records_everything(simvp_run):
 
     preds = np.load(run_dir / "predictions.npz")
     assert preds["pred"].shape == preds["truth"].shape == (4, 10, 1, 64, 64)
-    assert not list(simvp_run.rglob("*.tmp")) and not list(simvp_run.rglob("last.pt"))
-    assert not work_dirs(simvp_run)  # committed whole: no work directory left
+    assert not list(trained_run.rglob("*.tmp")) and not list(trained_run.rglob("last.pt"))
+    assert not work_dirs(trained_run)  # committed whole: no work directory left
 
 
-def test_rerun_skips_unless_forced(simvp_run):
-    before = read_result(simvp_run)
-    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 2, "--results", simvp_run)
+def test_rerun_skips_unless_forced(bench, copy_of_trained_run):
+    before = read_result(copy_of_trained_run)
+    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 2, "--results", copy_of_trained_run)
     assert res.exit_code == 0 and "skipped" in res.output
-    assert read_result(simvp_run) == before
-    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 2, "--results", simvp_run, "--force")
+    assert read_result(copy_of_trained_run) == before
+    res = bench("run", "--methods", "simvp", *TINY, "--epochs", 2, "--results", copy_of_trained_run, "--force")
     assert res.exit_code == 0
-    again = read_result(simvp_run)
+    again = read_result(copy_of_trained_run)
     assert again.timing != before.timing or again.history[0].seconds != before.history[0].seconds
     # determinism on CPU: the same seed repeats exactly
     assert comparable(again) == comparable(before)
@@ -95,7 +82,7 @@ def test_rerun_skips_unless_forced(simvp_run):
     (["--methods", "simvp", "--device", "cuda:7"], "cuda"),
     (["--methods", "simvp", "--device", "tpu"], "device"),
 ])
-def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
+def test_bad_input_is_one_line_and_nonzero(bench, args, message, tmp_path):
     res = bench("run", *args, "--results", tmp_path / "r")
     assert res.exit_code != 0
     err = res.stderr.strip()
@@ -103,19 +90,19 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
     assert not (tmp_path / "r" / "mmnist").exists()  # nothing trained, nothing written
 
 
-def test_results_path_that_is_a_file(tmp_path):
+def test_results_path_that_is_a_file(bench, tmp_path):
     (tmp_path / "f").write_text("x")
     res = bench("run", "--methods", "simvp", "--results", tmp_path / "f")
     assert res.exit_code != 0 and "is a file" in res.stderr
 
 
-def test_read_only_results_directory():
+def test_read_only_results_directory(bench):
     # /proc/1 is a directory no process may create files in, root included
     res = bench("run", "--methods", "simvp", "--results", "/proc/1")
     assert res.exit_code != 0 and "not writable" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
-def test_interrupt_leaves_no_half_file_and_resumes_exactly(tmp_path, monkeypatch):
+def test_interrupt_leaves_no_half_file_and_resumes_exactly(bench, tmp_path, monkeypatch):
     spec = get_method("simvp")
     original = spec.loss
     calls = {"n": 0}
@@ -147,7 +134,7 @@ def test_interrupt_leaves_no_half_file_and_resumes_exactly(tmp_path, monkeypatch
     assert len(resumed) == 1 and comparable(resumed[0]) == comparable(straight)
 
 
-def test_nan_loss_fails_that_run_only(tmp_path):
+def test_nan_loss_fails_that_run_only(bench, tmp_path):
     spec = get_method("simvp")
     original = spec.loss
 
@@ -168,7 +155,7 @@ def test_nan_loss_fails_that_run_only(tmp_path):
     assert read_result(tmp_path, "tau").complete
 
 
-def test_list_and_help():
+def test_list_and_help(bench):
     res = bench("list")
     assert res.exit_code == 0 and "simvp" in res.output and "mmnist" in res.output and "no-ddr" in res.output
     res = bench("list", "--hparams", "tau:no-ddr")
@@ -179,7 +166,7 @@ def test_list_and_help():
     assert res.exit_code == 0 and "--quick" in res.output and "Examples" in res.output
 
 
-def test_audit_prints_and_stores_figures(tmp_path):
+def test_audit_prints_and_stores_figures(bench, tmp_path):
     res = bench("audit", "--methods", "simvp,tau:no-sa", "--tiny", "--fps-batch", "2", "--results", tmp_path)
     assert res.exit_code == 0, res.output
     assert "simvp" in res.output and "tau:no-sa" in res.output
@@ -192,7 +179,7 @@ def test_audit_prints_and_stores_figures(tmp_path):
     assert rec["params"] == count_params(create_model("simvp", "mmnist", tiny=True))
 
 
-def test_perf_prints_throughput_and_precision_ratio(tmp_path):
+def test_perf_prints_throughput_and_precision_ratio(bench, tmp_path):
     res = bench("perf", "--methods", "simvp", "--tiny", "--iters", "1", "--batch-size", "2",
                 "--metric-frames", "16", "--precisions", "fp32,bf16", "--results", tmp_path)
     assert res.exit_code == 0, res.output

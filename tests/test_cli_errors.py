@@ -6,18 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from bench.cli.app import app
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dataset_files import write_taxibj  # noqa: E402  (the real-format fixture writer)
-
-runner = CliRunner()
-
-
-def bench(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "250", **(env or {})})
 
 
 def assert_one_line_error(res, *phrases):
@@ -29,27 +21,27 @@ def assert_one_line_error(res, *phrases):
         assert phrase in out, out
 
 
-def test_data_check_on_an_empty_split(tmp_path):
+def test_data_check_on_an_empty_split(bench, tmp_path):
     write_taxibj(tmp_path, n_test=0)
     res = bench("data", "check", "taxibj", "--data-dir", tmp_path)
     assert res.exit_code == 2 and (res.exception is None or isinstance(res.exception, SystemExit)), res.exception
     assert "X_test with at least one clip" in res.output and "no sequences" in res.output
 
 
-def test_download_to_an_unwritable_data_dir():
+def test_download_to_an_unwritable_data_dir(bench):
     res = bench("data", "download", "mmnist_std", "--data-dir", "/proc/1/bench-data")
     assert_one_line_error(res, "/proc/1/bench-data", "--data-dir")
 
 
 @pytest.mark.parametrize("url", ["not a url", "ftp:/nohost/x", "http//missing-colon", "http://"])
-def test_download_with_a_malformed_base_url(tmp_path, url):
+def test_download_with_a_malformed_base_url(bench, tmp_path, url):
     res = bench("data", "download", "mmnist_std", "--data-dir", tmp_path, "--base-url", url)
     assert_one_line_error(res, "--base-url")
     res = bench("data", "download", "mmnist_std", "--data-dir", tmp_path, env={"BENCH_DOWNLOAD_BASE": url})
     assert_one_line_error(res, "--base-url")
 
 
-def test_report_to_an_unwritable_place(tmp_path):
+def test_report_to_an_unwritable_place(bench, tmp_path):
     res = bench("report", "--results", tmp_path, "--out", "/proc/1/report")
     assert_one_line_error(res, "report directory /proc/1/report", "--out")
     (tmp_path / "afile").write_text("x")
@@ -58,7 +50,7 @@ def test_report_to_an_unwritable_place(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["garbage", "wrong-fields"])
-def test_a_corrupt_pretraining_cache_is_named_with_the_fix(tmp_path, damage):
+def test_a_corrupt_pretraining_cache_is_named_with_the_fix(bench, tmp_path, damage):
     import torch
 
     from run_helpers import failed_result
@@ -78,7 +70,7 @@ def test_a_corrupt_pretraining_cache_is_named_with_the_fix(tmp_path, damage):
 
 
 @pytest.mark.parametrize("method", ["e3dlstm", "crevnet"])
-def test_channels_last_on_3d_convolutions_is_refused_before_training(tmp_path, method):
+def test_channels_last_on_3d_convolutions_is_refused_before_training(bench, tmp_path, method):
     """--channels-last cannot lay out rank-5 weights: one line before any run starts (it was a failed
     run after the model was built)."""
     res = bench("run", "-m", method, "--tiny", "--quick", "--channels-last", "-r", tmp_path / "r")

@@ -19,25 +19,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from bench.cli.app import app
 from bench.datasets import mmnist_real
 from bench.datafiles import SOURCES, CheckReport, check_loader
 from bench.spec.splits import ArraySplits
 from bench.spec.registry import get_dataset
 from run_helpers import failed_result
+from toy_data import idx_bytes as toy_idx_bytes
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dataset_files import write_taxibj  # noqa: E402  (the real-format fixture writer)
 
-runner = CliRunner()
 TINY = ["--methods", "simvp", "--tiny", "--quiet", "--epochs", "1", "--sizes", "train=4,val=2,test=2",
         "--batch-size", "2"]
-
-
-def bench(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "250", **(env or {})})
 
 
 def one_line_error(res, *phrases) -> str:
@@ -54,7 +48,7 @@ def one_line_error(res, *phrases) -> str:
 
 
 @pytest.mark.parametrize("where", ["typo", "/proc/foo", "/dev/null", "a file", "env typo", "empty"])
-def test_a_data_directory_that_is_not_there_is_refused_before_training(tmp_path, monkeypatch, where):
+def test_a_data_directory_that_is_not_there_is_refused_before_training(bench, tmp_path, monkeypatch, where):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     (tmp_path / "notes.txt").write_text("not a directory")
@@ -71,7 +65,7 @@ def test_a_data_directory_that_is_not_there_is_refused_before_training(tmp_path,
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("result.json"))
 
 
-def test_an_unset_or_empty_bench_data_still_means_no_data_directory(tmp_path, monkeypatch):
+def test_an_unset_or_empty_bench_data_still_means_no_data_directory(bench, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = bench("data", "list", env={"BENCH_DATA": " "})
     assert res.exit_code == 0 and "data directory: not set" in res.output, res.output
@@ -81,8 +75,7 @@ def test_an_unset_or_empty_bench_data_still_means_no_data_directory(tmp_path, mo
 
 
 def idx_bytes(n: int, rows: int = 28, cols: int = 28, magic: int = 2051) -> bytes:
-    header = b"".join(v.to_bytes(4, "big") for v in (magic, n, rows, cols))
-    return header + np.random.default_rng(n).integers(0, 256, n * rows * cols, dtype=np.uint8).tobytes()
+    return toy_idx_bytes(np.random.default_rng(n).integers(0, 256, (n, rows, cols), dtype=np.uint8), magic)
 
 
 def corrupt_gzip(raw: bytes) -> bytes:
@@ -106,7 +99,7 @@ BAD_IDX = {  # file name, bytes, phrase of the one-line error
 
 
 @pytest.mark.parametrize("case", sorted(BAD_IDX))
-def test_an_odd_mnist_file_is_one_line_before_training(tmp_path, case):
+def test_an_odd_mnist_file_is_one_line_before_training(bench, tmp_path, case):
     name, raw, phrase = BAD_IDX[case]
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / name).write_bytes(raw)
@@ -117,12 +110,8 @@ def test_an_odd_mnist_file_is_one_line_before_training(tmp_path, case):
     assert res.exit_code == 2 and phrase in res.output and "RuntimeError" not in res.output, res.output
 
 
-def test_a_truncated_gzip_of_enough_images_fails_its_run_in_one_line(tmp_path, monkeypatch):
+def test_a_truncated_gzip_of_enough_images_fails_its_run_in_one_line(bench, tmp_path):
     """Its header is fine (the cheap check before training passes); the load finds the truncation."""
-    from bench.run import finish as run_module
-    from bench.store.record import Efficiency
-
-    monkeypatch.setattr(run_module, "measure_efficiency", lambda *a, **k: Efficiency())
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(20))[:-300])
     res = bench("run", *TINY, "--data-dir", tmp_path / "data", "--results", tmp_path / "r")
@@ -134,7 +123,7 @@ def test_a_truncated_gzip_of_enough_images_fails_its_run_in_one_line(tmp_path, m
 # ------------------------------------------------------------------------------ bench data check
 
 
-def test_data_check_names_non_finite_values_instead_of_printing_nan(tmp_path):
+def test_data_check_names_non_finite_values_instead_of_printing_nan(bench, tmp_path):
     x = np.random.default_rng(0).uniform(-1, 1, (20, 4, 2, 32, 32))
     x[3, 0, 0, 0, :2] = [np.nan, np.inf]
     write_taxibj(tmp_path, n_train=20, n_test=4, X_train=x)
@@ -199,7 +188,7 @@ class EndlessServer:
         self.httpd.server_close()
 
 
-def test_a_download_that_streams_forever_stops_at_the_published_size(tmp_path):
+def test_a_download_that_streams_forever_stops_at_the_published_size(bench, tmp_path):
     with EndlessServer() as srv:
         res = bench("data", "download", "mmnist", "--data-dir", tmp_path, "--base-url", srv.url)
         sent = srv.sent
@@ -212,7 +201,7 @@ def test_a_download_that_streams_forever_stops_at_the_published_size(tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no .part, nothing at the destination
 
 
-def test_a_download_without_published_size_stops_at_its_stated_cap(tmp_path, monkeypatch):
+def test_a_download_without_published_size_stops_at_its_stated_cap(bench, tmp_path, monkeypatch):
     cap = 3 << 20
     capped = (dataclasses.replace(mmnist_real.TEST_REMOTE, max_bytes=cap),)
     monkeypatch.setitem(SOURCES._items, "mmnist_std", dataclasses.replace(SOURCES.get("mmnist_std"), remote=capped))
@@ -226,7 +215,7 @@ def test_a_download_without_published_size_stops_at_its_stated_cap(tmp_path, mon
     assert mmnist_real.TEST_REMOTE.limit == 20 * 10000 * 64 * 64 + 4096  # the real file's stated cap
 
 
-def test_a_download_announcing_too_many_bytes_is_refused_before_writing(tmp_path):
+def test_a_download_announcing_too_many_bytes_is_refused_before_writing(bench, tmp_path):
     with EndlessServer(safety=1 << 20, announce=50_000_000) as srv:
         res = bench("data", "download", "mmnist", "--data-dir", tmp_path, "--base-url", srv.url)
     out = res.output.replace("\n", " ")

@@ -18,27 +18,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from bench.datafiles import identity as data_identity
 from bench import store
-from bench.cli.app import app
 from bench.spec.registry import DataConfig, get_dataset, parse_method_key
 from bench.store.record import read_result
 from bench.spec.run_spec import SpecOptions, resolve_run_spec
 from run_helpers import complete_result, run_dirs
+from toy_data import write_idx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from report_builders import make_result, metrics, write_result  # noqa: E402
 from dataset_files import write_human36m, write_kitti, write_kth, write_mmnist_std, write_taxibj  # noqa: E402
 
-runner = CliRunner()
 TINY = ["--methods", "simvp", "--tiny", "--quiet", "--epochs", "1", "--sizes", "train=4,val=2,test=2",
         "--batch-size", "2"]
-
-
-def bench(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "250", **(env or {})})
 
 
 def sha256(path: Path) -> str:
@@ -48,24 +42,12 @@ def sha256(path: Path) -> str:
 def write_raw_idx(path: Path, seed: int, n: int = 24) -> None:
     """An uncompressed MNIST-format file: its byte size depends on the image count only (like MNIST and
     Fashion-MNIST), so two seeds give other digits of exactly the same size."""
-    images = np.random.default_rng(seed).integers(0, 256, (n, 28, 28), dtype=np.uint8)
-    header = b"".join(v.to_bytes(4, "big") for v in (2051, n, 28, 28))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(header + images.tobytes())
+    write_idx(path, np.random.default_rng(seed).integers(0, 256, (n, 28, 28), dtype=np.uint8))
 
 
 def identity(dataset: str, root: Path) -> dict:
     data = get_dataset(dataset)
     return dict(data.source_identity(DataConfig(data_dir=str(root))))
-
-
-@pytest.fixture
-def no_fps(monkeypatch):
-    """Skip the fps timing of each run (most of a tiny run's time; not what these tests are about)."""
-    from bench.run import finish
-    from bench.store.record import Efficiency
-
-    monkeypatch.setattr(finish, "measure_efficiency", lambda *args, **kwargs: Efficiency())
 
 
 @pytest.fixture
@@ -77,7 +59,7 @@ def no_racy_window(monkeypatch):
 # ---------------------------------------------------------------------------------------- bench run
 
 
-def test_a_result_on_other_digits_of_the_same_size_is_not_served(tmp_path, no_fps):
+def test_a_result_on_other_digits_of_the_same_size_is_not_served(bench, tmp_path):
     data, results = tmp_path / "data", tmp_path / "results"
     mnist = data / "train-images-idx3-ubyte"
     write_raw_idx(mnist, seed=0)
@@ -145,7 +127,7 @@ def test_human36m_layouts_of_the_same_frames_have_one_identity(tmp_path):
     assert identity("human36m", tmp_path) == flat
 
 
-def test_a_taxibj_result_on_other_data_is_not_served(tmp_path, no_fps):
+def test_a_taxibj_result_on_other_data_is_not_served(bench, tmp_path):
     data, results = tmp_path / "data", tmp_path / "results"
     write_taxibj(data, n_train=20, n_test=4)
     args = ["run", *TINY, "--datasets", "taxibj", "--data-dir", data, "--results", results]
@@ -217,7 +199,7 @@ def test_a_broken_or_unwritable_cache_is_ignored(tmp_path, monkeypatch, no_racy_
 # ---------------------------------------------------------------------------------------- the report
 
 
-def test_the_report_never_puts_runs_on_different_data_in_one_table(tmp_path):
+def test_the_report_never_puts_runs_on_different_data_in_one_table(bench, tmp_path):
     for seed, digest in ((0, "a" * 64), (1, "a" * 64), (0, "b" * 64)):
         r = make_result("simvp", seed, metrics(1.0 + seed + (digest[0] == "b")))
         spec = replace(r.spec, data_source={"digit_source": "mnist-idx", "sha256": digest})
@@ -265,7 +247,7 @@ def test_the_cache_forgets_files_that_are_gone(tmp_path, no_racy_window):
     assert len(kept) == 30 and not any("/running/" in k for k in kept)
 
 
-def test_data_check_shows_the_identity_a_run_will_record(tmp_path):
+def test_data_check_shows_the_identity_a_run_will_record(bench, tmp_path):
     write_taxibj(tmp_path, n_train=20, n_test=4)
     res = bench("data", "check", "taxibj", "--data-dir", tmp_path)
     assert res.exit_code == 0, res.output

@@ -6,7 +6,6 @@ loaded through the same code a user's full files take. Downloads: ``tests/test_d
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import h5py
@@ -14,9 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
-from bench.cli.data import data_app
 from bench.datasets import kitti_caltech, kth, taxibj
 from bench.datafiles import read_hickle_strings
 from bench.errors import BenchError
@@ -26,19 +23,12 @@ from bench.spec.method import rollout
 from dataset_files import (N_TEST, N_TRAIN, hickle3_dump, hickle5_dump, one_line, write_all, write_idx, write_kitti,
                            write_kth, write_taxibj)
 from run_helpers import complete_result
-
-cli = CliRunner()
+from toy_data import write_idx
 
 
 def config(root, pred_len=None, **kw) -> DataConfig:
     """A DataConfig; ``pred_len`` set as the runner's --pred-len reaches the loader."""
-    cfg = DataConfig(data_dir=str(root), **kw)
-    if pred_len is not None:
-        try:
-            cfg = dataclasses.replace(cfg, pred_len=pred_len)
-        except TypeError:  # DataConfig without a pred_len field yet
-            object.__setattr__(cfg, "pred_len", pred_len)
-    return cfg
+    return DataConfig(data_dir=str(root), pred_len=pred_len, **kw)
 
 
 def load(name, root, **kw):
@@ -335,32 +325,29 @@ def test_mmnist_std_errors(tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
-def test_cli_list_and_check(data, tmp_path):
-    res = cli.invoke(data_app, ["list", "--data-dir", str(data)], env={"COLUMNS": "250"})
+def test_cli_list_and_check(bench, data, tmp_path):
+    res = bench("data", "list", "--data-dir", str(data))
     assert res.exit_code == 0, res.output
     for name in ("taxibj", "kth", "human36m", "kitti_caltech", "mmnist_std", "mmnist"):
         assert name in res.output
     assert "missing" not in res.output
-    res = cli.invoke(data_app, ["list", "--data-dir", str(tmp_path)], env={"COLUMNS": "250"})
+    res = bench("data", "list", "--data-dir", str(tmp_path))
     assert res.exit_code == 0 and "missing" in res.output and "To get it" in res.output
-    res = cli.invoke(data_app, ["check", "taxibj", "--data-dir", str(data)], env={"COLUMNS": "250"})
+    res = bench("data", "check", "taxibj", "--data-dir", str(data))
     assert res.exit_code == 0, res.output
     assert "train+val: 40 sequences, the papers' full set has 19627" in res.output
     assert "val: 4 sequences, input (4, 2, 32, 32) -> target (4, 2, 32, 32)" in res.output
-    res = cli.invoke(data_app, ["check", "kitti_caltech", "--data-dir", str(data)], env={"COLUMNS": "250"})
+    res = bench("data", "check", "kitti_caltech", "--data-dir", str(data))
     assert res.exit_code == 0, res.output
-    res = cli.invoke(data_app, ["check", "kth", "--data-dir", str(tmp_path)], env={"COLUMNS": "250"})
+    res = bench("data", "check", "kth", "--data-dir", str(tmp_path))
     assert res.exit_code == 2 and "kth is missing" in res.output
-    res = cli.invoke(data_app, ["check", "kthh", "--data-dir", str(tmp_path)])
+    res = bench("data", "check", "kthh", "--data-dir", str(tmp_path))
     assert res.exit_code == 2 and "did you mean 'kth'" in res.output
 
 
-def test_end_to_end_run_on_taxibj_fixture(data, tmp_path):
-    from bench.cli.app import app
-
-    res = cli.invoke(app, ["run", "--methods", "tau", "--datasets", "taxibj", "--tiny", "--quick", "--quiet",
-                           "--epochs", "1", "--data-dir", str(data), "--sizes", "train=8,val=4,test=4",
-                           "--results", str(tmp_path)])
+def test_end_to_end_run_on_taxibj_fixture(bench, data, tmp_path):
+    res = bench("run", "--methods", "tau", "--datasets", "taxibj", "--tiny", "--quick", "--quiet", "--epochs", 1,
+                "--data-dir", data, "--sizes", "train=8,val=4,test=4", "--results", tmp_path)
     assert res.exit_code == 0, res.output + str(res.exception)
     r = complete_result(tmp_path, "tau", "taxibj")
     assert r.complete and r.dataset.channels == 2 and r.spec.pred_len == 4

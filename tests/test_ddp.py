@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from run_helpers import complete_result
+from run_helpers import BENCH_UNMEASURED, complete_result
 
 ARGS = ["run", "--methods", "simvp", "--datasets", "mmnist", "--tiny", "--quick", "--quiet", "--epochs", "2",
         "--batch-size", "4", "--sizes", "train=8,val=6,test=6"]
@@ -27,10 +27,11 @@ def launch(cmd, cwd):
     return res
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one(tmp_path):
-    launch([sys.executable, "-m", "bench", *ARGS, "--results", str(tmp_path / "one")], tmp_path)
+    launch([*BENCH_UNMEASURED, *ARGS, "--results", str(tmp_path / "one")], tmp_path)
     launch([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-            "-m", "bench", *ARGS, "--results", str(tmp_path / "two")], tmp_path)
+            BENCH_UNMEASURED[1], *ARGS, "--results", str(tmp_path / "two")], tmp_path)
     one = complete_result(tmp_path / "one")
     two = complete_result(tmp_path / "two")
     assert two.settings.world_size == 2 and one.settings.world_size == 1

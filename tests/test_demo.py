@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
 import bench.cli.demo as demo_module
-from bench.cli.app import app
 from bench.cli.demo import DEMO, DemoRecipe
 from bench.store.record import load_results
 
-runner = CliRunner()
 
 
-def test_the_demo_configuration_learns_at_an_even_smaller_size(tmp_path):
-    """The demo's methods at their --tiny widths, on an eighth of its data: validation MSE falls."""
-    res = runner.invoke(app, ["run", "--methods", DEMO.methods, "--datasets", DEMO.dataset, "--tiny", "--quiet",
-                              "--sizes", "train=128,val=32,test=8", "--epochs", "3", "--batch-size", str(DEMO.batch_size),
-                              "--results", str(tmp_path)])
+@pytest.mark.slow
+def test_the_demo_configuration_learns_at_an_even_smaller_size(bench, tmp_path):
+    """The demo's methods at their --tiny widths, on a sixteenth of its data: validation MSE falls
+    (at every epoch by 1.4 to 6.2, in all by 7.7 to 9.4 when this was written; an all-black prediction scores
+    about 151)."""
+    res = bench("run", "--methods", DEMO.methods, "--datasets", DEMO.dataset, "--tiny", "--quiet",
+                "--sizes", "train=64,val=16,test=8", "--epochs", 3, "--batch-size", DEMO.batch_size, "--results", tmp_path)
     assert res.exit_code == 0, res.output
     results, problems = load_results(tmp_path)
     assert problems == [] and sorted(r.label for r in results) == sorted(DEMO.methods.split(","))
@@ -28,10 +27,11 @@ def test_the_demo_configuration_learns_at_an_even_smaller_size(tmp_path):
         assert r.spec.tiny and r.best_epoch == min(range(1, 4), key=lambda e: curve[e - 1])
 
 
-def test_bench_demo_runs_reports_and_says_what_next(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_bench_demo_runs_reports_and_says_what_next(bench, tmp_path, monkeypatch):
     small = DemoRecipe(sizes="train=16,val=8,test=4", epochs=1, batch_size=4)
     monkeypatch.setattr(demo_module, "DEMO", small)
-    res = runner.invoke(app, ["demo", "--results", str(tmp_path / "demo"), "--quiet"], env={"COLUMNS": "300"})
+    res = bench("demo", "--results", tmp_path / "demo", "--quiet", env={"COLUMNS": "300"})
     assert res.exit_code == 0, res.output
     assert small.run_command(str(tmp_path / "demo")) in res.output  # it says which command it is
     last = res.output.strip().splitlines()[-1]

@@ -16,17 +16,18 @@ import pytest
 
 from bench import store
 from bench.store.record import load_results
-from run_helpers import comparable, complete_result, failed_result, only, work_dirs
+from run_helpers import BENCH_UNMEASURED, comparable, complete_result, failed_result, only, work_dirs
 
-RUN = [sys.executable, "-m", "bench", "run", "--methods", "simvp", "--datasets", "mmnist", "--tiny", "--quiet",
-       "--epochs", "4", "--batch-size", "4", "--sizes", "train=24,val=4,test=4"]
+ARGS = ["run", "--methods", "simvp", "--datasets", "mmnist", "--tiny", "--quiet", "--epochs", "4", "--batch-size", "4",
+        "--sizes", "train=24,val=4,test=4"]
+RUN = [*BENCH_UNMEASURED, *ARGS]  # a process of its own: what SIGKILL and concurrency need
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
-    straight = subprocess.run([*RUN, "--results", str(tmp_path / "straight")], env=ENV, capture_output=True,
-                              text=True, timeout=300)
-    assert straight.returncode == 0, straight.stderr
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(bench, tmp_path):
+    straight = bench(*ARGS, "--results", tmp_path / "straight")  # in this process: nothing kills it
+    assert straight.exit_code == 0, straight.output
     rng = random.Random(7)
     proc = subprocess.Popen([*RUN, "--results", str(tmp_path / "killed")], env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -41,9 +42,8 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     assert not list((tmp_path / "killed").rglob("result.json")), "the run finished before it could be killed"
     history_rows = (run_dir / "history.csv").read_text().strip().splitlines()
     assert 2 <= len(history_rows) <= 4  # header + 1..3 finished epochs: whole lines only
-    resumed = subprocess.run([*RUN, "--results", str(tmp_path / "killed")], env=ENV, capture_output=True,
-                             text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = bench(*ARGS, "--results", tmp_path / "killed")
+    assert resumed.exit_code == 0, resumed.output
     assert comparable(complete_result(tmp_path / "killed")) == comparable(complete_result(tmp_path / "straight"))
     assert not run_dir.exists() and not list((tmp_path / "killed").rglob("last.pt"))
 
@@ -84,8 +84,9 @@ def test_run_lock_is_exclusive(tmp_path):
     b.release()
 
 
+@pytest.mark.slow
 def test_two_concurrent_writers_lose_nothing(tmp_path):
-    base = [sys.executable, "-m", "bench", "run", "--datasets", "mmnist", "--tiny", "--quiet", "--epochs", "2",
+    base = [*BENCH_UNMEASURED, "run", "--datasets", "mmnist", "--tiny", "--quiet", "--epochs", "2",
             "--batch-size", "4", "--sizes", "train=8,val=4,test=4", "--results", str(tmp_path)]
     procs = [subprocess.Popen([*base, "--methods", order], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for order in ("simvp,tau", "tau,simvp")]
@@ -117,18 +118,17 @@ def _work_dir_of(args: list[str], root: Path) -> Path:
     (b"PK\x03\x04truncated zip", "corrupt or not a bench checkpoint"),
     ("fields", "lacks"),  # a real torch file that loads but is not a whole training state
 ])
-def test_corrupt_checkpoint_is_a_one_line_failure(tmp_path, content, message):
+def test_corrupt_checkpoint_is_a_one_line_failure(bench, tmp_path, content, message):
     import torch
 
-    work = _work_dir_of([*RUN, "--epochs", "1"], tmp_path)
+    work = _work_dir_of([*ARGS, "--epochs", "1"], tmp_path)
     work.mkdir(parents=True)
     if content == "fields":
         torch.save({"epoch": "three", "model": {}}, work / "last.pt")
     else:
         (work / "last.pt").write_bytes(content)
-    res = subprocess.run([*RUN, "--epochs", "1", "--results", str(tmp_path)], env=ENV, capture_output=True,
-                         text=True, timeout=300)
-    assert res.returncode == 1
+    res = bench(*ARGS, "--epochs", "1", "--results", tmp_path)
+    assert res.exit_code == 1, res.output
     failed = failed_result(tmp_path)
     assert failed.status == "failed" and message in failed.error
     assert "delete it" in failed.error and "\n" not in failed.error

@@ -10,11 +10,11 @@ from bench.spec.splits import ArraySplits
 from bench.blocks.masked_layers import SpatialMasking, pixel_mask
 from bench.blocks.masked_pretrain import MaskedAutoencoder, build_pretrain_net
 from bench.spec.pretrain import PretrainContext
-from bench.spec.registry import DatasetSpec, get_method
+from bench.spec.registry import get_method
+from toy_data import toy_dataset
 
 T_IN, T_OUT, C, H, W = 3, 2, 1, 16, 16
-DATA = DatasetSpec(name="toy", in_frames=T_IN, out_frames=T_OUT, channels=C, height=H, width=W,
-                   load=lambda s, c: None)
+DATA = toy_dataset(T_IN, T_OUT, C, H, W)
 
 
 

@@ -12,10 +12,11 @@ import torch
 
 from bench.spec.method import training_loss
 from bench.spec.registry import DatasetSpec, get_method, iter_method_keys, parse_method_key
+from toy_data import toy_dataset
 
-SMALL = DatasetSpec(name="mmnist", in_frames=4, out_frames=4, channels=1, height=16, width=16, load=lambda s, c: None)
-SHORTER = DatasetSpec(name="mmnist", in_frames=4, out_frames=2, channels=1, height=16, width=16, load=lambda s, c: None)
-COLOUR = DatasetSpec(name="colour", in_frames=3, out_frames=3, channels=3, height=16, width=16, load=lambda s, c: None)
+SMALL = toy_dataset(4, 4, 1, 16, 16, name="mmnist")
+SHORTER = toy_dataset(4, 2, 1, 16, 16, name="mmnist")
+COLOUR = toy_dataset(3, 3, 3, 16, 16, name="colour")
 
 KEYS = list(iter_method_keys())
 

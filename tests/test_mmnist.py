@@ -11,6 +11,7 @@ import torch
 from bench.errors import BenchError
 from bench.spec.registry import DataConfig, get_dataset
 from bench.datasets import mmnist
+from toy_data import write_idx
 
 
 def splits(**kw):
@@ -73,12 +74,6 @@ def test_render_places_digits_with_max():
     cols = torch.tensor([[[0, 10]]])
     frame = mmnist.render(digits, rows, cols)[0, 0]
     assert frame[0, 0] == 100 and frame[15, 15] == 200 and frame[30, 30] == 200 and frame[50, 50] == 0
-
-
-def write_idx(path, images):
-    header = (2051).to_bytes(4, "big") + len(images).to_bytes(4, "big") + (28).to_bytes(4, "big") + (28).to_bytes(4, "big")
-    with gzip.open(path, "wb") as fh:
-        fh.write(header + images.astype(np.uint8).tobytes())
 
 
 def test_mnist_idx_source_is_used_when_present(tmp_path):

@@ -13,9 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from typer.testing import CliRunner
 
-from bench.cli.app import app
 from bench.errors import BenchError
 from bench.spec.code import code_origin
 from bench.spec.registry import METHODS, add_method, get_dataset, get_method, parse_method_key
@@ -24,7 +22,6 @@ from bench.spec.run_spec import RunSpec, SpecOptions, resolve_run_spec
 from plugin_helpers import make_plugin, run_cli
 from run_helpers import complete_result
 
-runner = CliRunner()
 RUN = ["--datasets", "mmnist", "--tiny", "--quiet", "--epochs", "1", "--batch-size", "2",
        "--sizes", "train=2,val=2,test=2"]
 
@@ -138,8 +135,8 @@ HIJACK = """
 """
 
 
-def test_a_hijacking_plugin_changes_no_builtin_and_its_runs_stay_apart(tmp_path):
-    genuine = runner.invoke(app, ["run", "--methods", "simvp", *RUN, "--results", str(tmp_path)])
+def test_a_hijacking_plugin_changes_no_builtin_and_its_runs_stay_apart(bench, tmp_path):
+    genuine = bench("run", "--methods", "simvp", *RUN, "--results", tmp_path)
     assert genuine.exit_code == 0, genuine.output
     first = complete_result(tmp_path, "simvp")
     assert first.spec.code["in_tree"] and "SimVP" in first.method.citation

@@ -29,11 +29,11 @@ from bench.spec.hparams import HParam
 from bench.blocks.masked_pretrain import MaskedAutoencoder, pretrain_key, sm_pretrain
 from bench.methods.plasm import PLASM_SM
 from bench.spec.pretrain import PretrainContext
-from bench.spec.registry import DatasetSpec, get_method
+from bench.spec.registry import get_method
+from toy_data import toy_dataset
 
 T_IN, T_OUT, C, H, W = 3, 2, 1, 16, 16
-DATA = DatasetSpec(name="toy", in_frames=T_IN, out_frames=T_OUT, channels=C, height=H, width=W,
-                   load=lambda s, c: None)
+DATA = toy_dataset(T_IN, T_OUT, C, H, W)
 N_TRAIN, BATCH, EPOCHS = 8, 4, 3
 RECIPES = {"plasm": (PLASM_SM, None), "simvp": (SIMVP_SM, "sm")}
 

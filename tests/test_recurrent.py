@@ -17,8 +17,9 @@ from bench.blocks.recurrent import (
 )
 from bench.cost.measure import count_flops, count_params
 from bench.errors import BenchError
-from bench.spec.registry import DatasetSpec, get_method
+from bench.spec.registry import get_method
 from reference_helpers import load_fixture
+from toy_data import tiny_model, toy_dataset
 
 METHODS = ["convlstm", "predrnn"]
 PUBLISHED = {  # OpenSTL model zoo, Moving MNIST; PredRNN FLOPs also TAU Table 6 (115.94G)
@@ -27,19 +28,7 @@ PUBLISHED = {  # OpenSTL model zoo, Moving MNIST; PredRNN FLOPs also TAU Table 6
 }
 
 
-def spec_data(name="tiny", t_in=4, t_out=3, c=1, h=16, w=16) -> DatasetSpec:
-    return DatasetSpec(name=name, in_frames=t_in, out_frames=t_out, channels=c, height=h, width=w,
-                       load=lambda s, cfg: None)
-
-
-MMNIST = spec_data("mmnist", 10, 10, 1, 64, 64)
-
-
-def tiny_model(name, data, **over):
-    spec = get_method(name)
-    hp = spec.resolve_hparams(data.name, tiny=True, overrides=over or None)
-    torch.manual_seed(0)
-    return spec, hp, spec.create_model(data, hp)
+MMNIST = toy_dataset(10, 10, 1, 64, 64, name="mmnist")
 
 
 def record_first_cell_inputs(model):
@@ -68,7 +57,7 @@ def test_patchify_roundtrip_and_layout():
 @pytest.mark.parametrize("name", METHODS)
 def test_indivisible_geometry_raises(name):
     with pytest.raises(BenchError, match="patch_size"):
-        tiny_model(name, spec_data(h=18, w=16))
+        tiny_model(name, toy_dataset(height=18))
 
 
 def test_eta_schedule():
@@ -80,8 +69,8 @@ def test_eta_schedule():
 
 @pytest.mark.parametrize("name", METHODS)
 def test_train_step_teacher_forced_at_start(name):
-    data = spec_data(t_in=4, t_out=3)
-    spec, hp, model = tiny_model(name, data)
+    data = toy_dataset(4, 3)
+    spec, model, hp = tiny_model(name, data)
     x, y = torch.rand(3, 4, 1, 16, 16), torch.rand(3, 3, 1, 16, 16)
     seen, _ = record_first_cell_inputs(model)
     pred, target = spec.train_step(model, x, y, hp, 0.0)
@@ -96,8 +85,8 @@ def test_train_step_teacher_forced_at_start(name):
 
 @pytest.mark.parametrize("name", METHODS)
 def test_train_step_feeds_predictions_after_ss_stop(name):
-    data = spec_data(t_in=4, t_out=3)
-    spec, hp, model = tiny_model(name, data)
+    data = toy_dataset(4, 3)
+    spec, model, hp = tiny_model(name, data)
     x, y = torch.rand(3, 4, 1, 16, 16), torch.rand(3, 3, 1, 16, 16)
     seen, _ = record_first_cell_inputs(model)
     pred, _ = spec.train_step(model, x, y, hp, hp["ss_stop"] + 0.01)
@@ -115,8 +104,8 @@ def test_train_step_feeds_predictions_after_ss_stop(name):
 
 
 def test_train_step_mixed_sampling_is_seeded():
-    data = spec_data(t_in=2, t_out=10)
-    spec, hp, model = tiny_model("convlstm", data)
+    data = toy_dataset(2, 10)
+    spec, model, hp = tiny_model("convlstm", data)
     x, y = torch.rand(8, 2, 1, 16, 16), torch.rand(8, 10, 1, 16, 16)
     true_patches = patchify(torch.cat([x, y], 1), 4)
 
@@ -147,8 +136,8 @@ def test_train_step_mixed_sampling_is_seeded():
 @pytest.mark.parametrize("name", METHODS)
 @pytest.mark.parametrize("pred_len", [None, 15, 20])
 def test_predict_rolls_out_to_horizon(name, pred_len):
-    data = spec_data(t_in=10, t_out=10, c=3, h=8, w=8)
-    spec, hp, model = tiny_model(name, data, patch_size=2)
+    data = toy_dataset(10, 10, 3, 8, 8)
+    spec, model, hp = tiny_model(name, data, patch_size=2)
     model.eval()
     hp = dict(hp, pred_len=pred_len)
     x = torch.rand(2, 10, 3, 8, 8)
@@ -165,8 +154,8 @@ def test_predict_rolls_out_to_horizon(name, pred_len):
 
 
 def test_predrnn_memory_zigzags():
-    data = spec_data(t_in=3, t_out=2)
-    spec, hp, model = tiny_model("predrnn", data, num_layers=3)
+    data = toy_dataset(3, 2)
+    spec, model, hp = tiny_model("predrnn", data, num_layers=3)
     calls = []  # (layer, m_in, m_out) in call order
     for k, cell in enumerate(model.cells):
         cell.register_forward_hook(lambda mod, args, out, k=k: calls.append((k, args[3], out[2])))
@@ -183,8 +172,8 @@ def test_predrnn_memory_zigzags():
 
 @pytest.mark.parametrize("name", METHODS)
 def test_tiny_flops_are_conv_weights_times_grid_times_steps(name):
-    data = spec_data(t_in=4, t_out=3)
-    spec, hp, model = tiny_model(name, data)
+    data = toy_dataset(4, 3)
+    spec, model, hp = tiny_model(name, data)
     flops, _ = count_flops(model, spec.flops_inputs(data))
     conv_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert flops == conv_weights * 4 * 4 * (4 - 1 + 3)
@@ -220,13 +209,13 @@ def test_full_size_params_and_flops_vs_published(name):
 
 def test_hyperparameter_errors_and_variants():
     with pytest.raises(BenchError):
-        tiny_model("predrnn", spec_data(), filter_size=4)
+        tiny_model("predrnn", toy_dataset(), filter_size=4)
     with pytest.raises(BenchError):
-        tiny_model("convlstm", spec_data(), ss_stop=-0.1)
-    _, _, ln = tiny_model("predrnn", spec_data(), layer_norm=True)
+        tiny_model("convlstm", toy_dataset(), ss_stop=-0.1)
+    _, ln, _ = tiny_model("predrnn", toy_dataset(), layer_norm=True)
     norms = [m for m in ln.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert len(norms) == 4 * 2 and norms[0].normalized_shape == (7 * 8, 4, 4)  # the reference's LayerNorm([C, H, W])
-    spec, hp, peep = tiny_model("convlstm", spec_data(), peephole=True)
+    spec, peep, hp = tiny_model("convlstm", toy_dataset(), peephole=True)
     assert peep.cells[0].w_ci.shape == (8, 4, 4)
     pred, target = recurrent_train_step(peep, torch.rand(2, 4, 1, 16, 16), torch.rand(2, 3, 1, 16, 16), hp, 1.0)
     assert pred.shape == target.shape == (2, 6, 1, 16, 16)

@@ -16,7 +16,8 @@ from bench.baselines.predrnnv2 import decoupled_step
 from bench.blocks.recurrent import patchify, reverse_ss_mask, sample_reverse_mask, time_reversed_passes
 from bench.spec.splits import ArraySplits
 from bench.run.distributed import DistInfo, TrainStepModule
-from bench.spec.registry import DatasetSpec, get_dataset, get_method, parse_method_key
+from bench.spec.registry import get_dataset, get_method, parse_method_key
+from toy_data import toy_dataset
 from bench.spec.run_spec import SpecOptions, resolve_run_spec
 from bench.run.options import RunOptions
 from bench.run.runner import run_one
@@ -24,7 +25,7 @@ from bench.run.epoch import Trainer, train_epoch
 from bench.spec.choices import make_optimizer, make_scheduler
 from run_helpers import complete_result
 
-DATA = DatasetSpec(name="tiny", in_frames=3, out_frames=3, channels=1, height=8, width=8, load=lambda s, c: None)
+DATA = toy_dataset(3, 3, 1, 8, 8)
 
 
 def tiny(name: str, **over):

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import shutil
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -276,13 +280,46 @@ def test_only_the_formats_asked_for_are_written(three_methods: Path, tmp_path: P
         write_report(three_methods, out, ReportOptions(formats=("pdf",)))
 
 
-def test_markdown_is_deterministic(three_methods: Path, tmp_path: Path) -> None:
-    a = write_report(three_methods, tmp_path / "a", ReportOptions(formats=("md", "csv", "tex")))
-    b = write_report(three_methods, tmp_path / "b", ReportOptions(formats=("md", "csv", "tex")))
-    for pa, pb in zip(a, b):
-        assert pa.name == pb.name
-        if pa.suffix != ".png":
-            assert pa.read_bytes() == pb.read_bytes(), pa.name
+RENDER = """
+import sys
+from pathlib import Path
+from bench.report import ReportOptions, write_report
+write_report(Path(sys.argv[1]), Path(sys.argv[2]), ReportOptions(formats=("md", "csv", "tex")))
+"""
+
+
+def render_elsewhere(root: Path, out: Path, hash_seed: str) -> dict[str, bytes]:
+    """The report of ``root`` rendered by a fresh process with ``hash_seed``: its text files' bytes."""
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", RENDER, str(root), str(out)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return text_files(out)
+
+
+def text_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.suffix in (".md", ".csv", ".tex")}
+
+
+def rewrite_in_reverse_order(root: Path) -> None:
+    """The same files, written again in the reverse order (what a directory listing returns may change)."""
+    files = {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    shutil.rmtree(root)
+    for rel, data in reversed(files.items()):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+
+
+@pytest.mark.slow
+def test_the_report_is_byte_identical_in_every_process(three_methods: Path, tmp_path: Path) -> None:
+    """Renders in one process agree whatever the hash seed, set and dict orders included (which a second
+    render in the same process cannot show), and whatever order the results were written in."""
+    write_report(three_methods, tmp_path / "here", ReportOptions(formats=("md", "csv", "tex")))
+    here = text_files(tmp_path / "here")
+    assert sorted(here) == ["report.csv", "report.md", "report.tex"]
+    assert render_elsewhere(three_methods, tmp_path / "seed1", "1") == here
+    rewrite_in_reverse_order(three_methods)
+    assert render_elsewhere(three_methods, tmp_path / "seed2", "2") == here
 
 
 def test_errors_for_missing_or_empty_results(tmp_path: Path) -> None:
@@ -301,21 +338,15 @@ def test_errors_for_missing_or_empty_results(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_report_options(three_methods: Path, tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from bench.cli.app import app
-
+def test_cli_report_options(bench, three_methods: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["report", "-r", str(three_methods), "-o", str(out), "--format", "tex,csv",
-                                   "--per-frame", "--clipped"])
+    res = bench("report", "-r", three_methods, "-o", out, "--format", "tex,csv", "--per-frame", "--clipped")
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "report.csv", "report.tex"]
     assert "Per-frame MSE" in (out / "report.tex").read_text()
-    res = CliRunner().invoke(app, ["report", "-r", str(three_methods), "-o", str(out), "--samples", "1",
-                                   "--no-figures"])
+    res = bench("report", "-r", three_methods, "-o", out, "--samples", "1", "--no-figures")
     assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(app, ["report", "-r", str(three_methods), "-o", str(out), "--samples", "-1"])
+    res = bench("report", "-r", three_methods, "-o", out, "--samples", "-1")
     assert res.exit_code == 2 and "--samples" in res.output
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,6 +18,7 @@ from bench.spec.registry import get_dataset, get_method, parse_method_key
 from bench.store.record import load_results
 from bench.spec.run_spec import RunSpec
 from run_helpers import bench, comparable, complete_result, only, spec_of, TINY, work_dirs
+from toy_data import write_idx
 
 
 # ------------------------------------------------------------------------------------ the spec
@@ -52,7 +54,7 @@ def test_quick_caps_stage_budgets_and_an_explicit_epochs_wins():
     assert spec_of(quick=True, tiny=True, epochs=5).epochs == 5
 
 
-def test_a_result_of_another_configuration_is_never_served(tmp_path):
+def test_a_result_of_another_configuration_is_never_served(bench, tmp_path):
     first = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--quick", "--results", tmp_path)
     assert first.exit_code == 0, first.output
     for other in (["--epochs", 2, "--quick"], ["--epochs", 1], ["--epochs", 1, "--quick", "--set", "lr=0.02"]):
@@ -130,7 +132,7 @@ def test_tuple_values_can_be_overridden():
     assert split_list("simvp:incep_ker=(3,5),tau") == ["simvp:incep_ker=(3,5)", "tau"]
 
 
-def test_a_configuration_the_builder_rejects_fails_up_front(tmp_path):
+def test_a_configuration_the_builder_rejects_fails_up_front(bench, tmp_path):
     res = bench("run", "--methods", "simvp", "--set", "hid_S=7", "--set", "groups=2", *TINY, "--epochs", 1,
                 "--results", tmp_path)  # 7 channels cannot be split in 2 groups
     err = res.stderr.strip()
@@ -138,7 +140,7 @@ def test_a_configuration_the_builder_rejects_fails_up_front(tmp_path):
     assert not (tmp_path / "mmnist").exists()
 
 
-def test_pred_len_beyond_the_data_fails_up_front(tmp_path):
+def test_pred_len_beyond_the_data_fails_up_front(bench, tmp_path):
     res = bench("run", "--methods", "simvp", "--datasets", "taxibj", "--pred-len", 6, "--tiny", "--results", tmp_path)
     err = res.stderr.strip()
     assert res.exit_code == 2 and "--pred-len 6 exceeds the 4" in err and len(err.splitlines()) == 1
@@ -146,7 +148,7 @@ def test_pred_len_beyond_the_data_fails_up_front(tmp_path):
 
 
 @pytest.mark.parametrize("sizes", ["train=³", "train=٣", "val=-1", "test=1.5", "bogus=3"])
-def test_bad_split_sizes_are_one_line(tmp_path, sizes):
+def test_bad_split_sizes_are_one_line(bench, tmp_path, sizes):
     res = bench("run", "--methods", "simvp", "--sizes", sizes, "--tiny", "--results", tmp_path)
     assert res.exit_code == 2 and "--sizes" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
@@ -163,7 +165,7 @@ def test_a_value_set_twice_is_refused_and_an_explicit_budget_is_not_capped(tmp_p
     assert spec_of("simvp:epochs=3", tiny=True, quick=True).epochs == 3  # the label says 3: it runs 3
 
 
-def test_an_even_kernel_that_breaks_the_forward_fails_up_front(tmp_path):
+def test_an_even_kernel_that_breaks_the_forward_fails_up_front(bench, tmp_path):
     res = bench("run", "--methods", "simvp:incep_ker=(4,)", *TINY, "--epochs", 1, "--results", tmp_path)
     err = res.stderr.strip()
     assert res.exit_code == 2 and len(err.splitlines()) == 1 and "cannot be built" in err, err
@@ -172,8 +174,7 @@ def test_an_even_kernel_that_breaks_the_forward_fails_up_front(tmp_path):
 
 def test_the_digit_source_is_part_of_the_spec(tmp_path):
     sklearn = spec_of(tiny=True, data_dir=str(tmp_path))
-    header = b"".join(v.to_bytes(4, "big") for v in (2051, 12, 28, 28))  # 12 blank 28x28 digits
-    (tmp_path / "train-images-idx3-ubyte").write_bytes(header + b"\0" * (12 * 28 * 28))  # the sequences use MNIST
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((12, 28, 28)))  # 12 blank digits: the sequences use MNIST
     mnist = spec_of(tiny=True, data_dir=str(tmp_path))
     assert sklearn.data_source == {"digit_source": "sklearn-digits"}
     assert mnist.data_source["digit_source"] == "mnist-idx" and mnist.hash != sklearn.hash
@@ -217,7 +218,7 @@ def test_more_mistakes_are_one_line_before_anything_runs(tmp_path, monkeypatch, 
     assert not list(tmp_path.rglob("result.json")) and not (tmp_path / "mmnist").exists()
 
 
-def test_a_longer_horizon_on_generated_moving_mnist(tmp_path):
+def test_a_longer_horizon_on_generated_moving_mnist(bench, tmp_path):
     res = bench("run", "--methods", "simvp", *TINY, "--epochs", 1, "--pred-len", 12, "--results", tmp_path)
     assert res.exit_code == 0, res.output
     r = complete_result(tmp_path)
@@ -242,7 +243,7 @@ def test_the_pretraining_cache_key_depends_on_the_digit_source():
     assert len(keys) == 2
 
 
-def test_an_unwritable_run_directory_is_one_line(tmp_path, monkeypatch):
+def test_an_unwritable_run_directory_is_one_line(bench, tmp_path, monkeypatch):
     def denied(self):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self.path))
 

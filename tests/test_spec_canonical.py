@@ -14,19 +14,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from typer.testing import CliRunner
 
-from bench.cli.app import app
 from bench.spec.registry import get_dataset, parse_method_key
 from bench.spec.run_spec import RunSpec, SpecOptions, resolve_run_spec
 from run_helpers import complete_result
 
-runner = CliRunner()
 TINY = ["--datasets", "mmnist", "--tiny", "--quiet", "--sizes", "train=4,val=2,test=2", "--batch-size", "2"]
-
-
-def bench(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def spec_of(key: str = "simvp", dataset: str = "mmnist", seed: int = 0, **options) -> RunSpec:
@@ -36,7 +29,7 @@ def spec_of(key: str = "simvp", dataset: str = "mmnist", seed: int = 0, **option
 # ------------------------------------------------------------------------------------ schedule=none
 
 
-def test_the_documented_schedule_none_can_be_typed(tmp_path):
+def test_the_documented_schedule_none_can_be_typed(bench, tmp_path):
     res = bench("run", "--methods", "simvp", "--set", "schedule=none", *TINY, "--epochs", 2, "--results", tmp_path)
     assert res.exit_code == 0, res.output
     result = complete_result(tmp_path)
@@ -64,7 +57,7 @@ def test_the_documented_schedule_none_can_be_typed(tmp_path):
     (["--seeds", 2**63], "--seeds"),
     (["--seeds", "1" * 20000], "--seeds is too long"),
 ])
-def test_upper_bounds_are_one_line_before_anything_runs(tmp_path, args, message):
+def test_upper_bounds_are_one_line_before_anything_runs(bench, tmp_path, args, message):
     base = ["--datasets", "mmnist", "--tiny", "--quiet"]
     if "--epochs" not in args:
         base += ["--epochs", "1"]
@@ -74,7 +67,7 @@ def test_upper_bounds_are_one_line_before_anything_runs(tmp_path, args, message)
     assert not (tmp_path / "mmnist").exists()
 
 
-def test_a_batch_that_cannot_fit_in_memory_is_refused_up_front(tmp_path, monkeypatch):
+def test_a_batch_that_cannot_fit_in_memory_is_refused_up_front(bench, tmp_path, monkeypatch):
     import bench.spec.run_spec as run_spec
 
     monkeypatch.setattr(run_spec, "available_memory", lambda: 8 * 2**30)  # a machine with 8 GiB free
@@ -115,7 +108,7 @@ def test_hashes_of_configurations_without_redundancy_do_not_change(key, options,
     assert fixed_source(spec_of(key, **options)).hash == expected
 
 
-def test_equal_configurations_share_one_result_at_the_cli(tmp_path):
+def test_equal_configurations_share_one_result_at_the_cli(bench, tmp_path):
     """One run, then spellings of the same configuration: each finds that result and keeps it."""
     common = ["--datasets", "mmnist", "--tiny", "--quiet", "--epochs", "1", "--batch-size", "2",
               "--sizes", "train=2,val=2,test=2", "--results", str(tmp_path)]

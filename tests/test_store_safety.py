@@ -20,10 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
 
 from bench import store
-from bench.cli.app import app
 from bench.spec.registry import get_dataset, parse_method_key
 from bench.report.outputs import MANIFEST
 from bench.store.record import load_results, write_json_text
@@ -36,10 +34,6 @@ SIZES = {"train": 8, "val": 4, "test": 4}
 TINY = ["--methods", "simvp", "--datasets", "mmnist", "--tiny", "--quiet", "--sizes", "train=8,val=4,test=4",
         "--batch-size", "4"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def bench(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def cli_spec(seed: int = 0, epochs: int = 1):
@@ -78,7 +72,7 @@ def tree(root: Path) -> dict[str, bytes | str]:
 # ------------------------------------------------------------------------------------ bench report --out
 
 
-def test_report_replaces_only_what_a_report_wrote(tmp_path):
+def test_report_replaces_only_what_a_report_wrote(bench, tmp_path):
     root, out = tmp_path / "results", tmp_path / "out"
     stored(root)
     (out / "figures").mkdir(parents=True)
@@ -100,7 +94,7 @@ def test_report_replaces_only_what_a_report_wrote(tmp_path):
     assert json.loads((out / MANIFEST).read_text())["files"].keys() == {"report.md"}
 
 
-def test_report_refuses_to_overwrite_a_users_file(tmp_path):
+def test_report_refuses_to_overwrite_a_users_file(bench, tmp_path):
     root, out = tmp_path / "results", tmp_path / "out"
     stored(root)
     out.mkdir()
@@ -124,7 +118,7 @@ def test_report_refuses_to_overwrite_a_users_file(tmp_path):
     assert res.exit_code == 2 and "not a bench report manifest" in res.stderr and (tmp_path / "victim.json").exists()
 
 
-def test_a_report_directory_from_before_the_manifest_is_taken_over(tmp_path):
+def test_a_report_directory_from_before_the_manifest_is_taken_over(bench, tmp_path):
     """bench 0.1 wrote reports without a manifest: its own files (recognised by their first bytes, and
     the figures its report.md links) are replaced; the user's files beside them are never touched."""
     root, out = tmp_path / "results", tmp_path / "out"
@@ -149,7 +143,7 @@ def test_a_report_directory_from_before_the_manifest_is_taken_over(tmp_path):
 # ------------------------------------------------------------------------------------ a result counts once
 
 
-def test_copies_inside_the_results_tree_are_listed_not_counted(tmp_path):
+def test_copies_inside_the_results_tree_are_listed_not_counted(bench, tmp_path):
     root = tmp_path / "results"
     stored(root, mse=5.0)
     shutil.copytree(root / "mmnist" / "simvp", root / "mmnist" / "simvp.bak")
@@ -180,7 +174,7 @@ def _schema1(result) -> dict:
             "test": {"mse": 7.0, "mae": 9.0}, "metric_convention": "clipped"}
 
 
-def test_bench_run_never_serves_a_schema1_or_older_spec_result_copied_into_its_directory(tmp_path):
+def test_bench_run_never_serves_a_schema1_or_older_spec_result_copied_into_its_directory(bench, tmp_path):
     root = tmp_path / "results"
     other = make_result("simvp", 0, metrics(3.0), epochs=2, tiny=True)  # another configuration (2 epochs)
     old = other.replace(spec_version=0)  # made under older spec rules: its hash is not checked
@@ -268,7 +262,7 @@ def deadline(seconds: int):
         signal.signal(signal.SIGALRM, previous)
 
 
-def test_bench_run_refuses_a_fifo_result_or_lock_in_one_line_instead_of_hanging(tmp_path):
+def test_bench_run_refuses_a_fifo_result_or_lock_in_one_line_instead_of_hanging(bench, tmp_path):
     root = tmp_path / "results"
     seed0, seed1 = store.run_dir(root, cli_spec(0)), store.run_dir(root, cli_spec(1))
     seed0.mkdir(parents=True)
@@ -282,7 +276,7 @@ def test_bench_run_refuses_a_fifo_result_or_lock_in_one_line_instead_of_hanging(
     assert "run lock" in errors[1] and "is a FIFO" in errors[1] and "\n" not in errors[1]
 
 
-def test_dangling_links_are_listed(tmp_path):
+def test_dangling_links_are_listed(bench, tmp_path):
     root = tmp_path / "results"
     final = stored(root)
     os.symlink(tmp_path / "moved-away", final.with_name("seed1"))  # a run directory whose target is gone
@@ -298,7 +292,7 @@ def test_dangling_links_are_listed(tmp_path):
 # ------------------------------------------------------------------------------------ --force and commits
 
 
-def test_a_symlinked_run_directory_survives_force(tmp_path):
+def test_a_symlinked_run_directory_survives_force(bench, tmp_path):
     root = tmp_path / "results"
     final = stored(root, mse=5.0)
     elsewhere = tmp_path / "other-disk" / "seed0"
@@ -313,7 +307,7 @@ def test_a_symlinked_run_directory_survives_force(tmp_path):
     assert json.loads((elsewhere / store.RESULT_FILE).read_text())["test"]["mse"] == 5.0  # the link's target: kept
 
 
-def test_ctrl_c_between_the_two_renames_of_force(tmp_path, monkeypatch):
+def test_ctrl_c_between_the_two_renames_of_force(bench, tmp_path, monkeypatch):
     root = tmp_path / "results"
     final = stored(root, mse=5.0)
 
@@ -359,7 +353,7 @@ def test_the_interrupt_message_says_what_is_on_disk(tmp_path):
     assert "the previous results are intact" in text and "replaced" not in text
 
 
-def test_stray_temporary_files_are_never_committed(tmp_path):
+def test_stray_temporary_files_are_never_committed(bench, tmp_path):
     root = tmp_path / "results"
     work = store.partial_dir(store.run_dir(root, cli_spec(0)))
     work.mkdir(parents=True)
@@ -375,7 +369,7 @@ def test_stray_temporary_files_are_never_committed(tmp_path):
         assert (committed / store.RESULT_FILE).is_file() and not list(committed.glob("*.tmp")), os.listdir(committed)
 
 
-def test_a_finished_run_on_a_read_only_results_directory_is_kept(tmp_path, monkeypatch):
+def test_a_finished_run_on_a_read_only_results_directory_is_kept(bench, tmp_path, monkeypatch):
     root = tmp_path / "results"
     stored(root)
 

@@ -21,29 +21,8 @@ from bench.methods.tau import (
     differential_divergence,
     tau_loss,
 )
-from bench.spec.registry import DatasetSpec, get_method
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a loaded 2-core machine OpenMP
-    oversubscription slows them down a hundredfold; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def spec_for(in_frames: int = 10, out_frames: int = 10, channels: int = 1, size: int = 64) -> DatasetSpec:
-    return DatasetSpec(name="mmnist", in_frames=in_frames, out_frames=out_frames, channels=channels,
-                       height=size, width=size, load=lambda s, c: None)
-
-
-def tiny_model(method: str, data: DatasetSpec, variant: str | None = None, **overrides):
-    spec = get_method(method)
-    hp = spec.resolve_hparams(data.name, variant, overrides, tiny=True)
-    torch.manual_seed(0)
-    return spec.create_model(data, hp), hp
+from bench.spec.registry import get_method
+from toy_data import tiny_model, toy_dataset
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,11 +133,11 @@ def _kinds(model):
 
 
 def test_tau_variants_build_and_differ_where_they_should():
-    data = spec_for(4, 4, 1, 16)
+    data = toy_dataset(4, 4, 1, 16, 16, name="mmnist")
     spec = get_method("tau")
     assert set(spec.variants) == {"no-sa", "no-da", "no-ddr", "conv"}
-    full, hp_full = tiny_model("tau", data)
-    models = {v: tiny_model("tau", data, v) for v in spec.variants}
+    _, full, hp_full = tiny_model("tau", data)
+    models = {v: tiny_model("tau", data, v)[1:] for v in spec.variants}
     n_full = count_params(full)
 
     kinds = _kinds(full)
@@ -203,7 +182,7 @@ def test_tau_variants_build_and_differ_where_they_should():
 
 
 def test_unknown_attention_or_translator_is_a_bench_error():
-    data = spec_for(4, 4, 1, 16)
+    data = toy_dataset(4, 4, 1, 16, 16, name="mmnist")
     with pytest.raises(BenchError):
         tiny_model("tau", data, attention="none")
     with pytest.raises(BenchError):
@@ -220,8 +199,8 @@ def test_unknown_attention_or_translator_is_a_bench_error():
 @pytest.mark.parametrize("method", ["simvp", "tau"])
 @pytest.mark.parametrize("out_frames", [4, 2, 7])
 def test_output_shapes_for_any_horizon(method, out_frames):
-    data = spec_for(4, out_frames, 2, 16)
-    model, _ = tiny_model(method, data)
+    data = toy_dataset(4, out_frames, 2, 16, 16, name="mmnist")
+    _, model, _ = tiny_model(method, data)
     x = torch.rand(3, 4, 2, 16, 16)
     out = model(x)
     assert out.shape == (3, out_frames, 2, 16, 16)
@@ -233,7 +212,7 @@ def test_full_size_latent_geometry():
     latent, skip = enc(torch.zeros(2, 1, 64, 64))
     assert latent.shape == (2, 64, 16, 16) and skip.shape == (2, 64, 64, 64)
     with pytest.raises(BenchError):
-        check_geometry(spec_for(size=30), 4)
+        check_geometry(toy_dataset(10, 10, 1, 30, 30, name="mmnist"), 4)
 
 
 def test_skip_selection_for_other_horizons():
@@ -251,7 +230,7 @@ def test_skip_selection_for_other_horizons():
 
 
 def _full(method: str, variant: str | None = None):
-    data = spec_for()
+    data = toy_dataset(10, 10, 1, 64, 64, name="mmnist")
     spec = get_method(method)
     hp = spec.resolve_hparams("mmnist", variant)
     return spec, spec.create_model(data, hp), data

@@ -7,20 +7,12 @@ partial last batch counts for what it holds (the bug scaled every step by the no
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
-from bench.cli.app import app
 from bench.spec.registry import get_method
 from run_helpers import complete_result
 
-runner = CliRunner()
 
-
-def bench(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def test_one_step_of_eight_samples_has_the_same_train_loss_for_every_batch_size(tmp_path):
+def test_one_step_of_eight_samples_has_the_same_train_loss_for_every_batch_size(bench, tmp_path):
     """The issue's reproduction: one step of the same 8 samples, with --batch-size 8 and 32 (the bug
     recorded 0.297 and 1.187)."""
     losses = {}
@@ -35,7 +27,7 @@ def test_one_step_of_eight_samples_has_the_same_train_loss_for_every_batch_size(
     assert losses[32] == losses[8], losses
 
 
-def test_the_epoch_loss_weighs_each_step_by_its_samples(tmp_path):
+def test_the_epoch_loss_weighs_each_step_by_its_samples(bench, tmp_path):
     """train=6 with batch 4: steps of 4 and 2 samples; the epoch's loss is (4 l1 + 2 l2) / 6."""
     spec = get_method("simvp")
     original = spec.loss
