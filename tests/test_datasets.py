@@ -20,7 +20,7 @@ from bench.errors import BenchError
 from bench.spec.registry import DataConfig, get_dataset, get_method
 from bench.run.evaluation import Scorer, evaluate
 from bench.spec.method import rollout
-from dataset_files import (N_TEST, N_TRAIN, hickle3_dump, hickle5_dump, one_line, write_all, write_idx, write_kitti,
+from dataset_files import (N_TEST, N_TRAIN, hickle3_dump, hickle5_dump, one_line, write_all, write_kitti,
                            write_kth, write_taxibj)
 from run_helpers import complete_result
 from toy_data import write_idx
