@@ -123,16 +123,33 @@ def epochs_done(work: Path) -> int:
         return 0
 
 
-def signal_tasks(controller_pid: int, signum: int = signal.SIGUSR2) -> list[int]:
-    """Send ``signum`` to every task of a local submitit job (as its controller does at the time limit)."""
-    tasks = children(controller_pid)
-    for pid in tasks:
+def task_pids(controller_pid: int) -> dict[int, int]:
+    """Rank -> pid of the tasks of a local submitit job (the rank read from each task's environment)."""
+    ranks = {}
+    for pid in children(controller_pid):
+        try:
+            env = dict(item.split("=", 1) for item in (Path("/proc") / str(pid) / "environ").read_text().split("\0")
+                       if "=" in item)
+        except OSError:
+            continue
+        if "SUBMITIT_LOCAL_GLOBALID" in env:
+            ranks[int(env["SUBMITIT_LOCAL_GLOBALID"])] = pid
+    return ranks
+
+
+def signal_tasks(controller_pid: int, signum: int = signal.SIGUSR2, ranks: tuple[int, ...] | None = None) -> list[int]:
+    """Send ``signum`` to the tasks (of ``ranks``; all by default) of a local submitit job, as its controller does
+    at the time limit."""
+    tasks = task_pids(controller_pid)
+    chosen = [pid for rank, pid in sorted(tasks.items()) if ranks is None or rank in ranks]
+    for pid in chosen:
         os.kill(pid, signum)
-    return tasks
+    return chosen
 
 
 FAKE_SBATCH = """#!/bin/sh
-# fake sbatch: keep the batch script, answer as Slurm does
+# fake sbatch: keep the batch script, answer as Slurm does (or refuse, with $FAKE_SBATCH_FAIL)
+if [ -n "$FAKE_SBATCH_FAIL" ]; then echo "sbatch: error: Batch job submission failed: Invalid account" >&2; exit 1; fi
 n=$(ls "{log}" 2>/dev/null | wc -l)
 cp "$1" "{log}/sbatch_$n.sh"
 echo "Submitted batch job 4242"

@@ -166,6 +166,22 @@ def test_lock_probe_never_creates_a_lock_and_sees_a_holder(tmp_path):
     assert not store.lock_is_held(path)
 
 
+def test_a_run_starting_during_a_probe_does_not_skip(tmp_path):
+    """RunLock.acquire waits out a probe's momentary shared lock instead of reporting the run as taken."""
+    import fcntl
+    import os
+    import threading
+
+    path = tmp_path / "seed0.lock"
+    path.touch()
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # a probe (bench status) holding it for a moment
+    threading.Timer(0.06, lambda: (fcntl.flock(fd, fcntl.LOCK_UN), os.close(fd))).start()
+    lock = store.RunLock(path)
+    assert lock.acquire()
+    lock.release()
+
+
 def test_parse_sacct_expands_pending_array_ranges():
     from bench.cluster.status import parse_sacct
 

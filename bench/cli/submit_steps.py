@@ -30,9 +30,6 @@ def launch(runs: list, resolved, opts, settings, force: bool) -> None:
     jobs = make_jobs(runs, resolved.options, settings)
     doc = manifest_doc(runs, results, opts, {"plan": resolved.plan.name if resolved.plan else None,
                                              "replaced": replaced})
-    if replaced:
-        console.print(f"--force: {len(replaced)} previous result(s) moved to {opts.jobs / 'replaced' / manifest.stem} "
-                      f"(delete them once the new results are in)", markup=False, soft_wrap=True)
     if opts.executor == "slurm":
         submit_to_slurm(jobs, opts, doc, manifest, replaced)
     else:
@@ -53,6 +50,7 @@ def submit_to_slurm(jobs: list, opts, doc: dict, manifest: Path, replaced: list[
     for item, job_id in zip(doc["elements"], ids):
         item["job_id"] = job_id
     write_manifest(manifest, doc)
+    say_replaced(replaced, manifest)
     array = ids[0].split("_")[0]
     console.print(f"submitted {len(ids)} run(s) as Slurm job {array}"
                   f"{f' (array elements 0-{len(ids) - 1})' if len(ids) > 1 else ''}; manifest {manifest}",
@@ -67,6 +65,7 @@ def run_here(jobs: list, opts, doc: dict, manifest: Path) -> None:
     from bench.cluster.manifest import write_manifest
 
     write_manifest(manifest, doc)
+    say_replaced(doc["replaced"], manifest)
     items = doc["elements"]
     outcomes: dict[int, tuple[str, str]] = {}
 
@@ -99,6 +98,13 @@ def run_here(jobs: list, opts, doc: dict, manifest: Path) -> None:
     failed = sum(status == "failed" for status, _ in outcomes.values())
     if failed:
         raise fail(f"{failed} of {len(jobs)} run(s) failed (see the table; logs under {opts.jobs / 'logs'})", 1)
+
+
+def say_replaced(replaced: list[dict], manifest: Path) -> None:
+    if replaced:
+        where = Path(replaced[0]["moved_to"]).parents[3]
+        console.print(f"--force: {len(replaced)} previous result(s) moved to {where} (delete them once the new "
+                      f"results are in; the manifest {manifest} lists them)", markup=False, soft_wrap=True)
 
 
 def put_back(replaced: list[dict]) -> None:
