@@ -9,13 +9,16 @@ Layers of ``bench``, lowest first (a module may import its own layer and the lay
     2  datafiles bench.datafiles                     a user's data files: paths, formats, digests, downloads
     2  store     bench.store                         results layout, atomic commits, the result record
     3  cost      bench.cost                          params, FLOPs, fps, the audit, perf
-    4  run       bench.run                           one run: prepare, train, evaluate, record; sweeps
+    4  run       bench.run                           one run: prepare, train, evaluate, record; sweeps; stop signals
+    4  plan      bench.plan                          plans (paper tables, TOML), run states, GPU-hour estimates
     5  report    bench.report                        tables and figures from stored runs
+    5  cluster   bench.cluster                       runs as submitit jobs (Slurm, local): requeue, manifests, status
     6  cli       bench.cli                           the commands
     7  api       bench.api, bench.registry, bench.hparams, bench.data   (plug-in surface; compatibility)
 
 Layers with the same number may not import each other (``spec`` and ``metrics`` are independent,
-and so are ``blocks``, ``datafiles`` and ``store``), except where listed in ALLOWED.
+and so are ``blocks``, ``datafiles`` and ``store``; ``run`` and ``plan``; ``report`` and ``cluster``), except
+where listed in ALLOWED.
 
 Methods and datasets (``bench.baselines``, ``bench.methods``, ``bench.datasets``) are plug-ins: they
 may import the base, spec, metrics, blocks, datafiles and the plug-in surface, never the harness
@@ -46,7 +49,7 @@ LAYERS: dict[str, int] = {
     "bench.errors": 0, "bench.core": 0,
     "bench.spec": 1, "bench.metrics": 1,
     "bench.blocks": 2, "bench.datafiles": 2, "bench.store": 2,
-    "bench.cost": 3, "bench.run": 4, "bench.report": 5, "bench.cli": 6,
+    "bench.cost": 3, "bench.run": 4, "bench.plan": 4, "bench.report": 5, "bench.cluster": 5, "bench.cli": 6,
     "bench.api": 7, "bench.registry": 7, "bench.hparams": 7, "bench.data": 7,
 }
 #: same-layer imports that are part of the plan: (importer's group, imported group)

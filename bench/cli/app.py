@@ -6,7 +6,8 @@ everything is validated before any training starts.
     bench run      bench.cli.run          bench report   bench.cli.report
     bench demo     bench.cli.demo         bench audit    bench.cli.efficiency
     bench list     bench.cli.listing      bench perf     bench.cli.efficiency
-    bench data     bench.cli.data
+    bench data     bench.cli.data         bench plan     bench.cli.plan
+    bench submit   bench.cli.submit       bench status   bench.cli.status
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from bench.cli.data import data_app
 from bench.cli.demo import demo
 from bench.cli.efficiency import audit, perf
 from bench.cli.listing import list_
+from bench.cli.plan import plan
+from bench.cli.status import status
+from bench.cli.submit import submit
 from bench.cli.report import report
 from bench.cli.run import run
 from bench.errors import BenchError
@@ -44,6 +48,9 @@ app.command("list")(list_)
 app.command()(report)
 app.command()(audit)
 app.command()(perf)
+app.command()(plan)
+app.command()(submit)
+app.command()(status)
 app.add_typer(data_app, name="data", help="List, check and download datasets.")
 
 

@@ -120,7 +120,8 @@ def resolve_targets(methods: str, datasets: str, sets: dict[str, Any]):
 
     keys = [parse_method_key(m) for m in split_list(methods)]
     if not keys:
-        raise BenchError("no method given; pass --methods, e.g. --methods simvp (see `bench list`)")
+        raise BenchError("no method given; pass --methods, e.g. --methods simvp (see `bench list`), or --plan NAME (see "
+                         "`bench plan`)")
     specs = [get_dataset(d) for d in split_list(datasets)]
     if not specs:
         raise BenchError("no dataset given; pass --datasets, e.g. --datasets mmnist (see `bench list`)")
@@ -167,11 +168,20 @@ def resolve_runs(keys, datasets, seeds: list[int], options) -> list:
     from bench.datafiles import data_root
     from bench.run.distributed import env_world_size
     from bench.spec.checks import check_seeds
-    from bench.spec.run_spec import check_buildable, resolve_run_spec
 
     seeds = check_seeds(seeds)
     data_root(options.data_dir)  # a data directory the user names (--data-dir, $BENCH_DATA) must exist
-    world = env_world_size()
+    runs = resolve_specs(keys, datasets, seeds, options, env_world_size())
+    for data in datasets:  # after the options (a bad option is the first thing to fix)
+        check_data_present(data.name, options.data_dir)
+    return runs
+
+
+def resolve_specs(keys, datasets, seeds: list[int], options, world: int = 1) -> list:
+    """The (RunSpec, DatasetSpec) of every key x dataset x seed, validated and buildable (the data's
+    presence is the caller's to check); the batch size must divide among ``world`` processes."""
+    from bench.spec.run_spec import check_buildable, resolve_run_spec
+
     runs = []
     for data in datasets:
         identified = identity_once(data)
@@ -182,6 +192,4 @@ def resolve_runs(keys, datasets, seeds: list[int], options) -> list:
                 raise BenchError(f"{specs[0].label}: batch size {specs[0].batch_size} is not divisible by the {world} "
                                  f"processes; pass --batch-size as a multiple of --nproc_per_node")
             runs += [(spec, data) for spec in specs]
-    for data in datasets:  # after the options (a bad option is the first thing to fix)
-        check_data_present(data.name, options.data_dir)
     return runs

@@ -1,6 +1,8 @@
 """``bench run``: validate a sweep before anything trains, run it with progress bars, summarise it.
 
-Ctrl-C ends the sweep with one line saying what is on disk (:func:`interrupted_message`).
+Ctrl-C ends the sweep with one line saying what is on disk (:func:`interrupted_message`); so do SIGTERM
+and the pre-timeout signal, at the next step boundary (:mod:`bench.run.stop`), with exit code 128 + the
+signal's number.
 """
 
 from __future__ import annotations
@@ -12,29 +14,30 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from bench.cli.common import (as_dir, check_results_dir, console, fail, parse_seeds, parse_sets, parse_sizes,
-                              resolve_runs, resolve_targets, warn_plugin_problems)
+from bench.cli import selection as sel
+from bench.cli.common import as_dir, check_results_dir, console, fail, warn_plugin_problems
 from bench.errors import BenchError
 from bench.run.options import RunOptions
 
 
 def run(
-    methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated method keys: name[:variant][:key=value], e.g. tau,tau:no-ddr"),
-    datasets: str = typer.Option("mmnist", "--datasets", "-d", help="Comma-separated dataset names"),
-    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs (default: the paper's; 2 with --quick)"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size (default: the paper's)"),
+    methods: Optional[str] = sel.METHODS,
+    datasets: Optional[str] = sel.DATASETS,
+    plan: Optional[str] = sel.PLAN,
+    seeds: Optional[str] = sel.SEEDS,
+    epochs: Optional[int] = sel.EPOCHS,
+    batch_size: Optional[int] = sel.BATCH_SIZE,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    quick: bool = typer.Option(False, "--quick", help="Smoke test of the paper-size model (at most 2 epochs, small splits); not a benchmark"),
-    tiny: bool = typer.Option(False, "--tiny", help="The small configuration: paper recipes at small widths, learns in minutes on a CPU (results labelled tiny, never ranked with paper-size ones)"),
-    sizes: Optional[str] = typer.Option(None, "--sizes", help="Sequences per split, e.g. train=256,val=64,test=64"),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override hyperparameters for every method: key=value (repeatable)"),
-    pred_len: Optional[int] = typer.Option(None, "--pred-len", help="Frames to predict at evaluation (recursive rollout beyond the native length)"),
-    results_: str = typer.Option("results", "--results", "-r", help="Results directory"),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data directory (default: $BENCH_DATA)"),
-    data_seed: int = typer.Option(0, "--data-seed", help="Seed of the fixed validation/test sets"),
+    quick: bool = sel.QUICK,
+    tiny: bool = sel.TINY,
+    sizes: Optional[str] = sel.SIZES,
+    set_: Optional[list[str]] = sel.SET,
+    pred_len: Optional[int] = sel.PRED_LEN,
+    results_: str = sel.RESULTS,
+    data_dir: Optional[str] = sel.DATA_DIR,
+    data_seed: Optional[int] = sel.DATA_SEED,
     force: bool = typer.Option(False, "--force", help="Re-run and replace existing results"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (autocast; gradient scaling for fp16)"),
+    precision: Optional[str] = sel.PRECISION,
     channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format (GPU convolutions)"),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the training step"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines"),
@@ -49,28 +52,26 @@ def run(
 
       bench run --methods plasm:r0=0.9 --set lr=0.005 --device cuda
 
+      bench run --plan tau-table6 --device cuda          (a paper table's runs: see `bench plan`)
+
       torchrun --nproc_per_node=4 -m bench run --methods tau --precision bf16
 
     Each configuration (run spec: method, every hyperparameter, data settings, --tiny/--quick,
     precision) has its own directory, so different settings never share a result. An existing
     complete result is kept (skipped) unless --force; with --force it stays in place until the new
-    run is complete. An interrupted run resumes from its last epoch checkpoint. Tuple values:
+    run is complete. An interrupted run resumes from its last epoch checkpoint; SIGTERM and SIGUSR2
+    (a scheduler's stop and pre-timeout signals) stop it cleanly at the next step. Tuple values:
     --set incep_ker=3,5,7 or simvp:incep_ker=(3,5,7).
     """
     from bench.core.platform import resolve_device
     from bench.run.prepared import check_channels_last
-    from bench.spec.run_spec import SpecOptions
 
+    selection = sel.Selection(methods=methods, datasets=datasets, plan=plan, seeds=seeds, epochs=epochs,
+                              batch_size=batch_size, quick=quick, tiny=tiny, sizes=sizes, sets=set_,
+                              pred_len=pred_len, data_dir=data_dir, data_seed=data_seed, precision=precision)
     try:
         results = as_dir(results_, "--results")
-        sets = parse_sets(set_)
-        seed_list = parse_seeds(seeds)
-        size_map = parse_sizes(sizes)
-        keys, specs = resolve_targets(methods, datasets, sets)
-        options = SpecOptions(epochs=epochs, batch_size=batch_size, quick=quick, tiny=tiny, sizes=size_map,
-                              data_seed=data_seed, sets=sets, pred_len=pred_len, precision=precision,
-                              data_dir=data_dir)
-        runs = resolve_runs(keys, specs, seed_list, options)
+        runs = sel.resolve_selection(selection).runs
         if channels_last:
             for spec, data in {spec.label: (spec, data) for spec, data in runs}.values():
                 check_channels_last(spec, data)
@@ -82,7 +83,7 @@ def run(
 
     opts = RunOptions(results=results, device=str(dev), force=force, data_dir=data_dir, channels_last=channels_last,
                       compile=compile_)
-    outcomes = execute_sweep(runs, opts, quiet, quick)
+    outcomes = execute_sweep(runs, opts, quiet, any(spec.quick for spec, _ in runs))
     if outcomes is not None:
         print_outcomes(outcomes, results)
 
@@ -93,6 +94,7 @@ def execute_sweep(runs, opts: RunOptions, quiet: bool, quick: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from bench.run.distributed import env_rank
+    from bench.run.stop import RunStopped
     from bench.run.sweep import run_sweep
 
     quiet = quiet or env_rank() != 0  # under torchrun only rank 0 talks
@@ -113,6 +115,9 @@ def execute_sweep(runs, opts: RunOptions, quiet: bool, quick: bool = False):
             outcomes = run_sweep(runs, opts, done)
     except KeyboardInterrupt:
         raise fail(interrupted_message(runs, done, opts.results, opts.force), 130)
+    except RunStopped as stopped:  # SIGTERM or the pre-timeout signal (bench.run.stop)
+        message = interrupted_message(runs, done, opts.results, opts.force).removeprefix("interrupted")
+        raise fail(f"{stopped.describe()}{message}", 128 + stopped.signum)
     return None if env_rank() != 0 else outcomes
 
 

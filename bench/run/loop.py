@@ -3,7 +3,9 @@
 Every epoch trains (:func:`bench.run.epoch.train_epoch`), then scores the VALIDATION split; the
 checkpoint with the lowest validation MSE is kept (the test set is touched once, at the end, by
 :mod:`bench.run.finish`). ``last.pt`` is written after every epoch, before ``best.pt``, so that it
-can always restore the best epoch.
+can always restore the best epoch. A stop signal (:mod:`bench.run.stop`) ends the loop after the
+optimiser step in progress, or after an epoch's checkpoint, with :class:`~bench.run.stop.RunStopped`:
+the epoch in progress is lost, ``last.pt`` holds the one before.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from bench.run.distributed import wrap_for_training
 from bench.run.epoch import Trainer, train_epoch
 from bench.run.evaluation import evaluate
 from bench.run.prepared import PreparedRun
+from bench.run.stop import StopCheck
 from bench.spec.choices import make_optimizer, make_scheduler
 from bench import store
 from bench.store.record import EpochRecord
@@ -55,9 +58,14 @@ def train_run(run: PreparedRun) -> Progress:
     total_steps = spec.epochs * trainer.steps_per_epoch
     bar = _ProgressBar(run.opts.progress if run.info.is_main else None, run.where, total_steps,
                        (progress.next_epoch - 1) * trainer.steps_per_epoch)
+    stop = StopCheck(run.info, run.device, run.where)
     model.train()
     for epoch in range(progress.next_epoch, spec.epochs + 1):
-        stats = train_epoch(trainer, run.splits, epoch, on_step=bar.step)
+        def on_step(loss: float, epoch: int = epoch) -> None:
+            bar.step(loss)
+            stop.after_step(epoch)  # RunStopped: the epoch in progress is abandoned
+
+        stats = train_epoch(trainer, run.splits, epoch, on_step=on_step)
         t1 = time.perf_counter()
         val = evaluate(run.scorer, run.splits, "val").metrics
         progress.history.append(EpochRecord(epoch=epoch, train_loss=stats.train_loss, val=val,
@@ -74,6 +82,7 @@ def train_run(run: PreparedRun) -> Progress:
             store.write_history_csv(run.work / "history.csv", [_flat(r) for r in progress.history])
         run.log(f"{run.where}: epoch {epoch}/{spec.epochs} train_loss {stats.train_loss:.5f} "
                 f"val_mse {val['mse']:.3f} ({stats.seconds:.1f}s)")
+        stop.after_epoch(epoch)
     bar.close()
     return progress
 

@@ -37,6 +37,7 @@ from bench.run.finish import test_and_record
 from bench.run.loop import train_run
 from bench.run.options import Outcome, RunOptions
 from bench.run.prepared import prepare_run
+from bench.run.stop import stop_on_signals
 from bench.spec.dataset import DatasetSpec
 from bench.spec.run_spec import RunSpec
 from bench.store.record import RunResult
@@ -52,7 +53,8 @@ def run_one(spec: RunSpec, data: DatasetSpec, opts: RunOptions) -> Outcome:
     until the new run is complete. An interrupted run resumes from its last epoch. A run another
     process is training (its lock is held) is skipped. Everything that decides or writes happens
     under the run's lock. Under ``torchrun`` all ranks share one run, rank 0 decides and writes, and
-    a failure ends the job (rank 0 records it).
+    a failure ends the job (rank 0 records it). A stop signal (:mod:`bench.run.stop`) ends the run with
+    :class:`~bench.run.stop.RunStopped`, which is no failure: nothing is recorded and it is raised on.
     """
     final = store.run_dir(opts.results, spec)
     work = store.partial_dir(final)
@@ -73,6 +75,8 @@ def run_one(spec: RunSpec, data: DatasetSpec, opts: RunOptions) -> Outcome:
             return Outcome(spec, "skipped", detail, path=final)
         if action == "refuse":
             raise BenchError(detail)
+        if info.is_main:  # what `bench status` reads while the run trains
+            store.atomic_write_json(work / store.SPEC_FILE, spec.to_json())
         result = execute_run(spec, data, work, opts)
         if not info.is_main:
             return Outcome(spec, "complete", "rank > 0")
@@ -146,7 +150,8 @@ def _summary(result: RunResult) -> str:
 def execute_run(spec: RunSpec, data: DatasetSpec, work: Path, opts: RunOptions) -> RunResult | None:
     """Train, select, test and record ``spec`` in ``work``; returns the result (None on ranks > 0)."""
     run = prepare_run(spec, data, work, opts)
-    progress = train_run(run)
+    with stop_on_signals():  # SIGTERM / the pre-timeout signal stop the epoch loop at a step (bench.run.stop)
+        progress = train_run(run)
     return test_and_record(run, progress)
 
 

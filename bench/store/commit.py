@@ -13,6 +13,7 @@ import errno
 import os
 import shutil
 import stat
+import time
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -104,6 +105,33 @@ def commit_run(work: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
+PROBE_RETRIES, PROBE_WAIT_S = 3, 0.05  # RunLock.acquire tries again while a probe may hold the lock
+
+
+def lock_is_held(path: Path) -> bool:
+    """Whether a process holds the run lock ``path`` (``bench status``, ``bench plan``): a shared lock
+    taken and dropped at once, without creating the file (none: nobody holds it). A run starting at
+    that instant does not skip: :meth:`RunLock.acquire` tries again for a moment."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 class RunLock:
     """An exclusive, non-blocking lock on one run (``seed<k>.lock`` beside its directories, ``fcntl.flock``).
 
@@ -138,11 +166,15 @@ class RunLock:
             raise BenchError(f"the run lock {self.path} is {kind_of(mode)}, not a regular file; delete it and run "
                              "again")
         fh = os.fdopen(fd, "a")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            return False
+        for attempt in range(PROBE_RETRIES + 1):  # a probe (lock_is_held) holds it for microseconds
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == PROBE_RETRIES:
+                    fh.close()
+                    return False
+                time.sleep(PROBE_WAIT_S)
         self._fh = fh
         return True
 

@@ -8,7 +8,8 @@ Layout (``results/`` by default)::
             history.csv       one row per epoch: epoch, train_loss, val_* metrics, seconds
             predictions.npz   inputs, truth and prediction of the first test sequences (uint8)
             best.pt           the checkpoint with the best validation MSE (state_dict)
-        seed<k>.partial/    a run in progress: last.pt (resume point), best.pt, history.csv;
+        seed<k>.partial/    a run in progress: spec.json (its run spec, written when it starts: what
+                            ``bench status`` reads), last.pt (resume point), best.pt, history.csv;
                             after a failure also result.json with status "failed"
         seed<k>.lock        the run lock (fcntl; two processes never train one run at once)
     results/_cache/...       reusable products (e.g. PLA-SM's pretrained encoders)
@@ -49,6 +50,8 @@ from typing import Any
 from bench.errors import BenchError
 
 RESULT_FILE = "result.json"
+SPEC_FILE = "spec.json"  # the run spec of a run in progress (kept in the committed directory)
+HISTORY_FILE = "history.csv"
 MAX_LABEL_DIR = 120  # characters of a label directory name (file systems allow 255 bytes)
 
 
