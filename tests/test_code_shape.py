@@ -32,10 +32,12 @@ def test_the_parameter_count_sees_what_it_should(tmp_path):
                       "    def m(self, a): pass\n"
                       "    @staticmethod\n"
                       "    def s(a, b): pass\n"
-                      "def cmd(x: int = typer.Option(1), y: str = typer.Argument(...)): pass\n")
+                      "def cmd(x: int = typer.Option(1), y: str = typer.Argument(...)): pass\n"
+                      "def shared(x: int = sel.SEEDS, y: int = typer.Option(1)): pass\n"
+                      "def g(x=sel.seeds, y=typer.Option(1)): pass\n")
     shapes = {f.name: f for f in functions(module, tmp_path)}
-    assert {n: f.params for n, f in shapes.items()} == {"f": 5, "K.m": 1, "K.s": 2, "cmd": 2}
-    assert shapes["cmd"].cli and not shapes["f"].cli
+    assert {n: f.params for n, f in shapes.items()} == {"f": 5, "K.m": 1, "K.s": 2, "cmd": 2, "shared": 2, "g": 2}
+    assert shapes["cmd"].cli and shapes["shared"].cli and not shapes["f"].cli and not shapes["g"].cli
 
 
 def test_no_module_has_more_than_400_lines():

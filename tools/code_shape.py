@@ -50,10 +50,16 @@ def _param_count(node: ast.FunctionDef | ast.AsyncFunctionDef, in_class: bool) -
 
 
 def _is_command(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    """A typer command: its parameters default to ``typer.Option(...)`` / ``typer.Argument(...)``."""
+    """A typer command: its parameters default to ``typer.Option(...)`` / ``typer.Argument(...)``, or to an
+    option defined once for several commands (an upper-case module constant such as ``selection.RESULTS``)."""
     defaults = [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
-    return bool(defaults) and all(isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
-                                  and d.func.attr in ("Option", "Argument") for d in defaults)
+
+    def is_option(d: ast.expr) -> bool:
+        if isinstance(d, ast.Call):
+            return isinstance(d.func, ast.Attribute) and d.func.attr in ("Option", "Argument")
+        return isinstance(d, ast.Attribute) and d.attr.isupper()
+
+    return bool(defaults) and all(is_option(d) for d in defaults)
 
 
 def functions(path: Path, root: Path) -> list[FunctionShape]:
