@@ -109,14 +109,11 @@ def trained_run(tmp_path_factory) -> Path:
 
     Shared by every test that only reads a result: never write into it (a test that reruns, forces
     or edits copies it first, :func:`copy_of_trained_run`)."""
-    from bench.run import finish
-    from bench.cost.measure import measure_efficiency
-
     from run_helpers import bench as bench_cli
+    from run_helpers import efficiency_measured
 
     root = tmp_path_factory.mktemp("trained-run")
-    with pytest.MonkeyPatch.context() as patch:  # measured, whichever test asks first
-        patch.setattr(finish, "measure_efficiency", measure_efficiency)
+    with efficiency_measured():  # measured, whichever test asks first
         res = bench_cli("run", *TRAINED_RUN_ARGS, "--results", root)
     assert res.exit_code == 0, res.output + str(res.exception)
     before = _tree(root)

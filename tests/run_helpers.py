@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -28,6 +29,20 @@ def bench(*args, env: dict[str, str] | None = None):
 def spec_of(key: str = "simvp", seed: int = 0, **options) -> RunSpec:
     """The run spec of ``key`` on generated Moving MNIST with ``SpecOptions(**options)``."""
     return resolve_run_spec(parse_method_key(key), get_dataset("mmnist"), seed, SpecOptions(**options))
+
+
+@contextmanager
+def efficiency_measured():
+    """Within the block, runs measure their efficiency (FLOPs, fps) as users' runs do: for a fixture of
+    module or session scope, which the ``efficiency`` marker of a test does not reach (tests/conftest.py)."""
+    import pytest
+
+    from bench.cost.measure import measure_efficiency
+    from bench.run import finish
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(finish, "measure_efficiency", measure_efficiency)
+        yield
 
 
 # `python -m bench` in a process of its own, efficiency measurement switched off (tests/bench_unmeasured.py)

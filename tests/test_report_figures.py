@@ -160,14 +160,16 @@ def real_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bench.spec.run_spec import SpecOptions, resolve_run_spec
     from bench.run.options import RunOptions
     from bench.run.runner import run_one
+    from run_helpers import efficiency_measured
 
     root = tmp_path_factory.mktemp("real") / "results"
     data = get_dataset("mmnist").with_frames(4, 4)  # real Moving MNIST sequences, shorter for speed
     opts = RunOptions(results=root, efficiency=True, fps_batch=2, log=lambda s: None)
     spec_opts = SpecOptions(epochs=2, quick=True, tiny=True, sizes={"train": 4, "val": 2, "test": 2})
-    for method in ("simvp", "tau"):
-        for seed in (0, 1):
-            run_one(resolve_run_spec(parse_method_key(method), data, seed, spec_opts), data, opts)
+    with efficiency_measured():  # the FLOPs of the MSE-FLOPs figure
+        for method in ("simvp", "tau"):
+            for seed in (0, 1):
+                run_one(resolve_run_spec(parse_method_key(method), data, seed, spec_opts), data, opts)
     return root
 
 

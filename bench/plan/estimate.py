@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.core.jsonio import canonical_text
 from bench.errors import BenchError
 from bench.spec.dataset import DatasetSpec
 from bench.spec.run_spec import RunSpec
@@ -79,8 +80,8 @@ def run_cost(spec: RunSpec, data: DatasetSpec, cache_dir: Path | None) -> RunCos
 
 def forward_flops(spec: RunSpec, data: DatasetSpec, cache_dir: Path | None) -> int:
     """fvcore FLOPs of one sequence's forward at ``spec``'s configuration (the audit's count)."""
-    key = hashlib.sha1(json.dumps({"dataset": data.name, "method": spec.method, "hparams": dict(spec.hparams),
-                                   "code": dict(spec.code)}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    key = hashlib.sha1(canonical_text({"dataset": data.name, "method": spec.method, "hparams": dict(spec.hparams),
+                                       "code": dict(spec.code)}).encode()).hexdigest()[:16]
     path = cache_dir / f"{key}.json" if cache_dir is not None else None
     if path is not None and path.is_file():
         try:
