@@ -44,3 +44,23 @@ def test_no_module_has_more_than_400_lines():
     files = python_files([ROOT / d for d in ("bench", "baselines", "methods", "datasets", "tools", "tests")])
     over = [f"{p.relative_to(ROOT)}: {n}" for p in files if (n := module_lines(p)) > MAX_LINES]
     assert over == [], "split the module along its meaning"
+
+
+def layout_map() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Layout"):]
+    return section[section.index("```") + 3:section.index("```", section.index("```") + 3)]
+
+
+def test_the_readme_layout_map_matches_the_tree():
+    """Every subpackage of bench/ and every top-level folder of the project is in the README's map, and the
+    map names nothing that is not there."""
+    block = layout_map()
+    named = {line.split()[0] for line in block.splitlines()  # the lines indented by two under bench/
+             if line.startswith("  ") and not line.startswith("   ") and line.split()[0].endswith("/")}
+    subpackages = {f"{p.name}/" for p in (ROOT / "bench").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert named == subpackages, "README Layout: the bench/ lines and the subpackages differ"
+    top = {line.split()[0] for line in block.splitlines() if line[:1].strip() and line.split()[0].endswith("/")}
+    assert {"bench/", "baselines/", "methods/", "datasets/", "tests/", "tools/", "results/"} == top
+    for folder in top - {"results/"}:
+        assert (ROOT / folder).is_dir(), folder
