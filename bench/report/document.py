@@ -2,7 +2,7 @@
 
 Only the formats asked for are written; the figures are drawn only with ``md`` (report.md links
 them). Markdown sections: skipped files, failed runs, comparison (per dataset, per group, with its
-figures), per-frame tables (on request), ablations, sweeps, efficiency, the cost audit, and the
+figures), the papers' comparison tables in their layout, per-frame tables (on request), ablations, sweeps, efficiency, the cost audit, and the
 published numbers. CSV and TeX hold the same tables.
 """
 
@@ -22,7 +22,7 @@ from bench.report.groups import Group, differing_fields
 from bench.report.notes import dataset_name
 from bench.report.outputs import ReportOutputs
 from bench.report.perframe import per_frame_tables
-from bench.report.pretraining import pretraining_tables
+from bench.report.paper_layouts import paper_tables, pretraining_tables
 from bench.report.render_csv import render_csv
 from bench.report.render_md import md_escape, md_table_block
 from bench.report.render_tex import render_tex
@@ -38,6 +38,7 @@ class Sections:
 
     by_dataset: dict[str, list[Group]]
     comparison: list[Table] = field(default_factory=list)
+    papers: list[Table] = field(default_factory=list)  # the papers' comparison tables in their layout
     frames: list[Table] = field(default_factory=list)
     ablations: list[Table] = field(default_factory=list)
     sweeps: list[Table] = field(default_factory=list)
@@ -47,7 +48,7 @@ class Sections:
 
     def tables(self) -> list[Table]:
         """Every table, in the order of the report."""
-        return (self.comparison + self.frames + self.ablations + self.sweeps + self.efficiency
+        return (self.comparison + self.papers + self.frames + self.ablations + self.sweeps + self.efficiency
                 + ([self.audit] if self.audit else []) + self.appendix)
 
 
@@ -109,6 +110,7 @@ def build_sections(ctx: Context, options: ReportOptions) -> Sections:
             sections.comparison.append(t)
             if options.per_frame_tables:
                 sections.frames += per_frame_tables(ctx, g)
+    sections.papers = paper_tables(ctx)
     sections.ablations = pretraining_tables(ctx) + ablation_tables(ctx)  # PLA-SM Table VII whole, then per method
     sections.sweeps = sweep_tables(ctx)
     sections.efficiency = [efficiency_table(ctx, g) for g in ctx.groups]
@@ -158,7 +160,7 @@ def render_markdown(ctx: Context, inputs: Inputs, sections: Sections) -> str:
                     f"{', '.join(differing_fields(by_dataset[ds]))}); each has its own table.", ""]
         for t in [t for t in sections.comparison if t.dataset == ds]:
             out += md_table_block(t, "####")
-    for title, tables in (("Per-frame metrics", sections.frames), ("Ablations", sections.ablations),
+    for title, tables in (("The papers' comparison tables", sections.papers), ("Per-frame metrics", sections.frames), ("Ablations", sections.ablations),
                           ("Hyperparameter sweeps", sections.sweeps)):
         if tables:
             out += [f"## {title}", ""]

@@ -24,8 +24,10 @@ from bench.report.table import Cell, Row, Table, rank_table
 from bench.report.values import NA
 
 #: metric columns of ablation and sweep tables, per dataset (as the papers' ablation tables)
-ABLATION_METRICS = {"kth": ("ssim", "ssim_legacy", "psnr"), "kitti_caltech": ("ssim", "ssim_legacy", "psnr")}
-DEFAULT_ABLATION_METRICS = ("mse", "mae", "ssim", "ssim_legacy")
+#: (``ssim_unknown``: a printed SSIM of unidentified code, shown only where a paper row has one)
+ABLATION_METRICS = {"kth": ("ssim", "ssim_legacy", "ssim_unknown", "psnr"),
+                    "kitti_caltech": ("ssim", "ssim_legacy", "ssim_unknown", "psnr")}
+DEFAULT_ABLATION_METRICS = ("mse", "mae", "ssim", "ssim_legacy", "ssim_unknown")
 
 
 def block_columns(dataset: str, metrics_present: Sequence[str], paper: Sequence[PublishedEntry] = ()) -> list[str]:
@@ -68,6 +70,7 @@ def variant_table(ctx: Context, title: str, tid: str, rows: VariantRows, groups:
     for g in groups:
         shown_labels = {r.label for r in g.rows if rows.has(g, r)}
         table.notes += disagreement_notes(ctx.published, g.dataset, g.pred_len, shown_labels)
+    table.notes = list(dict.fromkeys(table.notes))  # a note several blocks give, once
     return table
 
 

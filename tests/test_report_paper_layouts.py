@@ -1,4 +1,6 @@
-"""PLA-SM Table VII whole in the report: SimVP, PhyDNet and MAU without and with SM pretraining."""
+"""The papers' tables in their own layout (bench.report.paper_layouts): the comparison tables (TAU Table 2 ...)
+with our rows for the methods we run, and PLA-SM Table VII whole (SimVP, PhyDNet and MAU without and with SM
+pretraining)."""
 
 from __future__ import annotations
 
@@ -60,3 +62,43 @@ def test_every_phydnet_and_mau_row_of_the_papers_is_ours() -> None:
     assert {e.method for e in rows} == {"phydnet", "phydnet:sm", "mau", "mau:sm"}
     assert {e.method for e in rows if "pretraining" in e.row and "no pretraining" not in e.row} == \
         {"phydnet:sm", "mau:sm"}
+
+
+TABLE_2 = ("convlstm", "predrnn", "predrnnpp", "mim", "e3dlstm", "phydnet", "simvp", "crevnet", "tau")  # paper order
+
+
+def test_tau_table_2_has_our_rows_in_the_papers_order_and_every_printed_row(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    for i, key in enumerate(sorted(TABLE_2)):  # written in another order than the paper's
+        fake_run(root, key, 0, metrics(40.0 + i))
+    fake_run(root, "mau", 0, metrics(30.0))  # not a row of TAU Table 2 (PLA-SM Table II's)
+    fake_run(root, "simvp", 0, metrics(0.45, mae=16.0), dataset="taxibj", frames=(4, 4), shape=(2, 8, 8),
+             digit_source=None)  # a group on a dataset Table 2 does not print
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False))[0].read_text()
+    t = table_after(md, "TAU Table 2: Quantitative results")
+    header = t["__header__"]
+    assert [c for c in header if c.endswith("MSE↓")] == ["mmnist[1] MSE↓"]  # the taxibj group is not a block
+    ours = [k for k in t if not k.startswith("*") and k != "__header__"]
+    assert ours == list(TABLE_2)  # mau is not a row of this table
+    assert [num(t[k][header.index("mmnist[1] MSE↓")]) for k in TABLE_2] == [40.0 + sorted(TABLE_2).index(k)
+                                                                           for k in TABLE_2]
+    paper = [k for k in t if k.startswith("*")]
+    assert len(paper) == 13 and paper[1] == "*VPN — paper (TAU Table 2: VPN [44])*"
+    assert t["*tau — paper (TAU Table 2: Ours)*"][header.index("mmnist[1] MSE↓")] == "19.8"
+    assert t["*mim — paper (TAU Table 2: MIM [98])*"][header.index("mmnist[1] SSIM (paper, code unknown)↑")] == "0.910"
+    assert "Coverage: 9 of its 9 implemented methods measured here; the paper prints 13 rows." in \
+        section(md, "TAU Table 2: Quantitative results")
+    # TaxiBJ's comparison tables get the taxibj group, and only it
+    t3 = table_after(md, "TAU Table 3: Quantitative results")
+    assert [c for c in t3["__header__"] if "MSE" in c] == ["taxibj[1] MSE↓ (×100)"]
+    assert [k for k in t3 if not k.startswith("*") and k != "__header__"] == ["simvp"]
+    assert "TAU Table 4" not in md and "TAU Table 5" not in md  # no Caltech or KTH run
+
+
+def test_the_papers_tables_are_their_own_section(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    fake_run(root, "simvp", 0, metrics(20.0))  # a row of both (tau is not one of PLA-SM Table II)
+    md = write_report(root, tmp_path / "out", ReportOptions(figures=False))[0].read_text()
+    heads = [line for line in md.splitlines() if line.startswith("## ")]
+    assert heads.index("## The papers' comparison tables") == heads.index("## Comparison") + 1
+    assert "### TAU Table 2: Quantitative results" in md and "### PLA-SM Table II: Comparison results" in md
