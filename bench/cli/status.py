@@ -1,7 +1,7 @@
 """``bench status``: per run pending / running (epoch k of n, last validation MSE, s/epoch, time left) /
 complete / failed (reason), and the job and its state for submitted runs (:mod:`bench.cluster.status`).
 
-Reads the results store and the manifests only (no torch, no submitit): it works on a login node, for
+Reads the results store and the manifests only (no GPU, no submitit): it works on a login node, for
 runs started by ``bench run`` as well as for submitted ones.
 """
 
