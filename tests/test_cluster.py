@@ -196,6 +196,8 @@ def test_past_the_requeue_bound_the_run_is_failed_and_resumes_later(tmp_path):
     assert signal_tasks(int(item["job_id"]))  # the time-limit signal
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, out + err
+    assert "failed sleepy on noise seed 0: timed out 1 time(s) (--time-limit 5 min, requeued 0 time(s), the bound): " \
+           "raise --max-requeues or --time-limit" in out, out  # the job's reason, not a log path
     record = failed_result(root, "sleepy", "noise")
     done = epochs_done(work)
     assert "--max-requeues" in record.error and "requeued 0 time(s)" in record.error and "\n" not in record.error
