@@ -188,3 +188,17 @@ def test_parse_sacct_expands_pending_array_ranges():
     states = parse_sacct("4242_0|RUNNING\n4242_[1-3,5%2]|PENDING\n4243|CANCELLED by 1000\n")
     assert states == {"4242_0": "RUNNING", "4242_1": "PENDING", "4242_2": "PENDING", "4242_3": "PENDING",
                       "4242_5": "PENDING", "4243": "CANCELLED"}
+
+
+def test_without_the_slurm_extra_submit_says_how_to_install_it_and_status_works(tmp_path, monkeypatch):
+    """submitit missing (as without `pip install -e '.[slurm]'`): `bench submit` is one line naming the extra, before
+    anything is resolved or written; `bench status` and `bench plan` need no submitit."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "submitit", None)  # `import submitit` raises ImportError
+    res = bench("submit", "--methods", "simvp", "--tiny", "--time-limit", "60", "--dry-run", "--results", tmp_path / "r")
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "bench submit needs submitit: install the slurm extra with pip install -e '.[slurm]'" in res.output
+    assert not (tmp_path / "r").exists()
+    assert bench("status", "--results", tmp_path / "r").exit_code == 0
+    assert bench("plan").exit_code == 0
