@@ -25,7 +25,7 @@ from bench.errors import BenchError
 from bench.store.record import read_result
 from cluster_helpers import (SLEEPY, bench, bench_env, epochs_done, fake_slurm, signal_tasks, sleepy_site, start_bench,
                              task_pids, wait_for)
-from run_helpers import comparable, complete_result, failed_result, only, run_dirs
+from run_helpers import comparable, complete_result, failed_result, only, run_dirs, spec_of
 
 submitit = pytest.importorskip("submitit")
 
@@ -62,9 +62,15 @@ def slurm_path(tmp_path, monkeypatch):
 
 
 def test_submit_drops_complete_runs_and_writes_the_batch_script(tmp_path, slurm_path):
+    """Seed 0 is complete (not submitted), seed 2 failed earlier (submitted again: its job resumes it), seed 1 is
+    new; the batch script of the array, the manifest, and `bench status` with the fake sacct."""
+    from bench.run.failure import record_failure
+
     root = tmp_path / "r"
     ran = cli("run", "--methods", "simvp", *TINY, "--seeds", "0", "--results", root, "--quiet")
     assert ran.exit_code == 0, ran.output
+    failed = spec_of("simvp", seed=2, tiny=True, epochs=1, batch_size=4, sizes={"train": 8, "val": 4, "test": 4})
+    record_failure(failed, store.partial_dir(store.run_dir(root, failed)), "cpu", BenchError("timed out 11 time(s)"))
     args = ["submit", "--methods", "simvp", *TINY, "--seeds", "0,1,2", "--results", root, *SLURM]
     dry = cli(*args, "--dry-run")
     assert dry.exit_code == 0, dry.output
@@ -94,7 +100,7 @@ def test_submit_drops_complete_runs_and_writes_the_batch_script(tmp_path, slurm_
     assert status.exit_code == 0, status.output
     rows = [" ".join(line.replace("│", " ").split()) for line in status.output.splitlines() if "4242_" in line]
     assert any("4242_0 RUNNING" in r for r in rows) and any("4242_1 PENDING" in r for r in rows)  # the fake sacct
-    assert "1 complete, 0 running, 2 pending, 0 failed" in " ".join(status.output.split())
+    assert "1 complete, 0 running, 1 pending, 1 failed" in " ".join(status.output.split())
 
 
 def test_force_is_carried_out_at_submission_and_undone_if_sbatch_refuses(tmp_path, slurm_path, monkeypatch):
