@@ -27,6 +27,8 @@ from bench.cluster.job import JobFailed, RunJob
 from bench.cluster.options import ClusterOptions, local_parameters, local_slots, slurm_parameters
 
 POLL_S = 0.5
+NO_EXIT_HINT = ("when its time limit came after a stop signal (give a longer --signal-delay: the step in progress, "
+                "the requeue and the exit must fit in it)")
 TRACE_RULE = "-" * 22  # around the traceback in submitit's FailedJobError (submitit/core/core.py)
 
 
@@ -90,10 +92,15 @@ def run_local(jobs: list[RunJob], opts: ClusterOptions, started: Callable[[int, 
 
 def job_outcome(job: Any) -> tuple[str, str]:
     """(status, one line) of an ended submitit job: the run's outcome, or why the job failed."""
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
     try:
         result = job.results()[0]
-    except Exception as exc:  # noqa: BLE001 - FailedJobError carries the job's traceback: keep why
+    except FailedJobError as exc:  # the job raised: its traceback says why
         return "failed", failure_line(str(exc)) or type(exc).__name__
+    except UncompletedJobError:  # no result at all
+        return "failed", (f"the job ended without a result: it was killed, or it had not exited {NO_EXIT_HINT}; its "
+                          f"log: {job.paths.stderr}")
     return str(result.get("status", "complete")), str(result.get("detail", ""))
 
 
