@@ -132,7 +132,9 @@ def test_status_reads_progress_failures_locks_and_manifests(tmp_path):
     write_manifest(root / "_jobs" / "manifests" / "m.json", {
         "created": "2026-01-01T00:00:00+00:00", "executor": "slurm",
         "elements": [{"index": 0, "job_id": "77_0", "run_dir": str(finals[3].resolve()), "spec_hash": specs[3].hash,
-                      "label": "simvp", "dataset": "mmnist", "seed": 3, "epochs": 10}]})
+                      "label": "simvp", "dataset": "mmnist", "seed": 3, "epochs": 10},
+                     {"index": 1, "job_id": "77_1", "run_dir": str(tmp_path / "elsewhere" / "seed0"),  # not in root
+                      "spec_hash": specs[3].hash, "label": "simvp", "dataset": "mmnist", "seed": 0, "epochs": 10}]})
     from bench.cluster.manifest import jobs_by_run, read_manifests
     from bench.cluster.status import manifest_runs, merge_runs, status_rows, store_runs
     from bench.plan.state import describe_progress
@@ -141,7 +143,7 @@ def test_status_reads_progress_failures_locks_and_manifests(tmp_path):
     assert lock.acquire()
     try:
         elements = jobs_by_run(read_manifests(root / "_jobs")[0])
-        rows = status_rows(merge_runs(store_runs(root), manifest_runs(elements)), elements)
+        rows = status_rows(merge_runs(store_runs(root), manifest_runs(elements, root)), elements)
         res = bench("status", "--results", root)
     finally:
         lock.release()

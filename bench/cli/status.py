@@ -58,7 +58,7 @@ def status(
                                       quick=quick, data_dir=data_dir)
             refs, unknown = plan_refs(selection, results)
         else:
-            refs, unknown = merge_runs(store_runs(results), manifest_runs(elements)), []
+            refs, unknown = merge_runs(store_runs(results), manifest_runs(elements, results)), []
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)
     for line in problems:
