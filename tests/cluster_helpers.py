@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from plugin_helpers import make_plugin
+from run_helpers import BENCH_UNMEASURED
 
 PLUGIN = '''
     """Test plug-in: a method whose training step sleeps, and a dataset of random frames."""
@@ -33,9 +33,9 @@ PLUGIN = '''
 
 
     class Sleepy(nn.Module):
-        def __init__(self, t_in, t_out, channels, width):
+        def __init__(self, t_in, t_out, channels, width, poison):
             super().__init__()
-            self.t_out = t_out
+            self.t_out, self.poison = t_out, poison
             self.net = nn.Sequential(nn.Conv2d(t_in * channels, width, 3, padding=1), nn.ReLU(),
                                      nn.Conv2d(width, t_out * channels, 3, padding=1))
 
@@ -43,12 +43,14 @@ PLUGIN = '''
             if self.training:
                 time.sleep(float(os.environ.get("BENCH_TEST_STEP_SLEEP", "0")))
             b, t, c, h, w = x.shape
-            return torch.sigmoid(self.net(x.reshape(b, t * c, h, w))).reshape(b, self.t_out, c, h, w)
+            y = torch.sigmoid(self.net(x.reshape(b, t * c, h, w))).reshape(b, self.t_out, c, h, w)
+            return y * float("nan") if self.poison else y
 
 
-    @register_method("sleepy", citation="A test plug-in", hparams={"*": {"width": 4, "epochs": 4, "batch_size": 2}})
-    def build_sleepy(data, width):
-        return Sleepy(data.in_frames, data.out_frames, data.channels, width)
+    @register_method("sleepy", citation="A test plug-in", hparams={"*": {"width": 4, "poison": 0, "epochs": 4,
+                                                                                  "batch_size": 2}})
+    def build_sleepy(data, width, poison):
+        return Sleepy(data.in_frames, data.out_frames, data.channels, width, poison)
 
 
     @register_dataset("noise", in_frames=2, out_frames=2, channels=1, height=8, width=8,
@@ -78,13 +80,13 @@ def bench_env(site: Path, sleep: float = 0.0, path_dir: Path | None = None) -> d
 
 
 def bench(args: list, env: dict[str, str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=timeout)
+    return subprocess.run([*BENCH_UNMEASURED, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout)
 
 
 def start_bench(args: list, env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bench", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    return subprocess.Popen([*BENCH_UNMEASURED, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=cwd)
 
 
 def children(pid: int) -> list[int]:

@@ -132,7 +132,9 @@ def test_status_reads_progress_failures_locks_and_manifests(tmp_path):
     write_manifest(root / "_jobs" / "manifests" / "m.json", {
         "created": "2026-01-01T00:00:00+00:00", "executor": "slurm",
         "elements": [{"index": 0, "job_id": "77_0", "run_dir": str(finals[3].resolve()), "spec_hash": specs[3].hash,
-                      "label": "simvp", "dataset": "mmnist", "seed": 3, "epochs": 10}]})
+                      "label": "simvp", "dataset": "mmnist", "seed": 3, "epochs": 10},
+                     {"index": 1, "job_id": "77_1", "run_dir": str(tmp_path / "elsewhere" / "seed0"),  # not in root
+                      "spec_hash": specs[3].hash, "label": "simvp", "dataset": "mmnist", "seed": 0, "epochs": 10}]})
     from bench.cluster.manifest import jobs_by_run, read_manifests
     from bench.cluster.status import manifest_runs, merge_runs, status_rows, store_runs
     from bench.plan.state import describe_progress
@@ -141,7 +143,7 @@ def test_status_reads_progress_failures_locks_and_manifests(tmp_path):
     assert lock.acquire()
     try:
         elements = jobs_by_run(read_manifests(root / "_jobs")[0])
-        rows = status_rows(merge_runs(store_runs(root), manifest_runs(elements)), elements)
+        rows = status_rows(merge_runs(store_runs(root), manifest_runs(elements, root)), elements)
         res = bench("status", "--results", root)
     finally:
         lock.release()
@@ -188,3 +190,17 @@ def test_parse_sacct_expands_pending_array_ranges():
     states = parse_sacct("4242_0|RUNNING\n4242_[1-3,5%2]|PENDING\n4243|CANCELLED by 1000\n")
     assert states == {"4242_0": "RUNNING", "4242_1": "PENDING", "4242_2": "PENDING", "4242_3": "PENDING",
                       "4242_5": "PENDING", "4243": "CANCELLED"}
+
+
+def test_without_the_slurm_extra_submit_says_how_to_install_it_and_status_works(tmp_path, monkeypatch):
+    """submitit missing (as without `pip install -e '.[slurm]'`): `bench submit` is one line naming the extra, before
+    anything is resolved or written; `bench status` and `bench plan` need no submitit."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "submitit", None)  # `import submitit` raises ImportError
+    res = bench("submit", "--methods", "simvp", "--tiny", "--time-limit", "60", "--dry-run", "--results", tmp_path / "r")
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "bench submit needs submitit: install the slurm extra with pip install -e '.[slurm]'" in res.output
+    assert not (tmp_path / "r").exists()
+    assert bench("status", "--results", tmp_path / "r").exit_code == 0
+    assert bench("plan").exit_code == 0

@@ -20,6 +20,8 @@ EPOCHS = ["--epochs", 6]
 def test_a_stop_signal_ends_bench_run_at_a_step_and_it_resumes(tmp_path, signum):
     site = sleepy_site(tmp_path)
     root = tmp_path / "r"
+    straight = (start_bench(["run", *SLEEPY, *EPOCHS, "--results", tmp_path / "straight", "--quiet"], bench_env(site),
+                            tmp_path) if signum == signal.SIGTERM else None)  # the reference, alongside
     proc = start_bench(["run", *SLEEPY, *EPOCHS, "--results", root, "--quiet"], bench_env(site, sleep=0.3), tmp_path)
     work = wait_for(lambda: next(iter(work_dirs(root, "sleepy", "noise")), None), 120, proc)
     wait_for(lambda: epochs_done(work) >= 2, 120, proc)
@@ -31,12 +33,10 @@ def test_a_stop_signal_ends_bench_run_at_a_step_and_it_resumes(tmp_path, signum)
     assert done < 6 and checkpoint_epoch(work / "last.pt") == done  # last.pt holds the last completed epoch
     assert not (work / "result.json").exists() and not run_dirs(root, "sleepy", "noise")
     assert not list(root.rglob("*.tmp"))
-    if signum != signal.SIGTERM:
+    if straight is None:
         return
-    env = bench_env(site)
-    straight = bench(["run", *SLEEPY, *EPOCHS, "--results", tmp_path / "straight", "--quiet"], env, tmp_path)
-    resumed = bench(["run", *SLEEPY, *EPOCHS, "--results", root], env, tmp_path)
-    assert straight.returncode == 0 and resumed.returncode == 0, straight.stderr + resumed.stderr
+    resumed = bench(["run", *SLEEPY, *EPOCHS, "--results", root], bench_env(site), tmp_path)
+    assert straight.wait(timeout=120) == 0 and resumed.returncode == 0, straight.stderr.read() + resumed.stderr
     assert f"resuming after epoch {done}" in resumed.stdout
     assert comparable(complete_result(root, "sleepy", "noise")) == \
         comparable(complete_result(tmp_path / "straight", "sleepy", "noise"))

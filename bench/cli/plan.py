@@ -131,7 +131,7 @@ def plan_rows(the_plan, selection: "sel.Selection", results: Path) -> tuple[list
                 if (spec.hash, spec.seed, spec.dataset) in seen:
                     continue
                 seen.add((spec.hash, spec.seed, spec.dataset))
-                state = (RunState("unknown", "no data here: its spec hash needs the data files' digest")
+                state = (RunState("unknown", "no data here (below)")
                          if data.name in missing else run_state(store.run_dir(results, spec), spec.epochs))
                 rows.append(PlanRow(spec, d, state))
     return rows, missing
@@ -177,7 +177,8 @@ def print_plan(the_plan, rows: list[PlanRow], results: Path, throughput: tuple[f
     console.print(f"{len(rows)} run(s): " + ", ".join(f"{counts.get(s, 0)} {s}" for s in shown)
                   + f" (results: {results})", markup=False)
     for dataset, why in missing_data.items():
-        console.print(f"no data for {dataset} here: {why}", markup=False, soft_wrap=True)
+        console.print(f"no data for {dataset} here, so the state of its runs is unknown (a run's spec hash holds the "
+                      f"data files' digest): {why}", markup=False, soft_wrap=True)
     if throughput:
         print_estimate(rows, *throughput)
 

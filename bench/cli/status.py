@@ -1,7 +1,7 @@
 """``bench status``: per run pending / running (epoch k of n, last validation MSE, s/epoch, time left) /
 complete / failed (reason), and the job and its state for submitted runs (:mod:`bench.cluster.status`).
 
-Reads the results store and the manifests only (no torch, no submitit): it works on a login node, for
+Reads the results store and the manifests only (no GPU, no submitit): it works on a login node, for
 runs started by ``bench run`` as well as for submitted ones.
 """
 
@@ -58,7 +58,7 @@ def status(
                                       quick=quick, data_dir=data_dir)
             refs, unknown = plan_refs(selection, results)
         else:
-            refs, unknown = merge_runs(store_runs(results), manifest_runs(elements)), []
+            refs, unknown = merge_runs(store_runs(results), manifest_runs(elements, results)), []
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)
     for line in problems:

@@ -77,9 +77,9 @@ def run_here(jobs: list, opts, doc: dict, manifest: Path) -> None:
                       f"local job {job_id} ({where})", markup=False)
 
     def ended(index: int, status: str, detail: str) -> None:
-        outcomes[index] = (status, detail)
-        console.print(f"{status} {items[index]['label']} on {items[index]['dataset']} seed {items[index]['seed']}: "
-                      f"{detail}", markup=False, soft_wrap=True)
+        run = f"{items[index]['label']} on {items[index]['dataset']} seed {items[index]['seed']}"
+        outcomes[index] = (status, detail.removeprefix(f"{run}: "))
+        console.print(f"{status} {run}: {outcomes[index][1]}", markup=False, soft_wrap=True)
 
     console.print(f"running {len(jobs)} job(s) here (manifest {manifest}); `bench status --results {doc['results']}` "
                   f"shows them", markup=False, soft_wrap=True)
@@ -95,9 +95,10 @@ def run_here(jobs: list, opts, doc: dict, manifest: Path) -> None:
         status, detail = outcomes.get(i, ("?", ""))
         table.add_row(item["dataset"], item["label"], str(item["seed"]), status, detail)
     console.print(table)
-    failed = sum(status == "failed" for status, _ in outcomes.values())
-    if failed:
-        raise fail(f"{failed} of {len(jobs)} run(s) failed (see the table; logs under {opts.jobs / 'logs'})", 1)
+    unfinished = sum(status not in ("complete", "skipped") for status, _ in outcomes.values())
+    if unfinished:  # failed, or a job that ended without its run (stopped and not requeued)
+        raise fail(f"{unfinished} of {len(jobs)} run(s) failed or did not finish (see the table; logs under "
+                   f"{opts.jobs / 'logs'})", 1)
 
 
 def say_replaced(replaced: list[dict], manifest: Path) -> None:

@@ -23,10 +23,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.cluster.job import RunJob
+from bench.cluster.job import JobFailed, RunJob
 from bench.cluster.options import ClusterOptions, local_parameters, local_slots, slurm_parameters
 
 POLL_S = 0.5
+NO_EXIT_HINT = ("when its time limit came after a stop signal (give a longer --signal-delay: the step in progress, "
+                "the requeue and the exit must fit in it)")
+TRACE_RULE = "-" * 22  # around the traceback in submitit's FailedJobError (submitit/core/core.py)
 
 
 def log_folder(opts: ClusterOptions) -> Path:
@@ -89,9 +92,26 @@ def run_local(jobs: list[RunJob], opts: ClusterOptions, started: Callable[[int, 
 
 def job_outcome(job: Any) -> tuple[str, str]:
     """(status, one line) of an ended submitit job: the run's outcome, or why the job failed."""
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
     try:
         result = job.results()[0]
-    except Exception as exc:  # noqa: BLE001 - FailedJobError carries the job's traceback; keep its last line
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        return "failed", lines[-1] if lines else type(exc).__name__
+    except FailedJobError as exc:  # the job raised: its traceback says why
+        return "failed", failure_line(str(exc)) or type(exc).__name__
+    except UncompletedJobError:  # no result at all
+        return "failed", (f"the job ended without a result: it was killed, or it had not exited {NO_EXIT_HINT}; its "
+                          f"log: {job.paths.stderr}")
     return str(result.get("status", "complete")), str(result.get("detail", ""))
+
+
+def failure_line(text: str) -> str:
+    """Why a job failed, in one line: the exception line that ends the traceback submitit's ``FailedJobError``
+    quotes between two dashed lines (without the class name of :class:`~bench.cluster.job.JobFailed`), else the
+    message's last line."""
+    parts = text.split(TRACE_RULE)
+    body = parts[1] if len(parts) >= 3 else text
+    lines = [line.strip() for line in body.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    prefix = f"{JobFailed.__module__}.{JobFailed.__name__}: "
+    return lines[-1].removeprefix(prefix)

@@ -60,11 +60,13 @@ def store_runs(results: Path) -> list[RunRef]:
     return list(refs.values())
 
 
-def manifest_runs(elements: dict[str, dict[str, Any]]) -> list[RunRef]:
-    """The runs the manifests name (newest element per run directory)."""
+def manifest_runs(elements: dict[str, dict[str, Any]], results: Path | None = None) -> list[RunRef]:
+    """The runs the manifests name (newest element per run directory), those inside ``results`` only when given
+    (a jobs folder shared by several results directories, or a results directory moved since submission)."""
+    root = results.resolve() if results is not None else None
     return [RunRef(Path(run_dir), str(e.get("dataset", "?")), str(e.get("label", "?")), int(e.get("seed", 0)),
                    e.get("epochs") if isinstance(e.get("epochs"), int) else None)
-            for run_dir, e in elements.items()]
+            for run_dir, e in elements.items() if root is None or Path(run_dir).is_relative_to(root)]
 
 
 def merge_runs(first: Iterable[RunRef], second: Iterable[RunRef]) -> list[RunRef]:
