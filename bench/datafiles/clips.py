@@ -98,7 +98,7 @@ class CachedFrames:
 
     def prepare(self) -> None:
         if self._store is None:
-            path = cached_frames(self.source, self.loader.for_compute(), self.log)
+            path = cached_frames(self.source, self.loader.for_build(), self.log)
             self._store = (FrameStore(self.source.count, self.frame_shape, self.source.read) if path is None
                            else MappedFrames(path, self.frame_shape))
 

@@ -107,12 +107,14 @@ def data_config(spec: RunSpec, opts: RunOptions, info: DistInfo, device: torch.d
     """What the loader needs: the spec's data settings, and how the batches are made (never which, so none of
     it is in the spec): on CUDA, worker processes (``--workers``, else automatic: :mod:`bench.spec.batching`),
     pinned memory and Moving MNIST rendered on the GPU; on the CPU, batches made in the training process
-    unless ``--workers`` says otherwise (worker processes would compete with its threads for the cores)."""
+    unless ``--workers`` says otherwise (worker processes would compete with its threads for the cores).
+    A frame cache is decoded by ``--workers`` processes, else by every core (before training starts)."""
     cuda = device is not None and device.type == "cuda"
     workers = opts.workers if opts.workers is not None else (None if cuda else 0)
     return DataConfig(data_dir=opts.data_dir, seed=spec.seed, data_seed=spec.data_seed, sizes=dict(spec.sizes),
                       rank=info.rank, world_size=info.world_size, pred_len=spec.hparams.get("pred_len"),
-                      loader=LoaderSettings(workers=workers, pin_memory=cuda), device=str(device) if cuda else None,
+                      loader=LoaderSettings(workers=workers, pin_memory=cuda, build_workers=opts.workers),
+                      device=str(device) if cuda else None,
                       log=opts.log if info.is_main else _silent)
 
 

@@ -23,7 +23,8 @@ Choices:
   arrays): measured on 2 cores, one worker process delivered KTH batches several times slower than
   the gather in the main process, because a batch crosses processes through shared memory (two more
   copies and a page fault per 4 KiB); and ``os.cpu_count()`` for work that is mostly computation
-  (decoding frames into the cache, generating Moving MNIST on the CPU), where processes scale.
+  (generating Moving MNIST on the CPU), where processes scale. Decoding a dataset's frames into the
+  frame cache happens once, before training, and uses every core unless ``build_workers`` says otherwise.
 - ``pin_memory`` (CUDA runs): batches are copied into page-locked memory so that the copy to the GPU
   is asynchronous.
 """
@@ -50,14 +51,20 @@ class LoaderSettings:
 
     workers: int | None = 0
     pin_memory: bool = False
+    build_workers: int | None = 0  # processes decoding the frame cache once; None: every core (runs ask for it)
 
     def for_gather(self) -> int:
         """Workers for batches gathered from memory: 0 unless set."""
         return 0 if self.workers is None else self.workers
 
     def for_compute(self) -> int:
-        """Workers for batches that are computed (decoded, generated): every core unless set."""
+        """Workers for batches that are computed (generated): every core unless set."""
         return (os.cpu_count() or 1) if self.workers is None else self.workers
+
+    def for_build(self) -> int:
+        """Processes decoding a dataset's frames into the frame cache (nothing else runs meanwhile): every core
+        unless set."""
+        return (os.cpu_count() or 1) if self.build_workers is None else self.build_workers
 
 
 class _Failed:
