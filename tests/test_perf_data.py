@@ -10,25 +10,22 @@ import torch
 from bench.cost import data_fixtures, data_need
 from bench.spec.registry import DataConfig, get_dataset
 from bench.spec.splits import raw_batches
-from dataset_files import write_kth
+from dataset_files import write_taxibj
 
 
 def test_the_need_is_the_sustained_throughput_over_six_times_the_counted_flops(bench, tmp_path, monkeypatch):
-    write_kth(tmp_path / "data", {1: 31, 16: 30, 17: 30})
+    write_taxibj(tmp_path / "data")
     monkeypatch.setattr(data_need, "method_flops", lambda key, data: 10**9)  # the count itself: tests of the audit
-    res = bench("perf", "--data", "--data-dir", tmp_path / "data", "--datasets", "kth,mmnist", "--methods", "simvp",
+    res = bench("perf", "--data", "--data-dir", tmp_path / "data", "--datasets", "taxibj", "--methods", "simvp,tau",
                 "--workers", "0", "--seconds", "0.05", "--results", tmp_path / "results")
     assert res.exit_code == 0, res.output
     record = json.loads(next((tmp_path / "results" / "perf").glob("perf-data-*.json")).read_text())
-    kth, mmnist = record["datasets"]
-    assert kth["needs"]["simvp"] == pytest.approx(330e12 / 6e9)  # 55,000 samples/s
-    delivered = {d["setting"]: d["sequences_per_s"] for d in kth["deliveries"]}
+    (taxibj,) = record["datasets"]
+    assert taxibj["needs"] == {"simvp": pytest.approx(330e12 / 6e9), "tau": pytest.approx(330e12 / 6e9)}  # 55,000/s
+    delivered = {d["setting"]: d["sequences_per_s"] for d in taxibj["deliveries"]}
     assert set(delivered) == {"default of a CUDA run (0 workers)", "0 worker processes"}
-    ratios = kth["verdict"]["ratios"]
+    ratios = taxibj["verdict"]["ratios"]
     assert all(ratios[k] == pytest.approx(v / (330e12 / 6e9)) for k, v in delivered.items())
-    assert kth["cache_build"] is not None and kth["cache_build"]["rebuilt"] is False  # your data: never deleted
-    assert mmnist["cache_build"] is None and "CPU generator, 0 worker processes" in [
-        d["setting"] for d in mmnist["deliveries"]]
     assert "55,000" in res.output and "bench perf --data" in res.output
     bad = bench("perf", "--data", "--workers", "0,x", "--results", tmp_path / "results")
     assert bad.exit_code == 2 and "--workers '0,x' is invalid" in bad.output
