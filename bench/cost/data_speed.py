@@ -11,6 +11,11 @@ For file datasets, the first use decodes the frames into the frame cache
 synthetic files rebuilt each time; a user's own data (``--data-dir``) is measured as it is, its cache
 never deleted.
 
+On the CPU the host allocator keeps freed memory in the process, as ``bench run`` does there
+(:mod:`bench.core.host_allocator`): each batch is a fresh buffer of megabytes, and without it glibc maps
+and unmaps one per batch (on the 2-core VM these figures were taken on, a fresh page costs up to 14 us:
+Human3.6M 3,500 -> 20,000 sequences/s with the setting).
+
 Needed: :mod:`bench.cost.data_need` (FLOPs and a stated sustained GPU throughput). The ratio is
 delivered / the need of the method that needs most samples/s (the cheapest per sample); the target is
 at least 3 x. "Processes for 3x" is a linear estimate from the best rate measured per process, for a
@@ -206,7 +211,9 @@ def data_perf_report(keys: Sequence[Any], datasets: Sequence[DatasetSpec], setti
     from datetime import datetime, timezone
 
     from bench import store
+    from bench.core.host_allocator import keep_freed_memory_on, setting_for
 
+    keep_freed_memory_on(settings.device)  # as bench run does on the CPU: each batch's buffer is reused memory
     speeds, flops = [], {}
     for data in datasets:
         config = DataConfig(data_dir=data_root, log=settings.log)
@@ -215,7 +222,10 @@ def data_perf_report(keys: Sequence[Any], datasets: Sequence[DatasetSpec], setti
         speed.needs = needs
         speeds.append(speed)
     print_tables(speeds, flops, settings)
+    if setting_for(settings.device):
+        settings.log(f"host allocator: {setting_for(settings.device)} (bench/core/host_allocator.py)")
     record = {"device": str(settings.device), "batch_size": settings.batch_size, "seconds": settings.seconds,
+              "host_allocator": setting_for(settings.device),
               "machine": machine_line(), "sustained_tflops": settings.sustained_tflops, "flops": flops,
               "datasets": [{**_plain(s), "verdict": verdict(s, settings.sustained_tflops)} for s in speeds],
               "environment": store.environment(settings.device),
