@@ -2,7 +2,8 @@
 
 Delivered: a dataset's training batches as the training loop takes them (:func:`bench.spec.splits.raw_batches`:
 uint8 frames, or float32 where the data is float, in the training process; converted to [0, 1] on the
-device), iterated epoch after epoch for ``seconds`` (worker start-up included: it recurs every epoch),
+device), iterated epoch after epoch for ``seconds`` (worker start-up included: it recurs every epoch), in
+:data:`REPEATS` repeats whose median is the figure (with their range: a shared machine is noisy),
 at the batch size given, with each loader setting: the default of a CUDA run (:mod:`bench.spec.batching`:
 cached frames and arrays gathered in the training process; Moving MNIST rendered on the GPU) and
 0..N worker processes. Page-locked copies and the copy to the GPU are not part of it (they need a GPU).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,6 +45,7 @@ from bench.spec.dataset import DataConfig, DatasetSpec
 from bench.spec.splits import raw_batches
 
 TARGET = 3.0
+REPEATS = 3
 
 
 @dataclass
@@ -51,8 +54,17 @@ class Delivery:
 
     setting: str
     processes: int  # processes making batches (the training process counts when workers = 0)
-    sequences_per_s: float | None
+    repeats: list[float]  # sequences/s of each repeat; the median is the figure
     note: str = ""
+
+    @property
+    def sequences_per_s(self) -> float | None:
+        return float(statistics.median(self.repeats)) if self.repeats else None
+
+    def shown(self) -> str:
+        if not self.repeats:
+            return self.note
+        return f"{self.sequences_per_s:,.0f} ({min(self.repeats):,.0f}-{max(self.repeats):,.0f})"
 
 
 @dataclass
@@ -64,6 +76,11 @@ class DataSpeed:
     deliveries: list[Delivery] = field(default_factory=list)
     cache_build: dict[str, Any] | None = None
     needs: dict[str, float] = field(default_factory=dict)  # method label -> samples/s
+
+
+def delivery_rates(splits: Any, batch_size: int, seconds: float, device: torch.device | None = None) -> list[float]:
+    """:func:`delivery_rate` :data:`REPEATS` times over a third of ``seconds`` each (the machine's noise shows)."""
+    return [delivery_rate(splits, batch_size, seconds / REPEATS, device) for _ in range(REPEATS)]
 
 
 def delivery_rate(splits: Any, batch_size: int, seconds: float, device: torch.device | None = None) -> float:
@@ -121,22 +138,23 @@ def measure_dataset(data: DatasetSpec, config: DataConfig, settings: "DataSpeedS
     if generated:
         if cuda:
             on_gpu = data.load(data, replace(config, device=str(settings.device)))
-            rate = delivery_rate(on_gpu, settings.batch_size, settings.seconds, settings.device)
-            result.deliveries.append(Delivery("default: rendered on the GPU", 1, rate))
+            rates = delivery_rates(on_gpu, settings.batch_size, settings.seconds, settings.device)
+            result.deliveries.append(Delivery("default: rendered on the GPU", 1, rates))
         else:
-            result.deliveries.append(Delivery("default: rendered on the GPU", 1, None,
+            result.deliveries.append(Delivery("default: rendered on the GPU", 1, [],
                                               "not measured: no CUDA device here"))
     else:
         default = LoaderSettings(workers=None, pin_memory=cuda)
-        rate = delivery_rate(with_loader(base, default), settings.batch_size, settings.seconds)
+        rates = delivery_rates(with_loader(base, default), settings.batch_size, settings.seconds)
         result.deliveries.append(Delivery(f"default of a CUDA run ({default.for_gather()} workers)",
-                                          max(default.for_gather(), 1), rate))
+                                          max(default.for_gather(), 1), rates))
     for w in settings.workers:
-        rate = delivery_rate(with_loader(base, LoaderSettings(workers=w, pin_memory=cuda)), settings.batch_size,
-                             settings.seconds)
+        rates = delivery_rates(with_loader(base, LoaderSettings(workers=w, pin_memory=cuda)), settings.batch_size,
+                               settings.seconds)
         label = "CPU generator, " if generated else ""
-        result.deliveries.append(Delivery(f"{label}{w} worker process{'es' if w != 1 else ''}", max(w, 1), rate))
-        settings.log(f"measured: {data.name} {result.deliveries[-1].setting}: {rate:,.0f} sequences/s")
+        result.deliveries.append(Delivery(f"{label}{w} worker process{'es' if w != 1 else ''}", max(w, 1), rates))
+        settings.log(f"measured: {data.name} {result.deliveries[-1].setting}: {result.deliveries[-1].shown()} "
+                     f"sequences/s")
     return result
 
 
@@ -238,7 +256,10 @@ def data_perf_report(keys: Sequence[Any], datasets: Sequence[DatasetSpec], setti
 def _plain(speed: DataSpeed) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return asdict(speed)
+    out = asdict(speed)
+    for row, d in zip(out["deliveries"], speed.deliveries):
+        row["sequences_per_s"] = d.sequences_per_s  # the median of the repeats
+    return out
 
 
 def print_tables(speeds: Sequence[DataSpeed], flops: dict[str, dict[str, int]], settings: DataSpeedSettings) -> None:
@@ -251,15 +272,15 @@ def print_tables(speeds: Sequence[DataSpeed], flops: dict[str, dict[str, int]], 
     console = Console(highlight=False, width=max(Console().width, 150))
     table = Table(title=f"bench perf --data: training sequences/s delivered (batches of {settings.batch_size}, "
                         f"{settings.seconds:g} s each) vs the fastest method's need; {machine_line()}")
-    for col in ("dataset", "loader setting", "seq/s", "fastest method: need/s", "ratio", f">= {TARGET:g}x",
+    for col in ("dataset", "loader setting", "seq/s (min-max)", "fastest method: need/s", "ratio", f">= {TARGET:g}x",
                 "processes for 3x"):
-        table.add_column(col, justify="right" if col in ("seq/s", "ratio", "processes for 3x") else "left")
+        table.add_column(col, justify="right" if col in ("seq/s (min-max)", "ratio", "processes for 3x") else "left")
     for speed in speeds:
         v = verdict(speed, settings.sustained_tflops)
         for k, d in enumerate(speed.deliveries):
             ratio = v["ratios"].get(d.setting) if v["fastest"] else None
             table.add_row(speed.dataset if k == 0 else "", d.setting,
-                          f"{d.sequences_per_s:,.0f}" if d.sequences_per_s else d.note,
+                          d.shown(),
                           (f"{v['fastest']}: {v['need']:,.0f}" if k == 0 else "") if v["fastest"] else "-",
                           f"{ratio:.2f}x" if ratio else "-", ("yes" if ratio >= TARGET else "no") if ratio else "-",
                           str(v["processes_for_target"] or "-") if k == 0 else "")
