@@ -23,7 +23,6 @@ delete it to reclaim the space (about 2.7 GB, plus the frame caches built from i
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -32,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from bench.core.atomic import atomic_write_text
+from bench.core.atomic import atomic_write_json
 from bench.datafiles.identity import cache_root
 
 FOLDER = "perf-data-v1"
@@ -148,5 +147,5 @@ def ensure_fixture(name: str, root: Path, log: Callable[[str], None]) -> bool:
     log(f"{name}: writing synthetic files of realistic size under {root / name} once ({SIZES[name]}; "
         f"{processes} process(es))")
     WRITERS[name](root, processes)
-    atomic_write_text(marker, json.dumps(SIZES[name]) + "\n")
+    atomic_write_json(marker, SIZES[name])
     return True

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from bench.core.atomic import atomic_write_text
+from bench.core.atomic import atomic_write_json
 from bench.core.jsonio import canonical_text
 from bench.cost.measure import count_flops
 from bench.datafiles.identity import cache_root
@@ -86,7 +86,7 @@ def method_flops(key: MethodKey, data: DatasetSpec) -> int:
         flops = count_flops(model, key.spec.flops_inputs(data))[0]
     cached = {**_read_cache(), cache_key: int(flops)}
     try:
-        atomic_write_text(cache_root() / CACHE_FILE, json.dumps(cached, sort_keys=True, indent=0) + "\n")
+        atomic_write_json(cache_root() / CACHE_FILE, cached)
     except OSError:
         pass  # a read-only cache costs a recount next time, nothing else
     return int(flops)
