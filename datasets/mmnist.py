@@ -224,7 +224,8 @@ def render_gather(digits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) 
     return canvas
 
 
-def draws(pool_size: int, n: int, seed: list[int] | int, frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def draws(pool_size: int, n: int, seed: list[int] | int,
+          frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The random part of ``n`` sequences: digit choices (n, NUM_DIGITS) and trajectories (rows, cols)."""
     g = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)[0] >> 1))
     choice = torch.randint(pool_size, (n, NUM_DIGITS), generator=g)

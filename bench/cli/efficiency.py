@@ -119,7 +119,8 @@ def perf(
     from bench.spec.checks import check_count, check_precision, check_train_option
 
     if data:
-        return perf_data(methods or DATA_METHODS, datasets or DATA_DATASETS, 16 if batch_size is None else batch_size, device,
+        return perf_data(methods or DATA_METHODS, datasets or DATA_DATASETS,
+                         16 if batch_size is None else batch_size, device,
                          (workers, seconds, sustained_tflops, data_dir, fixtures), results)
     methods, datasets = methods or MODEL_METHODS, datasets or MODEL_DATASETS
     batch_size = 4 if batch_size is None else batch_size

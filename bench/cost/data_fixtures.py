@@ -2,8 +2,9 @@
 stable address): written once in each dataset's documented on-disk layout, then reused.
 
 What the data path costs depends on the files' formats, frame sizes and counts, not on what the frames
-show, so the frames are smooth moving patterns with mild noise (PNG/JPEG files of typical size: about
-9 KB for a 128 x 128 grey PNG, 4-6 KB for an RGB JPEG). Sizes (:data:`SIZES`):
+show, so the frames are smooth moving patterns with mild noise (about 9 KB for a 128 x 128 grey PNG; 2 KB
+for an RGB JPEG, smaller than a real frame's: JPEG decoding time follows the pixel count more than the
+bytes). Sizes (:data:`SIZES`):
 
 - KTH: 108 videos of 200 frames (persons 1-15 train, 16 validation, 17-18 test; the six actions),
   21,600 PNG frames of 128 x 128: 2,070 training clips of 30 frames (the real set: about 290,000
@@ -16,7 +17,7 @@ show, so the frames are smooth moving patterns with mild noise (PNG/JPEG files o
   hickle layout (640 MB; the real KITTI training file holds 41,396 frames).
 
 Where: ``<cache>/perf-data-v1/`` (``$BENCH_CACHE``, else ``~/.cache/bench``), or ``--fixtures DIR``;
-delete it to reclaim the space (about 2.7 GB, plus the frame caches built from it,
+delete it to reclaim the space (about 2.2 GB, plus 1.4 GB of frame caches built from it,
 :mod:`bench.datafiles.frame_cache`). A dataset's files count as written once its marker file
 ``<name>.complete`` exists (written last), so an interrupted write is redone.
 """
@@ -53,7 +54,8 @@ def _pattern(seed: int, n: int, height: int, width: int, channels: int) -> np.nd
     """``n`` frames (n, height, width, channels) uint8 of a smooth pattern drifting over time, plus noise."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:2 * height, 0:2 * width].astype(np.float32)
-    base = np.stack([110 + 50 * np.sin(xx / (9 + 3 * c) + c) + 30 * np.cos(yy / (7 + 2 * c)) for c in range(channels)], -1)
+    base = np.stack([110 + 50 * np.sin(xx / (9 + 3 * c) + c) + 30 * np.cos(yy / (7 + 2 * c))
+                     for c in range(channels)], -1)
     noise = rng.integers(-4, 5, (16, height, width, channels)).astype(np.float32)
     out = np.empty((n, height, width, channels), dtype=np.uint8)
     for k in range(n):

@@ -128,7 +128,8 @@ def build_frame_cache(splits: Any, fresh: bool) -> dict[str, Any] | None:
             "processes": max(processes, 1), "rebuilt": fresh}
 
 
-def measure_dataset(data: DatasetSpec, config: DataConfig, settings: "DataSpeedSettings", fresh_cache: bool) -> DataSpeed:
+def measure_dataset(data: DatasetSpec, config: DataConfig, settings: "DataSpeedSettings",
+                    fresh_cache: bool) -> DataSpeed:
     """Every loader setting's delivery on ``data`` (module docstring)."""
     cuda = settings.device.type == "cuda"
     result = DataSpeed(data.name, settings.source_of(data.name))

@@ -3,7 +3,8 @@
 The file-backed datasets (``datasets/``) and ``bench data`` are built on these modules:
 :mod:`~bench.datafiles.paths` (the data directory, one-line file errors), :mod:`~bench.datafiles.formats`
 (npz/npy/HDF5/hickle readers), :mod:`~bench.datafiles.clips` (clip-indexed splits over a frame
-store), :mod:`~bench.datafiles.frame_cache` (frames decoded once into a memory-mapped cache), :mod:`~bench.datafiles.identity` (the content digest a run records),
+store), :mod:`~bench.datafiles.frame_cache` (frames decoded once into a memory-mapped
+cache), :mod:`~bench.datafiles.identity` (the content digest a run records),
 :mod:`~bench.datafiles.download` (bounded, resumable downloads) and :mod:`~bench.datafiles.check`
 (the ``bench data`` catalogue and its checks). Their public names are re-exported here.
 """

@@ -95,7 +95,8 @@ def unit_table(device: torch.device) -> torch.Tensor:
     return _UNIT_TABLES[device]
 
 
-def raw_batches(splits: Splits, split: str, batch_size: int, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def raw_batches(splits: Splits, split: str, batch_size: int,
+                epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The batches of ``split`` as stored (uint8 where the splits offer ``raw_batches``), else as floats;
     :func:`to_unit_float` turns either into the float batches of ``splits.batches``."""
     raw = getattr(splits, "raw_batches", None)
