@@ -136,23 +136,17 @@ def test_uint8_to_float_gives_the_cpu_values_on_every_device():
         assert torch.equal(to_unit_float(levels.cuda()).cpu(), to_unit_float(levels))
 
 
-def test_a_corrupt_frame_found_by_a_worker_is_one_line(data, tmp_path):
+def test_a_corrupt_frame_found_by_a_worker_is_one_line(data, tmp_path, monkeypatch):
     copy_kth(data, tmp_path)
     (tmp_path / "kth" / "walking" / "person01_walking_d1_uncomp" / "image_0002.png").write_bytes(b"\x89PNG broken")
-    spec = get_dataset("kth")
-    splits = spec.load(spec, DataConfig(data_dir=str(tmp_path), loader=LoaderSettings(workers=1)))
-    splits.store.prepare = lambda: None  # no cache: the worker decodes the frames as they are used
-    splits.store._store = frame_cache_fallback(splits)
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "not-a-folder"))  # no cache: the worker decodes as it reads
+    lines: list[str] = []
+    splits = load_kth(tmp_path, lines, workers=1)
     with pytest.raises(BenchError, match=r"image_0002.png: expected a readable image") as e:
         list(raw_batches(splits, "train", 4))
     one_line(e.value)
-
-
-def frame_cache_fallback(splits):
-    from bench.datafiles import FrameStore
-
-    source = splits.store.source
-    return FrameStore(source.count, source.shape, source.read)
+    assert "cannot write the frame cache" in lines[0]
 
 
 @pytest.mark.slow
