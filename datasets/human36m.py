@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.datafiles.identity import files_identity
-from bench.datafiles import (CheckReport, ClipSplits, DataSource, check_loader, data_root, eval_out_frames,
-                                   expect_counts, frame_file_splits, register_source, require_root)
+from bench.datafiles import (CheckReport, ClipSplits, DataSource, FrameFiles, check_loader, data_root,
+                                   eval_out_frames, expect_counts, frame_file_splits, register_source, require_root)
 from bench.errors import BenchError
 from bench.spec.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
@@ -57,6 +57,7 @@ LAYOUT = ("DATA/human36m/S<n>/Walking.<camera>/<frame>.jpg (or DATA/human36m/ima
 HOW = ("Human3.6M needs an account at vision.imar.ro/human3.6m (licence): download the Walking videos of S1, S5-S9 "
        "and S11, dump their frames as DATA/human36m/S<n>/Walking.<camera>/000001.jpg ... (e.g. ffmpeg -i "
        "Walking.54138969.mp4 Walking.54138969/%06d.jpg)")
+DECODER = "human36m: RGB, bicubic resize to 128x128 (PIL)"  # keys the frame cache: change it with read_frame
 _NESTED = re.compile(r"^S(\d+)[/\\]([^/\\]+)\.(\d+)[/\\][^/\\]*?(\d+)\.(?:jpe?g|png)$", re.IGNORECASE)
 _FLAT = re.compile(r"^images[/\\]S(\d+)_(.+)\.(\d+)_(\d+)\.(?:jpe?g|png)$", re.IGNORECASE)
 _WALKING = re.compile(r"^walking(?:[ _]?\d+)?$", re.IGNORECASE)
@@ -103,11 +104,16 @@ def clip_frames(numbers: set[int], first: int, last: int, length: int) -> list[l
 
 
 def index(videos: list[Video]) -> tuple[list[Path], dict[tuple[int, int], int]]:
+    """The frames a clip can use (every STEP-th frame from a video's first: :func:`clip_frames` takes no
+    other, whatever the clip length), numbered: (files, (video, frame number) -> id). A dump of every
+    video frame is thus decoded into the frame cache at a fifth of its size."""
     files, ids = [], {}
     for vi, v in enumerate(videos):
+        first = min(v.files, default=0)
         for n in sorted(v.files):
-            ids[(vi, n)] = len(files)
-            files.append(v.files[n])
+            if (n - first) % STEP == 0:
+                ids[(vi, n)] = len(files)
+                files.append(v.files[n])
     return files, ids
 
 
@@ -168,7 +174,8 @@ def load_human36m(spec: DatasetSpec, config: DataConfig) -> ClipSplits:
     clips = {"train": build_clips(videos, ids, TRAIN_SUBJECTS, train_len),
              "val": build_clips(videos, ids, VAL_SUBJECTS, eval_len),
              "test": build_clips(videos, ids, TEST_SUBJECTS, eval_len)}
-    return frame_file_splits(spec, config, files, read_frame, clips, {
+    frames = FrameFiles(root / NAME, files, read_frame, DECODER)
+    return frame_file_splits(spec, config, frames, clips, {
         "source": str(root / NAME), "frame_step": STEP, "videos": len(videos),
         "validation": "subject S8 (training uses S1, S5, S6, S7)"})
 

@@ -44,9 +44,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.datafiles.identity import files_identity
-from bench.datafiles import (CheckReport, ClipSplits, DataSource, FrameStore, bad_file, check_loader, data_root,
-                                   eval_out_frames, expect_counts, first_existing, hickle_array_dataset, missing,
-                                   read_hickle_strings, read_rows, register_source, require_root, select_clips)
+from bench.datafiles import (CachedFrames, CheckReport, ClipSplits, DataSource, FrameSource, bad_file, check_loader,
+                                   data_root, eval_out_frames, expect_counts, first_existing, hickle_array_dataset,
+                                   missing, read_hickle_strings, read_rows, register_source, require_root,
+                                   select_clips)
 from bench.errors import BenchError
 from bench.spec.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
@@ -59,6 +60,7 @@ HOW = ("get PredNet's preprocessed KITTI data (kitti_data: X_train.hkl, sources_
        "made by PredNet's process_kitti.py) into DATA/kitti_caltech/kitti_hkl/, and the Caltech test set processed the "
        "same way into DATA/kitti_caltech/caltech_hkl/X_test.hkl and sources_test.hkl")
 FILES = {"train": ("kitti_hkl", "train"), "val": ("kitti_hkl", "val"), "test": ("caltech_hkl", "test")}
+DECODER = "kitti_caltech: X_{train,val,test}.hkl rows, HWC -> CHW"  # keys the frame cache
 
 
 def folder(root: Path, sub: str) -> Path:
@@ -82,6 +84,9 @@ class HickleFrames:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def __getstate__(self) -> dict:  # an open HDF5 file never crosses processes: the receiver opens its own
+        return {**self.__dict__, "_file": None, "_ds": None}
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         if self._ds is None:
@@ -164,20 +169,29 @@ def load_kitti_caltech(spec: DatasetSpec, config: DataConfig) -> ClipSplits:
         clips[split] = (total + starts[:, None] + np.arange(L)).reshape(-1, L)
         total += len(frames)
     chosen, info = select_clips(clips, config.sizes, config.data_seed, NAME)
-    bounds = [(offsets[s], offsets[s] + len(opened[s][0]), opened[s][0]) for s in FILES]
+    reader = SplitFrames([(offsets[s], offsets[s] + len(opened[s][0]), opened[s][0]) for s in FILES])
+    base = root / NAME
+    names = {f"{FILES[s][0]}/{opened[s][0].path.name}": opened[s][0].path for s in FILES}
+    source = FrameSource(NAME, base, names, total, spec.frame_shape, reader, DECODER)
+    info.update({"source": {s: str(opened[s][0].path) for s in FILES}, "clip_frames": lengths,
+                 "validation": "KITTI validation recordings (X_val.hkl)"})
+    return ClipSplits(CachedFrames(source, config.loader, config.log), chosen, spec.in_frames, seed=config.seed,
+                      rank=config.rank, world_size=config.world_size, info=info, loader=config.loader)
 
-    def reader(ids: np.ndarray) -> np.ndarray:
+
+class SplitFrames:
+    """``read(ids)``: frames by global id across the three files (``bounds``: (first id, end id, file))."""
+
+    def __init__(self, bounds: list[tuple[int, int, HickleFrames]]):
+        self.bounds = bounds
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
         parts = []
-        for lo, hi, frames in bounds:
+        for lo, hi, frames in self.bounds:
             sel = ids[(ids >= lo) & (ids < hi)]
             if len(sel):
                 parts.append(frames.read(sel - lo))
         return np.concatenate(parts)
-
-    info.update({"source": {s: str(opened[s][0].path) for s in FILES}, "clip_frames": lengths,
-                 "validation": "KITTI validation recordings (X_val.hkl)"})
-    return ClipSplits(FrameStore(total, (3, 128, 160), reader), chosen, spec.in_frames, seed=config.seed,
-                      rank=config.rank, world_size=config.world_size, info=info)
 
 
 def _present(root: Path | None) -> tuple[str, str]:

@@ -54,8 +54,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.datafiles.identity import files_identity
-from bench.datafiles import (CheckReport, ClipSplits, DataSource, check_loader, data_root, eval_out_frames,
-                                   expect_counts, frame_file_splits, register_source, require_root)
+from bench.datafiles import (CheckReport, ClipSplits, DataSource, FrameFiles, check_loader, data_root,
+                                   eval_out_frames, expect_counts, frame_file_splits, register_source, require_root)
 from bench.errors import BenchError
 from bench.spec.registry import DataConfig, DatasetSpec, get_dataset, register_dataset
 
@@ -75,6 +75,7 @@ LAYOUT = ("DATA/kth/<action>/<video>/image_NNNN.png for the six actions (boxing,
 HOW = ("download the six action zips from www.csc.kth.se/cvap/actions/, dump every video's frames as "
        "DATA/kth/<action>/<video name>/image_0001.png ... (e.g. ffmpeg -i person01_boxing_d1_uncomp.avi "
        "person01_boxing_d1_uncomp/image_%04d.png), or use the PredRNN/OpenSTL preprocessed kth frame folders")
+DECODER = "kth: first channel, bilinear resize to 128x128 (PIL)"  # keys the frame cache: change it with read_frame
 _PERSON = re.compile(r"person(\d+)", re.IGNORECASE)
 _FRAME = re.compile(r"(\d+)(?!.*\d)")
 
@@ -193,7 +194,8 @@ def load_kth(spec: DatasetSpec, config: DataConfig) -> ClipSplits:
     clips = {"train": build_clips(videos, offsets, TRAIN_PERSONS, train_len),
              "val": build_clips(videos, offsets, VAL_PERSONS, eval_len),
              "test": build_clips(videos, offsets, TEST_PERSONS, eval_len)}
-    return frame_file_splits(spec, config, files, read_frame, clips, {
+    frames = FrameFiles(root / "kth", files, read_frame, DECODER)
+    return frame_file_splits(spec, config, frames, clips, {
         "source": str(root / "kth"), "clip_frames": {"train": train_len, "val": eval_len, "test": eval_len},
         "validation": "person 16 (training uses persons 1-15)", "videos": len(videos)})
 

@@ -7,8 +7,17 @@ length 0.1 of the canvas range per frame, and reflects off the borders (position
 component negated). The position is updated before each frame is drawn, positions are scaled to
 the (64 - 28) pixel range and truncated to integers, and the two digits are combined with a
 pixel-wise maximum. Generation is vectorised over sequences in torch (a loop over the 20 time
-steps only): about 1,600 sequences of 20 frames per second on one CPU core (measured), far
-above what any method here trains at, so it is never the bottleneck.
+steps only): about 1,600 sequences of 20 frames per second on one CPU core (measured); chunks of
+sequences are generated in worker processes when the run asks for them (``--workers``).
+
+On the device (a CUDA run, ``DataConfig.device``): the random draws (digit choice, start, direction)
+are the CPU generator's, from the same seeded ``torch.Generator``, and the bouncing trajectories are
+computed on the CPU as before (n x 20 x 2 positions: nothing to speed up); only the rendering moves to
+the device, as a gather and a max (:func:`render_gather`: each canvas pixel reads its digit pixel at
+(y - row, x - col), zero outside the 28 x 28 box, the two digits combined with a maximum). The frames
+are the same integers as the CPU generator's (``tests/test_mmnist_device.py``: bit-identical, by the
+device path run on the CPU everywhere and on CUDA where there is one); the float batches are too, as
+the conversion to [0, 1] is a lookup of the CPU's values (:func:`bench.spec.splits.to_unit_float`).
 
 Digit sources (recorded as ``digit_source`` in every result and report):
 - ``mnist-idx``: the MNIST training images ``train-images-idx3-ubyte(.gz)`` found in the data
@@ -39,7 +48,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.spec.splits import shard_range
+from bench.spec.batching import LoaderSettings, load_batches
+from bench.spec.splits import shard_range, to_unit_float
 from bench.datafiles.identity import files_identity
 from bench.datafiles import data_root
 from bench.errors import BenchError
@@ -198,12 +208,42 @@ def render(digits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torc
     return canvas
 
 
+def render_gather(digits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """:func:`render` as a gather and a max, on the device of ``digits``: canvas pixel (y, x) of a frame reads
+    pixel (y - row, x - col) of each digit (zero outside its 28 x 28 box); the digits combine by maximum."""
+    n, frames, _ = rows.shape
+    span = torch.arange(CANVAS, device=digits.device)
+    ni = torch.arange(n, device=digits.device)[:, None, None, None]
+    canvas = torch.zeros(n, frames, CANVAS, CANVAS, dtype=torch.uint8, device=digits.device)
+    for d in range(NUM_DIGITS):
+        dy = span - rows[:, :, d, None]  # (n, frames, 64): the digit row each canvas row reads
+        dx = span - cols[:, :, d, None]
+        inside = (((dy >= 0) & (dy < DIGIT))[..., :, None] & ((dx >= 0) & (dx < DIGIT))[..., None, :])
+        layer = digits[:, d][ni, dy.clamp(0, DIGIT - 1)[..., :, None], dx.clamp(0, DIGIT - 1)[..., None, :]]
+        canvas = torch.maximum(canvas, layer.masked_fill_(~inside, 0))
+    return canvas
+
+
+def draws(pool_size: int, n: int, seed: list[int] | int,
+          frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The random part of ``n`` sequences: digit choices (n, NUM_DIGITS) and trajectories (rows, cols)."""
+    g = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)[0] >> 1))
+    choice = torch.randint(pool_size, (n, NUM_DIGITS), generator=g)
+    rows, cols = trajectories(n, frames, g)
+    return choice, rows, cols
+
+
 def generate(pool: torch.Tensor, n: int, seed: list[int] | int, frames: int = FRAMES) -> torch.Tensor:
     """``n`` Moving MNIST sequences (n, frames, 64, 64) uint8, fully determined by ``seed``."""
-    g = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)[0] >> 1))
-    choice = torch.randint(len(pool), (n, NUM_DIGITS), generator=g)
-    rows, cols = trajectories(n, frames, g)
+    choice, rows, cols = draws(len(pool), n, seed, frames)
     return render(pool[choice], rows, cols)
+
+
+def generate_on(pool: torch.Tensor, n: int, seed: list[int] | int, frames: int = FRAMES) -> torch.Tensor:
+    """:func:`generate` rendered on the device of ``pool`` (the same draws, the same frames)."""
+    choice, rows, cols = draws(len(pool), n, seed, frames)
+    device = pool.device
+    return render_gather(pool[choice.to(device)], rows.to(device), cols.to(device))
 
 
 class MovingMNISTSplits:
@@ -217,6 +257,10 @@ class MovingMNISTSplits:
         self.eval_out = max(spec.out_frames, int(getattr(config, "pred_len", None) or 0))
         self.sizes = {**spec.sizes, **config.sizes}  # DataConfig checked them (bench.spec.splits.check_sizes)
         self.pools, self.info = digit_pools(data_dir(config.data_dir))
+        self.device = torch.device(config.device) if config.device else None  # None: the CPU generator
+        self.loader: LoaderSettings = getattr(config, "loader", LoaderSettings())
+        if self.device is not None:
+            self.pools = {k: v.to(self.device) for k, v in self.pools.items()}
         self.info = {**self.info, "generator": "bouncing digits (Srivastava et al. 2015), step 0.1, max-combined",
                      "data_seed": config.data_seed, "sizes": dict(self.sizes)}
 
@@ -225,24 +269,35 @@ class MovingMNISTSplits:
 
     def _chunk(self, split: str, epoch: int, index: int, n: int) -> torch.Tensor:
         seed = self.config.seed if split == "train" else self.config.data_seed
-        return generate(self.pools[split], n, [seed, _SPLIT_ID[split], epoch if split == "train" else 0, index],
-                        self.spec.in_frames + self._out(split))
+        make = generate if self.device is None else generate_on
+        return make(self.pools[split], n, [seed, _SPLIT_ID[split], epoch if split == "train" else 0, index],
+                    self.spec.in_frames + self._out(split))
+
+    def _mine(self, item: tuple[str, int, int, int, list[int]]) -> torch.Tensor:
+        """This rank's sequences ``mine`` of chunk ``index`` (of ``n``) of ``split`` in ``epoch``."""
+        split, epoch, index, n, mine = item
+        return self._chunk(split, epoch, index, n)[mine]
 
     def _out(self, split: str) -> int:
         return self.spec.out_frames if split == "train" else self.eval_out
 
     def sequences(self, split: str, epoch: int = 0) -> Iterator[torch.Tensor]:
-        """This rank's sequences of ``split`` in order, as uint8 chunks (n, T + T', 64, 64)."""
+        """This rank's sequences of ``split`` in order, as uint8 chunks (n, T + T', 64, 64): on the device
+        (when one is set), else generated by the loader's worker processes (0: here)."""
         if split not in _SPLIT_ID:
             raise BenchError(f"mmnist has no split {split!r}; choose train, val or test")
         total, rank, world = self.sizes[split], self.config.rank, self.config.world_size
+        plan = []
         for index, start in enumerate(range(0, total, CHUNK)):
             n = min(CHUNK, total - start)
             mine = [i - start for i in shard_range(total, rank, world) if start <= i < start + n]
             if mine:
-                yield self._chunk(split, epoch, index, n)[mine]
+                plan.append((split, epoch, index, n, mine))
+        workers = 0 if self.device is not None else self.loader.for_compute()
+        return load_batches(self._mine, plan, workers)
 
-    def batches(self, split: str, batch_size: int, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def raw_batches(self, split: str, batch_size: int, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches as uint8 frames (B, T, 1, 64, 64) and (B, T', 1, 64, 64), on the generator's device."""
         pending: list[torch.Tensor] = []
         count = 0
         for chunk in self.sequences(split, epoch):
@@ -255,10 +310,13 @@ class MovingMNISTSplits:
         if count:
             yield self._split(torch.cat(pending), split)
 
+    def batches(self, split: str, batch_size: int, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.raw_batches(split, batch_size, epoch):
+            yield to_unit_float(x), to_unit_float(y)
+
     def _split(self, block: torch.Tensor, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        video = block.to(torch.float32).div_(255.0)[:, :, None]  # (B, T + T', 1, 64, 64)
         t = self.spec.in_frames
-        return video[:, :t], video[:, t:t + self._out(split)]
+        return block[:, :t, None], block[:, t:t + self._out(split), None]
 
 
 @register_dataset(

@@ -36,6 +36,7 @@ Metrics (TAU Table 2, PLA-SM Table II): MSE, MAE (per frame, summed over pixels)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -124,11 +125,9 @@ class StandardMovingMNISTSplits:
         video = np.ascontiguousarray(np.asarray(seqs[:, sel]).transpose(1, 0, 2, 3)[:, :, None])  # (n, 20, 1, 64, 64)
         t = spec.in_frames
         self.test = ArraySplits({"test": (video[:, :t], video[:, t:t + spec.out_frames])}, seed=config.seed,
-                                rank=config.rank, world_size=config.world_size)
+                                rank=config.rank, world_size=config.world_size, loader=config.loader)
         gen_sizes = {k: v for k, v in config.sizes.items() if k != "test"}
-        self.gen = MovingMNISTSplits(spec, DataConfig(data_dir=str(idx.parent), seed=config.seed,
-                                                      data_seed=config.data_seed, sizes=gen_sizes, rank=config.rank,
-                                                      world_size=config.world_size))
+        self.gen = MovingMNISTSplits(spec, replace(config, data_dir=str(idx.parent), sizes=gen_sizes))
         self.info: dict[str, Any] = {**self.gen.info, "test_source": str(find_test_file(root)),
                                      "test_sequences": int(len(sel)), "test_available": int(seqs.shape[1]),
                                      "protocol": "standard: MNIST-digit training stream, fixed mnist_test_seq.npy test"}
@@ -141,6 +140,11 @@ class StandardMovingMNISTSplits:
         if split == "test":
             return self.test.batches("test", batch_size, epoch)
         return self.gen.batches(split, batch_size, epoch)
+
+    def raw_batches(self, split: str, batch_size: int, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if split == "test":
+            return self.test.raw_batches("test", batch_size, epoch)
+        return self.gen.raw_batches(split, batch_size, epoch)
 
 
 @register_dataset(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -74,25 +77,53 @@ def audit(
                                                      if c.key in audited})), markup=False, soft_wrap=True)
 
 
+MODEL_METHODS, MODEL_DATASETS = "simvp,tau,convlstm,predrnn,plasm", "mmnist"
+#: --data: the methods whose needs are compared (the PredRNN extensions, PredRNN++, PredRNN-V2, MIM and E3D-LSTM,
+#: cost more per sample than PredRNN, so they never need the most samples/s; --methods adds them)
+DATA_METHODS = "simvp,tau,plasm,plasm:released,phydnet,mau,crevnet,convlstm,predrnn"
+DATA_DATASETS = "mmnist,taxibj,kth,human36m,kitti_caltech"
+
+
 def perf(
-    methods: str = typer.Option("simvp,tau,convlstm,predrnn,plasm", "--methods", "-m", help="Comma-separated method keys"),
-    datasets: str = typer.Option("mmnist", "--datasets", "-d", help="Comma-separated dataset names"),
+    methods: Optional[str] = typer.Option(None, "--methods", "-m", help=f"Comma-separated method keys (default "
+                                          f"{MODEL_METHODS}; with --data {DATA_METHODS})"),
+    datasets: Optional[str] = typer.Option(None, "--datasets", "-d", help=f"Comma-separated dataset names (default "
+                                           f"{MODEL_DATASETS}; with --data {DATA_DATASETS})"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
-    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Batch of the timed train steps"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch of the timed train steps (default "
+                                             "4; with --data the batch delivered, default 16)"),
     iters: int = typer.Option(3, "--iters", help="Timed train steps (after one warm-up step)"),
     metric_frames: int = typer.Option(1000, "--metric-frames", help="Frames for the SSIM throughput comparison"),
     tiny: bool = typer.Option(False, "--tiny", help="The small (--tiny) model sizes"),
     skip_metrics: bool = typer.Option(False, "--skip-metrics", help="Skip the SSIM throughput comparison"),
     precisions: str = typer.Option("fp32", "--precisions", help="Comma-separated precisions to time, e.g. fp32,bf16"),
     results: Path = typer.Option(Path("results"), "--results", "-r", help="Where to store the figures"),
+    data: bool = typer.Option(False, "--data", help="Measure the data path instead: sequences/s delivered per "
+                              "dataset and loader setting, beside the samples/s each method needs on a reference GPU"),
+    workers: Optional[str] = typer.Option(None, "--workers", help="With --data: worker counts to measure, e.g. 0,1,2 "
+                                          "(default 0..the number of cores)"),
+    seconds: float = typer.Option(3.0, "--seconds", help="With --data: seconds per loader setting"),
+    sustained_tflops: float = typer.Option(330.0, "--sustained-tflops", help="With --data: the reference GPU's "
+                                           "sustained TFLOP/s (default: H100 SXM bf16, a third of its 989 peak)"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="With --data: measure your dataset files here "
+                                           "instead of synthetic ones"),
+    fixtures: Optional[Path] = typer.Option(None, "--fixtures", help="With --data: where the synthetic files are "
+                                            "written once (default $BENCH_CACHE/perf-data-v1)"),
 ) -> None:
     """Benchmark (not a test): train samples/s and eval sequences/s per method at its real configuration,
-    peak memory, and SSIM throughput (ours vs scikit-image on the same frames)."""
+    peak memory, and SSIM throughput (ours vs scikit-image on the same frames). With --data: what the data
+    path delivers (sequences/s per dataset, 0..N worker processes) against what each method needs."""
     from bench.cost.perf import PerfSettings, perf_report
 
     from bench.core.platform import resolve_device
     from bench.spec.checks import check_count, check_precision, check_train_option
 
+    if data:
+        return perf_data(methods or DATA_METHODS, datasets or DATA_DATASETS,
+                         16 if batch_size is None else batch_size, device,
+                         (workers, seconds, sustained_tflops, data_dir, fixtures), results)
+    methods, datasets = methods or MODEL_METHODS, datasets or MODEL_DATASETS
+    batch_size = 4 if batch_size is None else batch_size
     try:
         check_train_option("--batch-size", "batch_size", batch_size)
         check_count("--iters", iters)
@@ -106,5 +137,42 @@ def perf(
         settings = PerfSettings(device=dev, batch_size=batch_size, iters=iters, tiny=tiny,
                                 precisions=tuple(precision_list), metric_frames=None if skip_metrics else metric_frames)
         perf_report(keys, specs, settings, results, console)
+    except BenchError as exc:
+        raise fail(str(exc), exc.exit_code)
+
+
+def perf_data(methods: str, datasets: str, batch_size: int, device: str, data_options: tuple, results: Path) -> None:
+    """``bench perf --data`` (:mod:`bench.cost.data_speed`): validate, write the synthetic files once, measure."""
+    from bench.core.platform import resolve_device
+    from bench.cost.data_fixtures import default_root
+    from bench.cost.data_speed import DataSpeedSettings, data_perf_report, fixture_sources
+    from bench.datafiles import SOURCES, data_root
+    from bench.spec.checks import check_train_option, check_workers
+
+    workers, seconds, sustained, data_dir, fixtures = data_options
+    log = lambda text: console.print(text, markup=False, soft_wrap=True)  # noqa: E731
+    try:
+        check_train_option("--batch-size", "batch_size", batch_size)
+        counts = split_list(workers) if workers else [str(w) for w in range((os.cpu_count() or 1) + 1)]
+        if not all(c.isdigit() for c in counts):
+            raise BenchError(f"--workers {workers!r} is invalid: give worker counts such as 0,1,2")
+        counts = [check_workers(int(c)) for c in counts]
+        for flag, value in (("--seconds", seconds), ("--sustained-tflops", sustained)):
+            if not math.isfinite(value) or value <= 0:
+                raise BenchError(f"{flag} must be a positive number (got {value:g}); e.g. {flag} 3")
+        keys, specs = resolve_targets(methods, datasets, {})
+        dev = resolve_device(device)
+        check_results_dir(results)
+        if data_dir is not None:
+            root = str(data_root(data_dir))
+            sources = {s.name: f"your files under {root}" for s in specs
+                       if s.name in SOURCES and SOURCES.get(s.name).present(Path(root))[0] != "generated"}
+        else:
+            root = str(fixtures or default_root())
+            sources = fixture_sources([s.name for s in specs], Path(root), log)
+        settings = DataSpeedSettings(batch_size=batch_size, seconds=seconds, workers=tuple(counts), device=dev,
+                                     sustained_tflops=sustained, sources=sources, rebuild_caches=data_dir is None,
+                                     log=log)
+        data_perf_report(keys, specs, settings, root, results)
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)

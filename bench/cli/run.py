@@ -40,6 +40,10 @@ def run(
     precision: Optional[str] = sel.PRECISION,
     channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last memory format (GPU convolutions)"),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the training step"),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="Data-loading worker processes (0: in the training process). Default: 0 on the "
+        "CPU; on CUDA automatic (cached frames are gathered in the training process, decoding and generation use "
+        "every core). Never changes a batch or the run spec"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or per-epoch lines"),
 ) -> None:
     """Train and evaluate methods on datasets; one result directory per run.
@@ -65,6 +69,7 @@ def run(
     """
     from bench.core.platform import resolve_device
     from bench.run.prepared import check_channels_last
+    from bench.spec.checks import check_workers
 
     selection = sel.Selection(methods=methods, datasets=datasets, plan=plan, seeds=seeds, epochs=epochs,
                               batch_size=batch_size, quick=quick, tiny=tiny, sizes=sizes, sets=set_,
@@ -77,12 +82,14 @@ def run(
                 check_channels_last(spec, data)
         dev = resolve_device(device)
         check_results_dir(results)
+        if workers is not None:
+            check_workers(workers)
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)
     warn_plugin_problems()
 
     opts = RunOptions(results=results, device=str(dev), force=force, data_dir=data_dir, channels_last=channels_last,
-                      compile=compile_)
+                      compile=compile_, workers=workers)
     outcomes = execute_sweep(runs, opts, quiet, any(spec.quick for spec, _ in runs))
     if outcomes is not None:
         print_outcomes(outcomes, results)

@@ -76,11 +76,14 @@ def expect_counts(report: CheckReport, found: Mapping[str, int], expected: Mappi
 
 
 def check_loader(spec: Any, root: Path | None, report: CheckReport, config_extra: Mapping[str, Any] | None = None) -> Any:
-    """Build the splits as a run would and read the first batch of each split (shapes, ranges)."""
+    """Build the splits as a run would and read the first batch of each split (shapes, ranges); a frame cache
+    is built as a run builds it (every core)."""
+    from bench.spec.batching import LoaderSettings
     from bench.spec.registry import DataConfig
 
     try:
-        splits = spec.load(spec, DataConfig(data_dir=str(root) if root is not None else None, **dict(config_extra or {})))
+        splits = spec.load(spec, DataConfig(data_dir=str(root) if root is not None else None,
+                                            loader=LoaderSettings(build_workers=None), **dict(config_extra or {})))
     except BenchError as exc:
         report.error(str(exc))
         return None

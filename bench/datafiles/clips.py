@@ -2,12 +2,16 @@
 
 A dataset of clips (a few frames each, from longer recordings) is split by :func:`select_clips`
 (sizes from the run, a seeded choice per split: :data:`SPLIT_SALT`); :class:`ClipSplits` serves
-batches from a :class:`FrameStore` (all frames of the dataset, one array); :func:`frame_file_splits`
-builds one from a list of frame image files.
+batches of uint8 frames from a frame store: :class:`CachedFrames` (the frames decoded once into the
+memory-mapped cache of :mod:`bench.datafiles.frame_cache`, on first use), or :class:`FrameStore`
+(decoded in memory as they are used, where the cache cannot be written); :func:`frame_file_splits`
+builds one from a list of frame image files. Batches are made through torch's DataLoader
+(:mod:`bench.spec.batching`): which clips form a batch is fixed by the seed, never by the workers.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -15,7 +19,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from bench.datafiles.frame_cache import FrameSource, MappedFrames, cached_frames
 from bench.errors import BenchError
+from bench.spec.batching import LoaderSettings, load_batches
 from bench.spec.splits import epoch_permutation, shard_range, to_unit_float
 
 
@@ -77,22 +83,59 @@ class FrameStore:
         return self._cache[ids]
 
 
+class CachedFrames:
+    """The frames of a :class:`~bench.datafiles.frame_cache.FrameSource` through the decoded-frame cache:
+    :meth:`prepare` (in the main process, before any worker starts) finds or builds the cache; then every
+    process reads it memory-mapped. Where the cache cannot be written, a :class:`FrameStore` decodes instead."""
+
+    def __init__(self, source: FrameSource, loader: LoaderSettings, log: Callable[[str], None]):
+        self.source, self.loader, self.log = source, loader, log
+        self.frame_shape = tuple(source.shape)
+        self._store: MappedFrames | FrameStore | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "log": None}
+
+    def prepare(self) -> None:
+        if self._store is None:
+            path = cached_frames(self.source, self.loader.for_build(), self.log)
+            self._store = (FrameStore(self.source.count, self.frame_shape, self.source.read) if path is None
+                           else MappedFrames(path, self.frame_shape))
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        self.prepare()
+        return self._store.get(ids)
+
+
+class FileFrames:
+    """``read(ids)``: the frames of ``files[ids]`` decoded by ``read_frame`` (a module-level function, so
+    that worker processes can receive it)."""
+
+    def __init__(self, files: Sequence[Path], read_frame: Callable[[Path], np.ndarray]):
+        self.files, self.read_frame = list(files), read_frame
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        return np.stack([self.read_frame(self.files[i]) for i in ids])
+
+
 @dataclass
 class ClipSplits:
-    """Splits whose sequences are clips of frame ids into a :class:`FrameStore`.
+    """Splits whose sequences are clips of frame ids into a frame store (:class:`CachedFrames` or
+    :class:`FrameStore`: ``get(ids) -> frames``).
 
     ``clips[split]`` is an int array (n, L) of frame ids; the first ``in_frames`` frames of a clip
     are the input and the rest the target. Same ordering, sharding and conversion as
     :class:`bench.spec.splits.ArraySplits`: train reshuffled per epoch from the run seed, val/test fixed.
     """
 
-    store: FrameStore
+    store: Any
     clips: Mapping[str, np.ndarray]
     in_frames: int
     seed: int = 0
     rank: int = 0
     world_size: int = 1
     info: dict[str, Any] = field(default_factory=dict)
+    loader: LoaderSettings = field(default_factory=LoaderSettings)
 
     def _indices(self, split: str, epoch: int) -> np.ndarray:
         if split not in self.clips:
@@ -104,15 +147,25 @@ class ClipSplits:
     def size(self, split: str) -> int:
         return len(self._indices(split, 0))
 
-    def batches(self, split: str, batch_size: int, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        clips = self.clips[split]
+    def raw_batches(self, split: str, batch_size: int, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches as uint8 frames, (B, T, C, H, W) and (B, T', C, H, W), made as :attr:`loader` says."""
         idx = self._indices(split, epoch)
-        for start in range(0, len(idx), batch_size):
-            sel = idx[start:start + batch_size]
-            ids = clips[sel]  # (B, L)
-            video = self.store.get(ids.reshape(-1)).reshape(*ids.shape, *self.store.frame_shape)
-            t = self.in_frames
-            yield to_unit_float(np.ascontiguousarray(video[:, :t])), to_unit_float(np.ascontiguousarray(video[:, t:]))
+        clips = self.clips[split]
+        if hasattr(self.store, "prepare"):
+            self.store.prepare()  # the cache is found or built here, before any worker starts
+        plan = [clips[idx[start:start + batch_size]] for start in range(0, len(idx), batch_size)]
+        return load_batches(self._fetch, plan, self.loader.for_gather(), self.loader.pin_memory)
+
+    def _fetch(self, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frames of clips ``ids`` (B, L): input and target, each read in one gather."""
+        t, shape = self.in_frames, self.store.frame_shape
+        x, y = ids[:, :t], ids[:, t:]
+        return (torch.from_numpy(self.store.get(x.reshape(-1)).reshape(*x.shape, *shape)),
+                torch.from_numpy(self.store.get(y.reshape(-1)).reshape(*y.shape, *shape)))
+
+    def batches(self, split: str, batch_size: int, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.raw_batches(split, batch_size, epoch):
+            yield to_unit_float(x), to_unit_float(y)
 
 
 def select_clips(clips: Mapping[str, np.ndarray], sizes: Mapping[str, int], data_seed: int,
@@ -131,16 +184,29 @@ def select_clips(clips: Mapping[str, np.ndarray], sizes: Mapping[str, int], data
     return out, info
 
 
-def frame_file_splits(spec: Any, config: Any, files: Sequence[Path], read_frame: Callable[[Path], np.ndarray],
-                      clips: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> "ClipSplits":
-    """Splits over clips of image files: ``clips[split]`` holds rows of indices into ``files``.
+@dataclass(frozen=True)
+class FrameFiles:
+    """A dataset's frame image files: ``files`` (frame id -> file, every file under ``base``), decoded by
+    ``read_frame`` (a module-level function) under the rule named ``decoder`` (a new name when the rule
+    changes: it keys the frame cache)."""
 
-    Applies ``--sizes`` (:func:`select_clips`) and reads frames lazily with ``read_frame``.
+    base: Path
+    files: Sequence[Path]
+    read_frame: Callable[[Path], np.ndarray]
+    decoder: str
+
+
+def frame_file_splits(spec: Any, config: Any, frames: FrameFiles, clips: Mapping[str, np.ndarray],
+                      info: Mapping[str, Any]) -> "ClipSplits":
+    """Splits over clips of image files: ``clips[split]`` holds rows of indices into ``frames.files``.
+
+    Applies ``--sizes`` (:func:`select_clips`); the frames are decoded once into the frame cache on first
+    use (:class:`CachedFrames`), keyed by the files' digests (named by their paths under ``frames.base``).
     """
     chosen, selected = select_clips(clips, config.sizes, config.data_seed, spec.name)
-
-    def reader(ids: np.ndarray) -> np.ndarray:
-        return np.stack([read_frame(files[i]) for i in ids])
-
-    return ClipSplits(FrameStore(len(files), spec.frame_shape, reader), chosen, spec.in_frames, seed=config.seed,
-                      rank=config.rank, world_size=config.world_size, info={**selected, **info})
+    cut = len(str(frames.base)) + 1  # names under base (string slicing: 100,000s of files)
+    source = FrameSource(spec.name, frames.base, {str(f)[cut:].replace(os.sep, "/"): f for f in frames.files},
+                         len(frames.files), spec.frame_shape, FileFrames(frames.files, frames.read_frame),
+                         frames.decoder)
+    return ClipSplits(CachedFrames(source, config.loader, config.log), chosen, spec.in_frames, seed=config.seed,
+                      rank=config.rank, world_size=config.world_size, info={**selected, **info}, loader=config.loader)

@@ -24,7 +24,7 @@ from bench.run.distributed import DistInfo
 from bench.run.prefetch import prefetch
 from bench.spec.choices import autocast
 from bench.spec.method import MethodSpec, training_loss
-from bench.spec.splits import Splits
+from bench.spec.splits import Splits, raw_batches
 
 
 def check_finite(loss: torch.Tensor, step: int, epoch: int | None = None) -> None:
@@ -95,7 +95,7 @@ def train_epoch(trainer: Trainer, splits: Splits, epoch: int,
     n_samples, checked, step = 0, 0, 0
     clip = float(hp.get("clip_grad") or 0.0)
     check_every = 1 if device.type == "cpu" else 50
-    for step, (x, y) in enumerate(prefetch(splits.batches("train", t.rank_batch, epoch), device), start=1):
+    for step, (x, y) in enumerate(prefetch(raw_batches(splits, "train", t.rank_batch, epoch), device), start=1):
         if step > steps_per_epoch:
             break
         progress = t.progress(epoch, step)

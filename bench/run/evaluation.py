@@ -19,7 +19,7 @@ from bench.metrics.state import MetricState
 from bench.run.prefetch import prefetch
 from bench.spec.choices import autocast
 from bench.spec.method import MethodSpec, rollout
-from bench.spec.splits import Splits
+from bench.spec.splits import Splits, raw_batches
 
 
 @dataclass
@@ -59,7 +59,7 @@ def evaluate(scorer: Scorer, splits: Splits, split: str, keep: int = 0, reduce: 
     distributed = reduce and torch.distributed.is_available() and torch.distributed.is_initialized()
     nonfinite = torch.zeros((), dtype=torch.float64, device=device)  # every rank learns of any rank's NaN
     with torch.no_grad():
-        for x, y in prefetch(splits.batches(split, scorer.batch_size), device):
+        for x, y in prefetch(raw_batches(splits, split, scorer.batch_size), device):
             if y.shape[1] < horizon:
                 raise BenchError(f"--pred-len {horizon} exceeds the {y.shape[1]} target frames this dataset "
                                  f"provides; use --pred-len <= {y.shape[1]} or a dataset with longer targets")

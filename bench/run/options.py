@@ -26,6 +26,7 @@ class RunOptions:
     efficiency: bool = True
     channels_last: bool = False
     compile: bool = False
+    workers: int | None = None  # data-loading processes (--workers); None: 0 on the CPU, automatic on CUDA
     log: Callable[[str], None] = print
     progress: Any = None  # a rich.progress.Progress (with a ``loss`` field), or None for no bars
 

@@ -23,6 +23,7 @@ from bench.run.distributed import DistInfo, barrier, init_from_env
 from bench.run.epoch import check_finite
 from bench.run.evaluation import Scorer
 from bench.run.options import RunOptions
+from bench.spec.batching import LoaderSettings
 from bench.spec.dataset import DataConfig, DatasetSpec
 from bench.spec.method import MethodSpec
 from bench.spec.pretrain import PretrainContext
@@ -80,7 +81,7 @@ def prepare_run(spec: RunSpec, data: DatasetSpec, work: Path, opts: RunOptions) 
                          f"pass --batch-size as a multiple of --nproc_per_node")
     barrier(info)
     seed_everything(spec.seed, device)
-    splits = data.load(data, data_config(spec, opts, info))
+    splits = data.load(data, data_config(spec, opts, info, device))
     sizes = {s: global_size(splits, s, info, device) for s in ("train", "val", "test")}
     method = spec.method_spec()
     model = method.create_model(data, spec.hparams).to(device)
@@ -102,9 +103,23 @@ def prepare_run(spec: RunSpec, data: DatasetSpec, work: Path, opts: RunOptions) 
     return run
 
 
-def data_config(spec: RunSpec, opts: RunOptions, info: DistInfo) -> DataConfig:
+def data_config(spec: RunSpec, opts: RunOptions, info: DistInfo, device: torch.device | None = None) -> DataConfig:
+    """What the loader needs: the spec's data settings, and how the batches are made (never which, so none of
+    it is in the spec): on CUDA, worker processes (``--workers``, else automatic: :mod:`bench.spec.batching`),
+    pinned memory and Moving MNIST rendered on the GPU; on the CPU, batches made in the training process
+    unless ``--workers`` says otherwise (worker processes would compete with its threads for the cores).
+    A frame cache is decoded by ``--workers`` processes, else by every core (before training starts)."""
+    cuda = device is not None and device.type == "cuda"
+    workers = opts.workers if opts.workers is not None else (None if cuda else 0)
     return DataConfig(data_dir=opts.data_dir, seed=spec.seed, data_seed=spec.data_seed, sizes=dict(spec.sizes),
-                      rank=info.rank, world_size=info.world_size, pred_len=spec.hparams.get("pred_len"))
+                      rank=info.rank, world_size=info.world_size, pred_len=spec.hparams.get("pred_len"),
+                      loader=LoaderSettings(workers=workers, pin_memory=cuda, build_workers=opts.workers),
+                      device=str(device) if cuda else None,
+                      log=opts.log if info.is_main else _silent)
+
+
+def _silent(text: str) -> None:
+    """The data notes of ranks > 0 (rank 0 says them)."""
 
 
 def global_size(splits: Splits, split: str, info: DistInfo, device: torch.device) -> int:

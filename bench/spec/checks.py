@@ -19,7 +19,9 @@ from bench.spec.hparams import MAX_SEED, TRAIN_PARAMS, shorten
 from bench.spec.splits import check_sizes
 
 __all__ = ["check_seed", "check_seeds", "check_sizes", "check_train_option", "check_count", "check_precision",
-           "shorten"]
+           "check_workers", "shorten"]
+
+MAX_WORKERS = 256
 
 
 #: What the upper bound of ``--epochs`` / ``--batch-size`` counts (for the message).
@@ -65,6 +67,15 @@ def check_count(flag: str, value: Any) -> int:
     """A positive count of a command of its own (``perf --iters``, ``audit --fps-batch``): an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BenchError(f"{flag} must be at least 1 (got {shorten(value)}); give e.g. {flag} 4")
+    return value
+
+
+def check_workers(value: Any, flag: str = "--workers") -> int:
+    """Data-loading worker processes (``run --workers``, ``perf --workers``): an integer from 0 (batches made
+    in the training process) to :data:`MAX_WORKERS`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_WORKERS:
+        raise BenchError(f"{flag} {shorten(value)} is invalid: give a number of worker processes from 0 (batches "
+                         f"made in the training process) to {MAX_WORKERS}, e.g. {flag} 4")
     return value
 
 

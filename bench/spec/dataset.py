@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from bench.errors import BenchError
+from bench.spec.batching import LoaderSettings
 from bench.spec.hparams import MAX_PRED_LEN, shorten
 from bench.spec.splits import check_sizes
 
@@ -19,6 +21,10 @@ class DataConfig:
     dataset's standard size (checked on construction: :func:`bench.spec.splits.check_sizes`, so a
     loader receives valid sizes). ``seed`` seeds the *training stream*; the validation and test sets
     are fixed by ``data_seed`` so that runs with different seeds are scored on the same sequences.
+
+    ``loader`` (worker processes, pinned memory), ``device`` (where a generated dataset renders its
+    sequences: None for the CPU generator) and ``log`` (one-line notes, e.g. a frame cache being
+    built) say how the batches are made, never which: they are not part of a run spec.
     """
 
     data_dir: str | None = None
@@ -28,9 +34,19 @@ class DataConfig:
     rank: int = 0
     world_size: int = 1
     pred_len: int | None = None  # evaluation horizon when it exceeds the dataset's out_frames (--pred-len)
+    loader: LoaderSettings = field(default_factory=LoaderSettings)
+    device: str | None = None
+    log: Callable[[str], None] = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         check_sizes(self.sizes)
+        if self.log is None:
+            object.__setattr__(self, "log", stderr_line)
+
+
+def stderr_line(text: str) -> None:
+    """A loader's note when the run gives no log of its own: one line on stderr."""
+    print(text, file=sys.stderr)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,15 @@ A dataset loader returns a :class:`Splits`: ``batches(split, batch_size, epoch)`
 The training split is reshuffled (or regenerated) per epoch from the run seed; validation and test
 are fixed. With ``world_size > 1`` each rank sees a disjoint shard of every split (DDP).
 
+A splits object may also offer ``raw_batches`` (same arguments, same batches) yielding the frames as
+they are stored, uint8 in [0, 255] where the data is 8-bit: the training and evaluation loops take
+those (:func:`raw_batches`) and convert them on the device (:func:`to_unit_float`), so a batch
+crosses processes, page-locked memory and the bus at a quarter of the bytes, and the host does not
+spend its cores on the conversion.
+
 :class:`ArraySplits` serves datasets held as arrays (uint8 or float); generated datasets (Moving
-MNIST) implement the same methods.
+MNIST) implement the same methods. How the batches are produced (worker processes, pinned memory)
+is :mod:`bench.spec.batching`'s.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError
+from bench.spec.batching import LoaderSettings, load_batches
 from bench.spec.hparams import MAX_SPLIT_SIZE, shorten
 
 SPLITS = ("train", "val", "test")
@@ -64,11 +72,35 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def to_unit_float(a: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 in [0, 255] -> float32 in [0, 1]; float input is passed through as float32."""
+    """uint8 in [0, 255] -> float32 in [0, 1], on the tensor's device; float input is passed through as float32.
+
+    Every device gives the CPU's values, k / 255 correctly rounded: on CUDA, torch divides by a scalar
+    as a multiplication by its rounded reciprocal, which differs in the last bit for 126 of the 256
+    levels, so there the conversion is a lookup in the CPU's table (:func:`unit_table`)."""
     t = torch.as_tensor(a)
     if t.dtype == torch.uint8:
-        return t.to(torch.float32).div_(255.0)
+        if t.device.type == "cpu":
+            return t.to(torch.float32).div_(255.0)
+        return unit_table(t.device)[t.to(torch.int32)]
     return t.to(torch.float32)
+
+
+_UNIT_TABLES: dict[torch.device, torch.Tensor] = {}
+
+
+def unit_table(device: torch.device) -> torch.Tensor:
+    """The 256 values k / 255 as float32, computed on the CPU, held on ``device``."""
+    if device not in _UNIT_TABLES:
+        _UNIT_TABLES[device] = torch.arange(256, dtype=torch.float32).div_(255.0).to(device)
+    return _UNIT_TABLES[device]
+
+
+def raw_batches(splits: Splits, split: str, batch_size: int,
+                epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches of ``split`` as stored (uint8 where the splits offer ``raw_batches``), else as floats;
+    :func:`to_unit_float` turns either into the float batches of ``splits.batches``."""
+    raw = getattr(splits, "raw_batches", None)
+    return raw(split, batch_size, epoch) if raw is not None else splits.batches(split, batch_size, epoch)
 
 
 @dataclass
@@ -83,6 +115,7 @@ class ArraySplits:
     rank: int = 0
     world_size: int = 1
     info: dict[str, Any] = field(default_factory=dict)
+    loader: LoaderSettings = field(default_factory=LoaderSettings)
 
     def size(self, split: str) -> int:
         return len(self._indices(split, 0))
@@ -94,9 +127,17 @@ class ArraySplits:
         order = epoch_permutation(n, self.seed, epoch) if split == "train" else np.arange(n)
         return order[list(shard_range(n, self.rank, self.world_size))]
 
-    def batches(self, split: str, batch_size: int, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        x, y = self.arrays[split]
+    def raw_batches(self, split: str, batch_size: int, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches as stored (uint8 or float32), made as :attr:`loader` says."""
         idx = self._indices(split, epoch)
-        for start in range(0, len(idx), batch_size):
-            sel = np.sort(idx[start:start + batch_size]) if split != "train" else idx[start:start + batch_size]
-            yield to_unit_float(np.ascontiguousarray(x[sel])), to_unit_float(np.ascontiguousarray(y[sel]))
+        plan = [(split, idx[start:start + batch_size]) for start in range(0, len(idx), batch_size)]
+        return load_batches(self._fetch, plan, self.loader.for_gather(), self.loader.pin_memory)
+
+    def _fetch(self, item: tuple[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        split, sel = item
+        x, y = self.arrays[split]
+        return torch.from_numpy(np.ascontiguousarray(x[sel])), torch.from_numpy(np.ascontiguousarray(y[sel]))
+
+    def batches(self, split: str, batch_size: int, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.raw_batches(split, batch_size, epoch):
+            yield to_unit_float(x), to_unit_float(y)
