@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 from bench import store
 from bench.cli.app import app
 from bench.errors import BenchError
-from bench.store.record import read_result
 from cluster_helpers import (SLEEPY, bench, bench_env, epochs_done, fake_slurm, signal_tasks, sleepy_site, start_bench,
                              task_pids, wait_for)
 from run_helpers import comparable, complete_result, failed_result, only, run_dirs, spec_of
