@@ -242,6 +242,13 @@ def test_special_files_are_skipped_and_listed_never_read(tmp_path):
     for name, words in (("fifo", "is a FIFO"), ("zero", "is a character device"), ("deep", "nests"),
                         ("digits", "number that cannot be read"), ("huge", "more than the")):
         assert any(f"/{name}/seed0" in line and words in line for line in lines), (name, lines)
+    # the terminal lists them too, whatever the formats (report.csv and report.tex have no place for them)
+    csv_only = subprocess.run([sys.executable, "-m", "bench", "report", "-r", str(root), "-o", str(tmp_path / "csv"),
+                               "--format", "csv"], env=ENV, capture_output=True, text=True, timeout=120,
+                              preexec_fn=_limited)
+    assert csv_only.returncode == 0, csv_only.stderr
+    told = [line for line in csv_only.stderr.splitlines() if line.startswith("skipped: ")]
+    assert len(told) == 6 and any("/fifo/seed0" in line and "is a FIFO" in line for line in told), csv_only.stderr
 
 
 class Hang(BaseException):
@@ -377,5 +384,18 @@ def test_a_finished_run_on_a_read_only_results_directory_is_kept(bench, tmp_path
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
     monkeypatch.setattr(store.RunLock, "acquire", read_only)
+    import tempfile
+
+    real_temp_file = tempfile.NamedTemporaryFile
+
+    def no_new_file_in_root(*args, **kwargs):  # the results directory's own write probe
+        if Path(kwargs.get("dir", "")) == root:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real_temp_file(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_new_file_in_root)
     res = bench("run", *TINY, "--epochs", 1, "--results", root)
     assert res.exit_code == 0 and "kept" in res.output and "failed" not in res.output, res.output
+    # a run that would have to write there is refused up front, in one line
+    res = bench("run", *TINY, "--epochs", 1, "--seeds", "0,1", "--results", root)
+    assert res.exit_code == 2 and "is not writable" in res.output and len(res.output.strip().splitlines()) == 1

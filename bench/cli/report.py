@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli.common import as_dir, check_writable_dir, console, fail, split_list
+from bench.cli.common import as_dir, check_writable_dir, console, err_console, fail, split_list
 from bench.errors import BenchError
 
 
@@ -42,8 +42,11 @@ def report(
             raise BenchError(f"results directory {results} {what}: run `bench run ...` first, or pass --results DIR")
         out = as_dir(out_, "--out") if out_ is not None else results / "report"
         check_writable_dir(out, "report directory", "--out DIR")
-        written = write_report(results, out, options)
+        skipped: list[str] = []
+        written = write_report(results, out, options, skipped)
     except BenchError as exc:
         raise fail(str(exc), exc.exit_code)
     for path in written:
         console.print(str(path), markup=False)
+    for line in skipped:  # on the terminal whatever the formats (only report.md has a place for them)
+        err_console.print(f"skipped: {line}", markup=False, soft_wrap=True)

@@ -81,7 +81,8 @@ def run(
             for spec, data in {spec.label: (spec, data) for spec, data in runs}.values():
                 check_channels_last(spec, data)
         dev = resolve_device(device)
-        check_results_dir(results)
+        if force or not all_kept(results, runs):  # a finished sweep is "kept" on a read-only results directory
+            check_results_dir(results)
         if workers is not None:
             check_workers(workers)
     except BenchError as exc:
@@ -93,6 +94,14 @@ def run(
     outcomes = execute_sweep(runs, opts, quiet, any(spec.quick for spec, _ in runs))
     if outcomes is not None:
         print_outcomes(outcomes, results)
+
+
+def all_kept(results: Path, runs) -> bool:
+    """Whether every run of the sweep has a complete, settled result under ``results`` (nothing to write)."""
+    from bench import store
+    from bench.run.runner import finished_and_settled
+
+    return results.is_dir() and all(finished_and_settled(store.run_dir(results, spec)) for spec, _ in runs)
 
 
 def execute_sweep(runs, opts: RunOptions, quiet: bool, quick: bool = False):

@@ -52,7 +52,8 @@ class Sections:
                 + ([self.audit] if self.audit else []) + self.appendix)
 
 
-def write_report(results_dir: Path, out_dir: Path, options: ReportOptions = ReportOptions()) -> list[Path]:
+def write_report(results_dir: Path, out_dir: Path, options: ReportOptions = ReportOptions(),
+                 skipped: list[str] | None = None) -> list[Path]:
     """Render the report of ``results_dir`` into ``out_dir``; returns the files written.
 
     ``options`` (:class:`~bench.report.context.ReportOptions`, checked first): the formats (only those
@@ -60,10 +61,14 @@ def write_report(results_dir: Path, out_dir: Path, options: ReportOptions = Repo
     that this one does not write are removed; a file of the user's in the way is refused, never
     overwritten: :mod:`bench.report.outputs`), the learning curves' reference line, the figures
     (only with md), the qualitative grids' samples, the per-frame tables and the clipped columns.
+    ``skipped`` (optional) receives one line per file under ``results_dir`` that was not read or not
+    counted (report.md lists them too; report.csv and report.tex have no place for them).
     """
     options = options.check()
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     ctx, inputs = build_context(results_dir, out_dir, options)
+    if skipped is not None:
+        skipped.extend(ctx.problems)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -100,7 +100,7 @@ def _decide(final: Path, work: Path, lock: store.RunLock, force: bool) -> tuple[
     One exception: a complete result with nothing to recover beside it is kept before the lock is
     taken (reading it writes nothing), so a finished run on a read-only results directory is "kept",
     not "failed"."""
-    if not force and _finished_and_settled(final, work):
+    if not force and finished_and_settled(final):
         return "skip", f"result exists at {final}, kept (use --force to re-run)"
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -112,11 +112,11 @@ def _decide(final: Path, work: Path, lock: store.RunLock, force: bool) -> tuple[
     return _decide_locked(final, work, force)
 
 
-def _finished_and_settled(final: Path, work: Path) -> bool:
-    """``final`` holds a complete result and no interrupted commit waits beside it (read-only)."""
+def finished_and_settled(final: Path) -> bool:
+    """``final`` holds a complete result and no interrupted commit waits beside it (reads only)."""
     if store.committed_state(final) != "complete" or os.path.lexists(store.replaced_dir(final)):
         return False
-    return not store.has_complete_result(work)  # a finished run waiting to be committed replaces it
+    return not store.has_complete_result(store.partial_dir(final))  # a finished run waiting to be committed replaces it
 
 
 def _decide_locked(final: Path, work: Path, force: bool) -> tuple[str, str]:
