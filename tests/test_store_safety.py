@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -384,15 +385,12 @@ def test_a_finished_run_on_a_read_only_results_directory_is_kept(bench, tmp_path
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
     monkeypatch.setattr(store.RunLock, "acquire", read_only)
-    import tempfile
-
     real_temp_file = tempfile.NamedTemporaryFile
 
     def no_new_file_in_root(*args, **kwargs):  # the results directory's own write probe
         if Path(kwargs.get("dir", "")) == root:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
         return real_temp_file(*args, **kwargs)
-
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_new_file_in_root)
     res = bench("run", *TINY, "--epochs", 1, "--results", root)
     assert res.exit_code == 0 and "kept" in res.output and "failed" not in res.output, res.output
