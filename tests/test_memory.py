@@ -134,3 +134,23 @@ def test_an_allocation_failure_in_training_fails_the_run_in_one_line_once(bench,
     failed = failed_result(tmp_path)
     assert failed.status == "failed" and failed.error.startswith(line) and "\n" not in failed.error
     assert len(attempts) == 1
+
+
+@LINUX_PHASES
+def test_bench_perf_measures_training_and_evaluation_apart(monkeypatch):
+    """The evaluation's peak is the evaluation's: a 256 MiB block it touches shows there, not in training's."""
+    from bench.cost import perf
+    from bench.spec.registry import get_dataset, parse_method_key
+
+    real_eval = perf._Timed.eval_sequences_per_s
+
+    def eval_with_a_block(self):
+        block = torch.ones(64 << 20)
+        del block
+        return real_eval(self)
+
+    monkeypatch.setattr(perf._Timed, "eval_sequences_per_s", eval_with_a_block)
+    settings = perf.PerfSettings(device=torch.device("cpu"), batch_size=2, iters=1, tiny=True)
+    row = perf.train_throughput(parse_method_key("simvp"), get_dataset("mmnist"), settings)
+    assert row["eval_peak_rss"] > row["train_peak_rss"] + (200 << 20)
+    assert row["train_peak_gpu"] is None and row["eval_peak_gpu"] is None and row["rss_scope"] == "phase"

@@ -27,7 +27,9 @@ memory, so the tree's own behaviour is what is measured):
   count and the fps passes). A phase's peak includes everything resident when it starts (the
   model, the optimiser state, freed memory the allocator kept);
 * ``samples/s``: the run's own ``efficiency.train_samples_per_second`` (training samples over the
-  seconds of the epoch's steps);
+  seconds of the epoch, its first step included: that step maps and faults in the memory the others
+  reuse); ``steady``: the steps after the first (timed at the progress bar's hook, called after every
+  optimiser step);
 * ``wall s``: the child's wall-clock seconds.
 
 Linux only (``/proc``). The results go to ``--out`` (JSON) and a table on stdout.
@@ -93,7 +95,7 @@ def _metered(peaks: dict[str, list[int]], phase: str, fn):
     return wrapper
 
 
-def child(tree: Path, method: str, results: Path, out: Path) -> None:
+def child(tree: Path, method: str, results: Path, out: Path, extra: list[str]) -> None:
     """One ``bench run`` of ``tree`` in this process, its phases metered; the peaks go to ``out``."""
     sys.meta_path.insert(0, _TreeFinder(tree))
     import bench
@@ -109,16 +111,24 @@ def child(tree: Path, method: str, results: Path, out: Path) -> None:
     loop.save_best = _metered(peaks, "save", loop.save_best)
     finish.evaluate = _metered(peaks, "test", finish.evaluate)
     finish.measure_efficiency = _metered(peaks, "measure", finish.measure_efficiency)
+    step_times: list[float] = []
+    bar_step = loop._ProgressBar.step
+
+    def timed_step(self, loss):  # called after every optimiser step (the progress bar's hook)
+        step_times.append(time.perf_counter())
+        return bar_step(self, loss)
+
+    loop._ProgressBar.step = timed_step
     from bench.cli.app import main
 
     sys.argv = ["bench", "run", "--methods", method, "--quick", "--epochs", "1", "--device", "cpu",
-                "--results", str(results), "--quiet"]
+                "--results", str(results), "--quiet", *extra]
     try:
         main()
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise
-    out.write_text(json.dumps({"peaks": peaks, "bench": bench.__file__}))
+    out.write_text(json.dumps({"peaks": peaks, "bench": bench.__file__, "step_times": step_times}))
 
 
 # ------------------------------------------------------------------------------------------ parent
@@ -136,7 +146,7 @@ def _rss_of(pid: int) -> int:
     return 0
 
 
-def measure(tree: Path, method: str, env: dict[str, str]) -> dict:
+def measure(tree: Path, method: str, env: dict[str, str], extra: tuple[str, ...] = ()) -> dict:
     """One run of ``method`` with the bench of ``tree``, in a fresh process (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="membench-") as tmp:
         results, out = Path(tmp) / "results", Path(tmp) / "peaks.json"
@@ -144,7 +154,7 @@ def measure(tree: Path, method: str, env: dict[str, str]) -> dict:
         t0 = time.perf_counter()
         with open(log, "w", encoding="utf-8") as fh:
             proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", str(tree), method,
-                                     str(results), str(out)], env=env, stdout=fh, stderr=subprocess.STDOUT)
+                                     str(results), str(out), *extra], env=env, stdout=fh, stderr=subprocess.STDOUT)
             process_peak = 0
             while proc.poll() is None:
                 process_peak = max(process_peak, _rss_of(proc.pid))
@@ -156,9 +166,12 @@ def measure(tree: Path, method: str, env: dict[str, str]) -> dict:
         result = json.loads(result_file.read_text())
         if result["status"] != "complete":
             raise SystemExit(f"the run of {method} in {tree} did not complete: {result.get('error')}")
-        peaks = json.loads(out.read_text())["peaks"]
+        child_out = json.loads(out.read_text())
+        peaks, times = child_out["peaks"], child_out["step_times"]
+        per_step = sum(h["train_samples"] for h in result["history"]) / len(times)
         return {"process": process_peak, **{p: max(peaks[p]) for p in PHASES if peaks.get(p)},
                 "samples_per_s": result["efficiency"]["train_samples_per_second"],
+                "steady_samples_per_s": (len(times) - 1) * per_step / (times[-1] - times[0]),
                 "wall_s": time.perf_counter() - t0, "recorded_memory": result.get("memory")}
 
 
@@ -167,20 +180,20 @@ def gib(n: int | None) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ["method", "tree", "round", "process", *PHASES, "samples/s", "wall s"]
+    head = ["method", "tree", "round", "process", *PHASES, "samples/s", "steady", "wall s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         m = r["measured"]
         lines.append("| " + " | ".join([r["method"], r["tree"], str(r["round"]), gib(m["process"]),
                                          *(gib(m.get(p)) for p in PHASES), f"{m['samples_per_s']:.3f}",
-                                         f"{m['wall_s']:.0f}"]) + " |")
+                                         f"{m['steady_samples_per_s']:.3f}", f"{m['wall_s']:.0f}"]) + " |")
     return "\n".join(lines)
 
 
 def summary(rows: list[dict]) -> str:
     """Per method and tree: the median over rounds of the process peak, train and eval peaks, samples/s."""
-    lines = ["| method | tree | peak RSS process (GiB) | train (GiB) | eval (GiB) | samples/s (median, all) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| method | tree | peak RSS process (GiB) | train (GiB) | eval (GiB) | samples/s (median; all) | "
+             "steady samples/s (median; all) |", "|---|---|---|---|---|---|---|"]
     for method in dict.fromkeys(r["method"] for r in rows):
         for tree in ("before", "after"):
             ms = [r["measured"] for r in rows if r["method"] == method and r["tree"] == tree]
@@ -189,14 +202,15 @@ def summary(rows: list[dict]) -> str:
             med = lambda key: statistics.median(m[key] for m in ms)
             evals = statistics.median(max(m.get("val", 0), m.get("test", 0)) for m in ms)
             speeds = ", ".join(f"{m['samples_per_s']:.3f}" for m in ms)
+            steady = ", ".join(f"{m['steady_samples_per_s']:.3f}" for m in ms)
             lines.append(f"| {method} | {tree} | {gib(med('process'))} | {gib(med('train'))} | {gib(evals)} | "
-                         f"{med('samples_per_s'):.3f} ({speeds}) |")
+                         f"{med('samples_per_s'):.3f} ({speeds}) | {med('steady_samples_per_s'):.3f} ({steady}) |")
     return "\n".join(lines)
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]), Path(sys.argv[5]))
+        child(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]), Path(sys.argv[5]), sys.argv[6:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, required=True, help="a tree of the code before the change")
@@ -204,6 +218,7 @@ def main() -> None:
     parser.add_argument("--methods", default="simvp,tau")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write the measurements here (JSON)")
+    parser.add_argument("--extra", default="", help="more `bench run` arguments, e.g. '--tiny' for a quick check")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     rows = []
@@ -211,7 +226,7 @@ def main() -> None:
         for i, method in enumerate(args.methods.split(",")):
             order = [("before", args.before), ("after", args.after)]
             for name, tree in (order if (rnd + i) % 2 else order[::-1]):
-                measured = measure(tree, method, env)
+                measured = measure(tree, method, env, tuple(args.extra.split()))
                 rows.append({"method": method, "tree": name, "round": rnd, "measured": measured})
                 print(f"measured {method} {name} round {rnd}: process {gib(measured['process'])} GiB, "
                       f"{measured['samples_per_s']:.3f} samples/s", flush=True)
@@ -219,7 +234,7 @@ def main() -> None:
     print()
     print(summary(rows))
     if args.out is not None:
-        args.out.write_text(json.dumps({"command": "bench run --methods M --quick --epochs 1 --device cpu",
+        args.out.write_text(json.dumps({"command": f"bench run --methods M --quick --epochs 1 --device cpu {args.extra}",
                                         "before": str(args.before), "after": str(args.after),
                                         "keep_freed_memory": os.environ.get("BENCH_KEEP_FREED_MEMORY", "1"),
                                         "rows": rows}, indent=2))

@@ -145,7 +145,8 @@ def perf_report(keys: Sequence[MethodKey], datasets: Sequence[DatasetSpec], sett
                          f"{row['eval_sequences_per_s']:.2f}", memory_cell(row, "train"), memory_cell(row, "eval"))
                 table.add_row(*cells)
                 console.print("measured: " + " | ".join(cells), markup=False)  # progress: long runs on CPU
-    console.print(table)
+    # piped output (logs) has no terminal width: never squeeze the figures into 80 columns there
+    (console if console.is_terminal else Console(highlight=False, width=max(console.width, 140))).print(table)
     record: dict[str, Any] = {"device": str(device), "device_name": store.describe_device(device), "tiny": settings.tiny,
                               "environment": store.environment(device), "methods": rows,
                               "host_allocator": setting_for(device),
