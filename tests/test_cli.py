@@ -188,5 +188,9 @@ def test_perf_prints_throughput_and_precision_ratio(bench, tmp_path):
     rec = json.loads(record_path.read_text())
     assert [m["precision"] for m in rec["methods"]] == ["fp32", "bf16"]
     assert all(m["train_samples_per_s"] > 0 for m in rec["methods"])
+    assert "train peak (GiB)" in res.output and "eval peak (GiB)" in res.output
+    for m in rec["methods"]:  # peak memory per method, of training and of evaluation (issue 25)
+        assert m["train_peak_rss"] > 50 << 20 and m["eval_peak_rss"] > 50 << 20
+        assert m["train_peak_gpu"] is None and m["eval_peak_gpu"] is None
     assert rec["ssim_speed"]
     assert rec["host_allocator"] == host_allocator.setting_for("cpu") != ""

@@ -39,6 +39,12 @@ class ConvSC(nn.Module):
 
     ``transpose=True`` with ``stride=2`` is an up-sampling ConvTranspose2d that exactly doubles the
     spatial size; with ``stride=1`` the block is always a plain convolution.
+
+    The activation works in place, as in the authors' release (``nn.LeakyReLU(0.2, inplace=True)``):
+    GroupNorm's backward needs its input, not its output, so that output is overwritten instead of kept
+    for backward beside the activation's output (which the next convolution keeps). Same numbers, one
+    activation map fewer held per block: paper-size SimVP and TAU at batch 16 keep 0.47 GiB less for
+    backward (SimVP 3.33 -> 2.85 GiB, TAU 4.48 -> 4.00 GiB; measured with saved-tensor hooks).
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1, transpose: bool = False):
@@ -49,7 +55,7 @@ class ConvSC(nn.Module):
         else:
             self.conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
         self.norm = nn.GroupNorm(2, c_out)
-        self.act = nn.LeakyReLU(0.2)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.norm(self.conv(x)))

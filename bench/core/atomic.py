@@ -1,17 +1,19 @@
 """Atomic writes: every file goes to a temporary file in the same directory and is renamed over its target.
 
 Files are created with the permissions ``open()`` would give under the process umask (a shared
-results directory stays readable to the team) and synced before the rename.
+results directory stays readable to the team) and synced before the rename. Checkpoints and arrays are
+streamed into the temporary file, never staged in memory (a paper-size checkpoint with its optimiser
+state is 0.5-0.7 GB; staging it in a ``BytesIO`` and copying that to ``bytes`` held over three times
+that: SimVP's 0.65 GB took 2.2 GB, measured).
 """
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -43,22 +45,7 @@ def fsync_dir(path: Path) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:60]}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, FILE_MODE)  # mkstemp creates 0600; give the file what open() would
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_with(path, lambda fh: fh.write(data))
 
 
 @contextmanager
@@ -85,6 +72,13 @@ def atomic_output(path: Path) -> Iterator[Path]:
         raise
 
 
+def atomic_write_with(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Create ``path`` by ``write(file)`` streaming into a temporary file beside it (nothing is staged in
+    memory: a paper-size checkpoint is about a gigabyte), then synced and renamed (:func:`atomic_output`)."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        write(fh)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
@@ -95,17 +89,13 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_with(path, lambda fh: np.savez_compressed(fh, **arrays))
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
     import torch
 
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_with(path, lambda fh: torch.save(obj, fh))
 
 
 def write_history_csv(path: Path, history: list[dict[str, Any]]) -> None:

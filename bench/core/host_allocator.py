@@ -23,11 +23,18 @@ process-wide and stays for the life of the process (a sweep's later runs, a test
 memory goes through the CUDA caching allocator and is not affected. It does nothing where malloc is
 not glibc's (macOS, musl, or jemalloc/tcmalloc preloaded). ``BENCH_KEEP_FREED_MEMORY=0`` (or
 ``false``/``off``/``no``) turns it off.
+
+What it costs in memory (measured, issue 25): the heap keeps what a training step freed, so the phase
+after training (validation, the checkpoint, the test, the fps passes) would sit on training's footprint
+(a one-epoch ``--quick`` paper-size SimVP: 7.0 GB resident through every phase). :func:`release_free_heap`
+(glibc ``malloc_trim(0)``) hands the free pages back; :mod:`bench.core.memory` calls it once at the
+start of each phase (never per step, which would bring back the page faults this setting removes).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from typing import Any
@@ -74,6 +81,17 @@ def setting_for(device: Any) -> str:
     return _applied if getattr(device, "type", device) == "cpu" else ""
 
 
+def release_free_heap() -> bool:
+    """Return the free pages of the heap to the kernel (glibc ``malloc_trim(0)``); False where malloc is
+    not glibc's (nothing done)."""
+    libc = glibc_malloc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+@functools.cache
 def glibc_malloc() -> ctypes.CDLL | None:
     """The process's own C library, if it is glibc and its malloc is the one in use; else None."""
     if not sys.platform.startswith("linux"):
@@ -90,4 +108,6 @@ def glibc_malloc() -> ctypes.CDLL | None:
         return None
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     libc.mallopt.restype = ctypes.c_int
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.malloc_trim.restype = ctypes.c_int
     return libc

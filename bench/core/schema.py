@@ -15,9 +15,9 @@ timing.stated: is not a field of this record (an unknown key: ...)``.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_serializer
 
 from bench.errors import BenchError
 
@@ -37,6 +37,17 @@ class Record(BaseModel):
     """A frozen, strict record of a JSON file (see the module docstring)."""
 
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid", allow_inf_nan=False)
+    #: fields added after files were written: left out of the output while None, so that a file written
+    #: before a field existed reads and writes back to the same bytes
+    omitted_when_none: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_absent_additions(self, write: Any) -> dict[str, Any]:
+        data = write(self)
+        for name in self.omitted_when_none:
+            if data.get(name, 0) is None:
+                del data[name]
+        return data
 
     def replace(self: R, **changes: Any) -> R:
         """A copy with ``changes``, validated like a new record."""

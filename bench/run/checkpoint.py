@@ -1,8 +1,8 @@
 """Checkpoints of a run in progress: save after every epoch, resume only into the same run spec.
 
 ``last.pt`` holds the whole training state (model, optimiser, schedule, gradient scaler, history,
-best epoch, RNG states and the run spec's identity); ``best.pt`` the best validation epoch's
-number and weights (``{"epoch": int, "model": state_dict}``). ``last.pt`` is written first, so
+best epoch, RNG states, the peak memory of the phases so far and the run spec's identity); ``best.pt``
+the best validation epoch's number and weights (``{"epoch": int, "model": state_dict}``). ``last.pt`` is written first, so
 after a crash between the two files the best epoch is either in ``best.pt`` or is ``last.pt``'s
 own epoch, whose weights ``last.pt`` holds; :func:`resume` takes whichever matches. Both are written atomically and load with ``weights_only=True``. A checkpoint
 made for another configuration (any field of :meth:`bench.spec.run_spec.RunSpec.identity`: a data
@@ -78,6 +78,17 @@ class Progress:
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] | None = None
     next_epoch: int = 1
+    #: peak memory of the phases so far in bytes: ``train_rss``, ``eval_rss``, ``measure_rss`` and their
+    #: ``_gpu`` twins (:class:`~bench.store.record.PeakMemory`; measured by :mod:`bench.core.memory`)
+    peaks: dict[str, int] = field(default_factory=dict)
+
+    def note_peak(self, phase: str, peak: Any) -> None:
+        """Fold the :class:`bench.core.memory.PhasePeak` of a ``phase`` (train, eval, measure) into :attr:`peaks`."""
+        for kind in ("rss", "gpu"):
+            value = getattr(peak, kind)
+            if value is not None:
+                key = f"{phase}_{kind}"
+                self.peaks[key] = max(int(value), self.peaks.get(key, 0))
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,7 @@ def save_last(work: Path, spec: RunSpec, epoch: int, state: TrainingState, progr
     store.atomic_torch_save(work / LAST, {
         "epoch": epoch, **state.state_dicts(), "history": [epoch_row(r) for r in progress.history],
         "best": {"mse": progress.best_mse, "epoch": progress.best_epoch}, "rng": capture_rng(),
-        "spec": spec.identity()})
+        "spec": spec.identity(), "peak_memory": dict(progress.peaks)})
 
 
 def save_best(work: Path, epoch: int, state: dict[str, torch.Tensor]) -> None:
@@ -143,7 +154,8 @@ def resume(work: Path, spec: RunSpec, state: TrainingState) -> Progress | None:
         restore_rng(ckpt["rng"])
         best = ckpt["best"]
         progress = Progress(history=[EpochRecord(**row) for row in ckpt["history"]], best_mse=float(best["mse"]),
-                            best_epoch=int(best["epoch"]), next_epoch=int(ckpt["epoch"]) + 1)
+                            best_epoch=int(best["epoch"]), next_epoch=int(ckpt["epoch"]) + 1,
+                            peaks={str(k): int(v) for k, v in dict(ckpt.get("peak_memory") or {}).items()})
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise BenchError(f"checkpoint {path} does not fit this model ({type(exc).__name__}: {first}); "

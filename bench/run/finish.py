@@ -2,7 +2,8 @@
 
 :func:`test_and_record` writes ``predictions.npz`` (the first test sequences, for the qualitative
 figure) and ``result.json`` (:func:`build_result`) into the work directory, then removes
-``last.pt``; the runner commits the directory.
+``last.pt``; the runner commits the directory. The test pass counts as evaluation, and the efficiency
+measurement as a phase of its own, in the run's peak memory (:class:`~bench.store.record.PeakMemory`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from bench.core.host_allocator import setting_for
+from bench.core.memory import PeakMeter, rss_scope
 from bench.cost.measure import Measured, measure_efficiency, median
 from bench.metrics.functional import METRIC_CONVENTION, SCORING_PROTOCOL
 from bench.run.checkpoint import LAST, Progress
@@ -20,8 +22,8 @@ from bench.run.evaluation import Evaluation, evaluate
 from bench.run.prepared import PreparedRun, data_config
 from bench.spec.splits import Splits
 from bench import store
-from bench.store.record import (SCHEMA, DatasetInfo, Efficiency, Environment, MethodInfo, RunResult, RunSettings,
-                                Scoring, Timing, write_json_text)
+from bench.store.record import (SCHEMA, DatasetInfo, Efficiency, Environment, MethodInfo, PeakMemory, RunResult,
+                                RunSettings, Scoring, Timing, write_json_text)
 
 
 NUM_STORED_PREDICTIONS = 4  # test sequences whose predictions are stored for qualitative figures
@@ -32,7 +34,10 @@ def test_and_record(run: PreparedRun, progress: Progress) -> RunResult | None:
     spec, method, model, hp = run.spec, run.method, run.model, dict(run.spec.hparams)
     if progress.best_state is not None:
         model.load_state_dict(progress.best_state)
-    test = evaluate(run.scorer, run.splits, "test", keep=NUM_STORED_PREDICTIONS if run.info.world_size == 1 else 0)
+    meter = run.meter or PeakMeter(run.device)
+    with meter.phase() as test_peak:
+        test = evaluate(run.scorer, run.splits, "test", keep=NUM_STORED_PREDICTIONS if run.info.world_size == 1 else 0)
+    progress.note_peak("eval", test_peak)
     stored = test.kept
     if run.info.enabled and run.info.is_main:  # the stored sequences are the first test sequences, whatever the sharding
         whole = run.data.load(run.data, data_config(spec, run.opts, DistInfo()))
@@ -42,8 +47,12 @@ def test_and_record(run: PreparedRun, progress: Progress) -> RunResult | None:
     try:
         if not run.info.is_main:
             return None
-        efficiency = (measure_efficiency(Measured(method, model, run.data, hp), run.splits, run.device,
-                                         run.opts.fps_batch) if run.opts.efficiency else Efficiency())
+        efficiency = Efficiency()
+        if run.opts.efficiency:
+            with meter.phase() as measure_peak:
+                efficiency = measure_efficiency(Measured(method, model, run.data, hp), run.splits, run.device,
+                                                run.opts.fps_batch)
+            progress.note_peak("measure", measure_peak)
         result = build_result(run, progress, test, efficiency)
         if stored:
             store.atomic_save_npz(run.work / "predictions.npz", **stored)
@@ -82,7 +91,8 @@ def build_result(run: PreparedRun, progress: Progress, test: Evaluation, efficie
                                        if method.schedule is not None else {})),
         scoring=Scoring(protocol=SCORING_PROTOCOL, text=METRIC_CONVENTION),
         history=list(progress.history), best_epoch=progress.best_epoch,
-        test=test.metrics, test_per_frame=test.per_frame, efficiency=efficiency, pretrain=run.pretrain_record)
+        test=test.metrics, test_per_frame=test.per_frame, efficiency=efficiency, pretrain=run.pretrain_record,
+        memory=PeakMemory(**progress.peaks, rss_scope=rss_scope()) if progress.peaks else None)
 
 
 class _FirstBatch:

@@ -6,6 +6,10 @@ checkpoint with the lowest validation MSE is kept (the test set is touched once,
 can always restore the best epoch. A stop signal (:mod:`bench.run.stop`) ends the loop after the
 optimiser step in progress, or after an epoch's checkpoint, with :class:`~bench.run.stop.RunStopped`:
 the epoch in progress is lost, ``last.pt`` holds the one before.
+
+The peak memory of every phase is measured (:mod:`bench.core.memory`) and kept in the progress, and so
+in ``last.pt``: training (the run's set-up, each epoch's steps, its checkpoints) and the validation
+passes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 import torch
 
+from bench.core.memory import PeakMeter
 from bench.run.checkpoint import Progress, TrainingState, epoch_row, resume, save_best, save_last
 from bench.run.distributed import wrap_for_training
 from bench.run.epoch import Trainer, train_epoch
@@ -55,6 +60,9 @@ def train_run(run: PreparedRun) -> Progress:
         progress = Progress()
     else:
         run.log(f"{run.where}: resuming after epoch {progress.next_epoch - 1}")
+    meter = run.meter or PeakMeter(run.device)
+    if run.setup_peak is not None:
+        progress.note_peak("train", run.setup_peak)
     total_steps = spec.epochs * trainer.steps_per_epoch
     bar = _ProgressBar(run.opts.progress if run.info.is_main else None, run.where, total_steps,
                        (progress.next_epoch - 1) * trainer.steps_per_epoch)
@@ -65,9 +73,13 @@ def train_run(run: PreparedRun) -> Progress:
             bar.step(loss)
             stop.after_step(epoch)  # RunStopped: the epoch in progress is abandoned
 
-        stats = train_epoch(trainer, run.splits, epoch, on_step=on_step)
+        with meter.phase() as train_peak:
+            stats = train_epoch(trainer, run.splits, epoch, on_step=on_step)
+        progress.note_peak("train", train_peak)
         t1 = time.perf_counter()
-        val = evaluate(run.scorer, run.splits, "val").metrics
+        with meter.phase() as eval_peak:
+            val = evaluate(run.scorer, run.splits, "val").metrics
+        progress.note_peak("eval", eval_peak)
         progress.history.append(EpochRecord(epoch=epoch, train_loss=stats.train_loss, val=val,
                                             lr=float(trainer.optimizer.param_groups[0]["lr"]), seconds=stats.seconds,
                                             eval_seconds=time.perf_counter() - t1, train_samples=stats.samples))
@@ -76,9 +88,11 @@ def train_run(run: PreparedRun) -> Progress:
             progress.best_mse, progress.best_epoch = val["mse"], epoch
             progress.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         if run.info.is_main:  # last.pt first: it can always restore the best epoch if it is this one
-            save_last(run.work, spec, epoch, state, progress)
-            if improved:
-                save_best(run.work, epoch, progress.best_state)
+            with meter.phase() as save_peak:
+                save_last(run.work, spec, epoch, state, progress)
+                if improved:
+                    save_best(run.work, epoch, progress.best_state)
+            progress.note_peak("train", save_peak)  # in the next last.pt: a resume loses only this epoch's save
             store.write_history_csv(run.work / "history.csv", [_flat(r) for r in progress.history])
         run.log(f"{run.where}: epoch {epoch}/{spec.epochs} train_loss {stats.train_loss:.5f} "
                 f"val_mse {val['mse']:.3f} ({stats.seconds:.1f}s)")

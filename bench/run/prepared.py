@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from bench.core.host_allocator import keep_freed_memory_on
+from bench.core.memory import PeakMeter, PhasePeak
 from bench.core.platform import resolve_device, seed_everything
 from bench.errors import BenchError
 from bench.run.distributed import DistInfo, barrier, init_from_env
@@ -48,6 +49,8 @@ class PreparedRun:
     pretrain_record: dict | None
     started: str
     wall_start: float
+    meter: PeakMeter | None = None  # the peak memory of each phase (bench.core.memory)
+    setup_peak: PhasePeak | None = None  # of loading the data, building the model, pretraining (counted as training)
 
     @property
     def method(self) -> MethodSpec:
@@ -80,6 +83,15 @@ def prepare_run(spec: RunSpec, data: DatasetSpec, work: Path, opts: RunOptions) 
         raise BenchError(f"batch size {spec.batch_size} is not divisible by the {info.world_size} processes; "
                          f"pass --batch-size as a multiple of --nproc_per_node")
     barrier(info)
+    meter = PeakMeter(device)
+    with meter.phase() as setup_peak:
+        run = _prepare(spec, data, work, opts, info, device)
+    run.meter, run.setup_peak = meter, setup_peak
+    return run
+
+
+def _prepare(spec: RunSpec, data: DatasetSpec, work: Path, opts: RunOptions, info: DistInfo,
+             device: torch.device) -> PreparedRun:
     seed_everything(spec.seed, device)
     splits = data.load(data, data_config(spec, opts, info, device))
     sizes = {s: global_size(splits, s, info, device) for s in ("train", "val", "test")}

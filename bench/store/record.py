@@ -36,7 +36,9 @@ Layout of the fields (schema 2)::
     scoring {protocol, text}, history [{epoch, train_loss, lr, seconds, eval_seconds,
     train_samples, val {metric: value}}], best_epoch, test {metric: value},
     test_per_frame {metric: [value at predicted frame 1..T']}, efficiency {params, flops, fps,
-    fps_repeats, load_average, ...}, pretrain, timing {started, finished, wall_seconds},
+    fps_repeats, load_average, ...}, pretrain, memory {train_rss, eval_rss, measure_rss,
+    train_gpu, eval_gpu, measure_gpu, rss_scope} (written only when measured: records of older runs
+    read and write back without it), timing {started, finished, wall_seconds},
     error, last_good_epoch, traceback (failed runs)
 """
 
@@ -45,7 +47,7 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import PrivateAttr
 
@@ -143,6 +145,21 @@ class Efficiency(Record):
     train_samples_per_second: float | None = None
 
 
+class PeakMemory(Record):
+    """Peak memory of a run's phases in bytes (:mod:`bench.core.memory`; under torchrun rank 0's): ``train``
+    (data, model, pretraining, the epochs and their checkpoints, before a resume too), ``eval`` (validation
+    and test passes), ``measure`` (FLOP count, fps). ``*_rss``: resident, each phase's own where
+    ``rss_scope`` is "phase" (else the process's so far); ``*_gpu``: CUDA-allocated (None on the CPU)."""
+
+    train_rss: int | None = None
+    eval_rss: int | None = None
+    measure_rss: int | None = None
+    train_gpu: int | None = None
+    eval_gpu: int | None = None
+    measure_gpu: int | None = None
+    rss_scope: Literal["phase", "process"] = "phase"
+
+
 class Timing(Record):
     started: str | None = None
     finished: str | None = None
@@ -171,6 +188,8 @@ with warnings.catch_warnings():  # the field ``schema`` shadows pydantic's depre
         test_per_frame: dict[str, list[float]] | None = None
         efficiency: Efficiency | None = None
         pretrain: dict[str, Any] | None = None
+        memory: PeakMemory | None = None  # peak memory of training and evaluation (absent from older records)
+        omitted_when_none: ClassVar[tuple[str, ...]] = ("memory",)
         error: str | None = None
         last_good_epoch: int | None = None
         traceback: str | None = None
