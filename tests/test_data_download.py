@@ -7,10 +7,10 @@ import dataclasses
 import hashlib
 import http.server
 import socket
-import threading
 
 import numpy as np
 import pytest
+from local_http import LocalServer
 from typer.testing import CliRunner
 
 from bench.cli.data import data_app
@@ -23,7 +23,7 @@ cli = CliRunner()
 
 
 
-class Server:
+class Server(LocalServer):
     """http.server on 127.0.0.1 serving fixture bytes, with Range support (or not), logging requests."""
 
     def __init__(self, files: dict[str, bytes], honour_range: bool = True):
@@ -55,17 +55,7 @@ class Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 PAYLOAD = np.random.default_rng(5).integers(0, 256, 300_000, dtype=np.uint8).tobytes()

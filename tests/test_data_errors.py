@@ -14,11 +14,11 @@ import dataclasses
 import gzip
 import http.server
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from local_http import LocalServer
 
 from bench.datasets import mmnist_real
 from bench.datafiles import SOURCES, CheckReport, check_loader
@@ -148,7 +148,7 @@ def test_the_loader_check_reports_non_finite_batches():
 # ------------------------------------------------------------------------------ bench data download
 
 
-class EndlessServer:
+class EndlessServer(LocalServer):
     """An HTTP server on 127.0.0.1 that streams zeros without a Content-Length "forever" (until the client
     stops reading, or ``safety`` bytes, so that a client without a bound fails instead of hanging the
     suite); ``announce`` sends a Content-Length instead. Counts what it sent."""
@@ -175,17 +175,7 @@ class EndlessServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 def test_a_download_that_streams_forever_stops_at_the_published_size(bench, tmp_path):

@@ -81,8 +81,11 @@ def run(
             for spec, data in {spec.label: (spec, data) for spec, data in runs}.values():
                 check_channels_last(spec, data)
         dev = resolve_device(device)
-        if force or not all_kept(results, runs):  # a finished sweep is "kept" on a read-only results directory
+        try:
             check_results_dir(results)
+        except BenchError:
+            if force or not all_kept(results, runs):  # a finished sweep is "kept" on a read-only results directory
+                raise
         if workers is not None:
             check_workers(workers)
     except BenchError as exc:
